@@ -1,0 +1,3 @@
+"""laserd: a safe, networked laser appliance for GRBL engravers."""
+
+__version__ = "0.1.0"
