@@ -111,7 +111,9 @@ class RateLimited(LaserdError):
 
     def __init__(self, retry_after_s: float, message: str | None = None) -> None:
         seconds = max(1, int(retry_after_s + 0.999))
-        super().__init__(message, headers={"Retry-After": str(seconds)}, details={"retry_after_s": seconds})
+        super().__init__(
+            message, headers={"Retry-After": str(seconds)}, details={"retry_after_s": seconds}
+        )
 
 
 class Unavailable(LaserdError):

@@ -24,7 +24,7 @@ SECRET_FILE = "jwt_secret"
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message names the key, the value and what is allowed."""
+    """The configuration cannot be used; the message names the key, value and what is allowed."""
 
 
 class _Section(BaseModel):
@@ -228,7 +228,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_scalar(raw: str) -> Any:
-    """Read an environment value as TOML (numbers, booleans, arrays, inline tables), else a string."""
+    """Read an environment value as TOML (numbers, booleans, arrays, tables), else a string."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

@@ -1,0 +1,276 @@
+"""Route declarations: one decorator states a route's least role and its models.
+
+Every API handler is declared with :class:`ApiRoutes`::
+
+    routes = ApiRoutes("projects")
+
+    @routes.post("/projects", role=Role.user, body=ProjectCreate, response=ProjectOut,
+                 status=201, summary="Create a project")
+    async def create_project(request: web.Request, body: ProjectCreate) -> ProjectOut: ...
+
+The wrapper authenticates (for any role above ``public``), checks the role, reads and validates
+the JSON body and the query string with the pydantic models, and serialises the answer with the
+response model. The same :class:`RouteSpec` records feed the OpenAPI document
+(:mod:`laserd.api.openapi`) and the role × route matrix test, so what is documented is what is
+enforced: one source of truth.
+
+Handler return values: a pydantic model or a dict/list (JSON with ``status``), ``None`` (204),
+or any ``web.StreamResponse`` (sent as is: files, images, WebSockets).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from laserd import errors
+from laserd.auth.principal import Principal, Role
+from laserd.keys import AUTHENTICATOR, ROUTE_SPECS
+
+API_PREFIX = "/api/v1"
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class RouteSpec:
+    method: str
+    path: str  # relative to API_PREFIX, aiohttp syntax (``/projects/{id}``)
+    handler: Handler
+    role: Role
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None  # a model class, ``list[Model]``, or None
+    status: int = 200
+    #: Non-JSON answers: media type → description (e.g. ``{"image/png": "the preview"}``).
+    produces: dict[str, str] = field(default_factory=dict)
+    #: Non-JSON request bodies (``multipart/form-data`` uploads).
+    consumes: str | None = None
+    #: Error statuses this route can answer besides the generic ones.
+    errors: tuple[int, ...] = ()
+    #: True for routes that authenticate themselves (the WebSocket's first message).
+    self_auth: bool = False
+    debug_only: bool = False
+    description: str = ""
+
+    @property
+    def full_path(self) -> str:
+        return API_PREFIX + self.path
+
+
+def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """pydantic errors → API.md's ``[{"field": "a.b", "message": "..."}]``."""
+    out = []
+    for e in exc.errors(include_url=False):
+        loc = [str(p) for p in e["loc"]]
+        field_name = ".".join(([prefix] if prefix else []) + loc) or (prefix or "body")
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append({"field": field_name, "message": msg})
+    return out
+
+
+def raise_validation(exc: ValidationError, prefix: str = "") -> None:
+    details = validation_details(exc, prefix)
+    first = details[0] if details else {"field": prefix, "message": "invalid"}
+    raise errors.ValidationFailed(f"{first['field']}: {first['message']}", details=details)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; an empty body counts as ``{}`` (e.g. ``POST /machine/home``)."""
+    if not request.body_exists:
+        return {}
+    ctype = request.content_type
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    if ctype != "application/json":
+        raise errors.BadRequest(
+            f"Content-Type must be application/json, not {ctype or 'missing'}.",
+            code="bad_request",
+        )
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+
+
+def _query_data(request: web.Request) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    return data
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """An integer path parameter; anything else is simply not found (no 500, no leak)."""
+    raw = request.match_info.get(name, "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise errors.NotFound()
+    return int(raw)
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller of an authenticated route (set by the route wrapper)."""
+    p = request.get(PRINCIPAL)
+    if p is None:
+        raise errors.NotAuthenticated()
+    return p
+
+
+def optional_principal(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)
+
+
+def _dump(response_model: Any, value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if response_model is not None and isinstance(value, dict | list):
+        adapter = _adapter(response_model)
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
+    return value
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+class ApiRoutes:
+    """A table of declared API routes for one resource (one module under ``laserd.api``)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: Role,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        produces: dict[str, str] | None = None,
+        consumes: str | None = None,
+        errors: Sequence[int] = (),
+        self_auth: bool = False,
+        debug_only: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        def decorate(fn: Handler) -> Handler:
+            spec = RouteSpec(
+                method=method.upper(),
+                path=path,
+                handler=fn,
+                role=role,
+                summary=summary,
+                tag=self.tag,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                produces=dict(produces or {}),
+                consumes=consumes,
+                errors=tuple(errors),
+                self_auth=self_auth,
+                debug_only=debug_only,
+                description=(fn.__doc__ or "").strip(),
+            )
+            self.specs.append(spec)
+            return fn
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if spec.role is not Role.public:
+            who = await request.app[AUTHENTICATOR].authenticate(request)
+            if not who.role.allows(spec.role):
+                raise errors.Forbidden(f"This needs the {spec.role.value} role.")
+            request[PRINCIPAL] = who
+        kwargs: dict[str, Any] = {}
+        if spec.query is not None:
+            try:
+                kwargs["query"] = spec.query.model_validate(_query_data(request))
+            except ValidationError as exc:
+                raise_validation(exc)
+        if spec.body is not None:
+            data = await read_json(request)
+            try:
+                kwargs["body"] = spec.body.model_validate(data)
+            except ValidationError as exc:
+                raise_validation(exc)
+        result = await spec.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        return json_response(_dump(spec.response, result), status=spec.status)
+
+    handler.__name__ = spec.handler.__name__
+    handler.__doc__ = spec.handler.__doc__
+    return handler
+
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def register(app: web.Application, tables: Sequence[ApiRoutes], *, debug: bool) -> None:
+    """Add every declared route to the app and record the specs for OpenAPI and tests."""
+    specs: list[RouteSpec] = []
+    for table in tables:
+        for spec in table.specs:
+            if spec.debug_only and not debug:
+                continue
+            app.router.add_route(spec.method, spec.full_path, _wrap(spec))
+            specs.append(spec)
+    app[ROUTE_SPECS] = specs
+
+
+def path_params(path: str) -> list[str]:
+    return _PARAM.findall(path)
+
+
+def openapi_path(path: str) -> str:
+    """aiohttp ``{id:\\d+}`` → OpenAPI ``{id}``."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)

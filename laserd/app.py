@@ -1,0 +1,84 @@
+"""The app factory: middlewares, ordered cleanup contexts and routes.
+
+Cleanup contexts enter in the order of :data:`CONTEXTS` and exit in reverse, so at shutdown
+the job runner stops the laser before the link closes, and the link closes before the safety
+outputs are released and the database is closed. The safety outputs are set to their safe
+state before the controller is even opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from laserd import db as dbmod
+from laserd.api import system
+from laserd.api.middleware import MIDDLEWARES
+from laserd.api.routing import ApiRoutes, register
+from laserd.events import EventHub
+from laserd.hardware import Hardware, hardware_from_settings
+from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
+from laserd.settings import Settings, ensure_state_dirs, server_secret
+from laserd.webui import add_routes as add_web_routes
+from laserd.webui import find_web_dir
+
+log = logging.getLogger(__name__)
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def state_ctx(app: web.Application) -> AsyncIterator[None]:
+    """State folders, the server secret and the event hub's loop binding."""
+    settings = app[SETTINGS]
+    ensure_state_dirs(settings)
+    app[SERVER_SECRET] = server_secret(settings)
+    app[HUB].bind_loop(asyncio.get_running_loop())
+    yield
+    app[HUB].close()
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    conn = await dbmod.open_database(app[SETTINGS].db_path)
+    app[DB] = conn
+    try:
+        yield
+    finally:
+        try:
+            await conn.execute("PRAGMA optimize")
+        finally:
+            await conn.close()
+
+
+#: Services in start order. Later layers add theirs here, in the place their dependencies need.
+CONTEXTS: list[Context] = [state_ctx, database_ctx]
+
+#: Route tables of every API module.
+ROUTE_TABLES: list[ApiRoutes] = [system.routes]
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "laserd"
+
+
+def create_app(settings: Settings, hardware: Hardware | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=list(MIDDLEWARES),
+        client_max_size=settings.server.max_json_kb * 1024,
+    )
+    app[SETTINGS] = settings
+    app[HARDWARE] = hardware if hardware is not None else hardware_from_settings(settings)
+    app[HUB] = EventHub()
+    app[STARTED_MONO] = time.monotonic()
+    app.cleanup_ctx.extend(CONTEXTS)
+    register(app, ROUTE_TABLES, debug=settings.server.debug)
+    web_dir = find_web_dir()
+    if web_dir is not None:
+        add_web_routes(app, web_dir)
+    else:
+        log.warning("web/ not found: the browser UI is not served")
+    app.on_response_prepare.append(_server_header)
+    return app

@@ -1,0 +1,69 @@
+"""Logging set-up: the request id in every line of a request, journald when present.
+
+The request-id middleware sets :data:`request_id_var`; a filter copies it (and the job id or
+user set by other code through :data:`job_id_var` / :data:`user_var`) onto every record, so a
+line logged deep inside a service still says which request it belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+job_id_var: ContextVar[str] = ContextVar("job_id", default="")
+user_var: ContextVar[str] = ContextVar("user", default="")
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id``, ``job_id`` and ``user`` attributes to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        if not hasattr(record, "job_id"):
+            record.job_id = job_id_var.get()
+        if not hasattr(record, "user"):
+            record.user = user_var.get()
+        return True
+
+
+def _journal_handler() -> logging.Handler | None:
+    try:
+        from laserd import systemd as sd
+    except ImportError:
+        return None
+    factory = getattr(sd, "journal_handler", None)
+    if factory is None:
+        return None
+    try:
+        handler = factory()
+    except Exception:  # journald unusable: fall back to stderr
+        return None
+    return handler
+
+
+def setup_logging(level: str = "info", *, use_journal: bool = True) -> logging.Handler:
+    """Configure the root logger once; return the handler in use."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_laserd", False):
+            root.removeHandler(h)
+    handler = _journal_handler() if use_journal else None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(ContextFilter())
+    handler._laserd = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    set_level(level)
+    return handler
+
+
+def set_level(level: str) -> None:
+    logging.getLogger().setLevel(level.upper())
+    # aiohttp's own access log is replaced by ours (see api.middleware).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
