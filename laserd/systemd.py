@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import socket
@@ -329,42 +328,16 @@ class StatusReporter:
 # ---------------------------------------------------------------------------- journald
 
 
-def _context_values() -> dict[str, Any]:
-    """Request id, job id and user from the contextvars of :mod:`laserd.logs`, where set."""
-    values: dict[str, Any] = {}
-    try:
-        from laserd import logs  # the lead's module: request-id middleware sets these
-    except ImportError:
-        return values
-    for attr in STRUCTURED_FIELDS:
-        var = getattr(logs, f"{attr}_var", None)
-        if isinstance(var, contextvars.ContextVar):
-            value = var.get(None)
-            if value not in (None, ""):
-                values[attr] = value
-    return values
-
-
-class ContextFieldsFilter(logging.Filter):
-    """Copies request id / job id / user from context onto records that lack them.
-
-    Runs in the thread that logs, so the contextvars of the request or job task are visible
-    even when the record is emitted later by another handler.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        for attr, value in _context_values().items():
-            if getattr(record, attr, None) in (None, ""):
-                setattr(record, attr, value)
-        return True
-
-
 def structured_fields(record: logging.LogRecord) -> dict[str, str]:
-    """The journal fields of one record: REQUEST_ID, JOB_ID, USER where they are known."""
+    """The journal fields of one record: REQUEST_ID, JOB_ID, USER where they are known.
+
+    The values come from ``extra=`` or from :class:`laserd.logs.ContextFilter`, which copies
+    the request/job/user contextvars onto every record (``-`` and empty mean "none").
+    """
     fields: dict[str, str] = {}
     for attr, name in STRUCTURED_FIELDS.items():
         value = getattr(record, attr, None)
-        if value not in (None, ""):
+        if value not in (None, "", "-"):
             fields[name] = str(value)
     return fields
 
@@ -422,7 +395,6 @@ def journal_handler(
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
         handler.setFormatter(_StreamFormatter(bool(env.get("JOURNAL_STREAM"))))
-    handler.addFilter(ContextFieldsFilter())
     return handler
 
 
@@ -460,21 +432,3 @@ def _make_journal_handler(journal: Any, sender: Any = None) -> logging.Handler:
     handler = LaserdJournalHandler(**kwargs)
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
-
-
-def setup_logging(level: str = "info", env: Mapping[str, str] | None = None) -> logging.Handler:
-    """Install :func:`journal_handler` as the root handler at ``level`` (``info``, ``debug``…)."""
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_laserd", False):
-            root.removeHandler(old)
-    handler = journal_handler(env)
-    handler._laserd = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    set_log_level(level)
-    return handler
-
-
-def set_log_level(level: str) -> None:
-    """Change the root level at run time (SIGHUP reload)."""
-    logging.getLogger().setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -15,6 +15,7 @@ import pytest
 
 from laserd import systemd
 from laserd.events import EventHub
+from laserd.logs import ContextFilter, request_id_var
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def test_journal_handler_sends_structured_fields():
         sent.append((message, fields))
 
     handler = systemd._make_journal_handler(journal, sender)
-    handler.addFilter(systemd.ContextFieldsFilter())
+    handler.addFilter(ContextFilter())
     logger = logging.getLogger("laserd.test.journal")
     logger.propagate = False
     logger.addHandler(handler)
@@ -174,16 +175,22 @@ def test_journal_handler_sends_structured_fields():
     try:
         logger.info("job %s started", 12, extra={"job_id": 12, "user": "ada", "request_id": "r-1"})
         logger.warning("plain line")
+        token = request_id_var.set("req-from-context")
+        try:
+            logger.error("inside a request")
+        finally:
+            request_id_var.reset(token)
     finally:
         logger.removeHandler(handler)
-    (msg1, f1), (msg2, f2) = sent
+    (msg1, f1), (msg2, f2), (msg3, f3) = sent
     assert msg1 == "job 12 started"
     assert f1["JOB_ID"] == "12" and f1["USER"] == "ada" and f1["REQUEST_ID"] == "r-1"
     assert f1["PRIORITY"] == "6" and f1["SYSLOG_IDENTIFIER"] == "laserd"
     assert f1["LOGGER"] == "laserd.test.journal"
     assert all(k.isupper() for k in f1)  # journald drops lowercase field names
     assert msg2 == "plain line" and f2["PRIORITY"] == "4"
-    assert "JOB_ID" not in f2
+    assert "JOB_ID" not in f2 and "REQUEST_ID" not in f2
+    assert msg3 == "inside a request" and f3["REQUEST_ID"] == "req-from-context"
 
 
 def test_stderr_handler_outside_systemd_and_priority_prefix_on_journal_stream():
