@@ -1,0 +1,164 @@
+// The laser settings form of a project: every field of API.md's `laser` object, checked in the
+// browser with the same ranges the server uses (so mistakes show while typing), with the
+// server's 422 details shown beside the field they name. Presets fill sensible starting points.
+
+import { clearErrors, field, h, showFieldError } from "./dom.js";
+
+export const DITHERS = [
+  ["grayscale", "Grayscale (power follows brightness)"],
+  ["threshold", "Threshold (black and white)"],
+  ["floyd_steinberg", "Floyd–Steinberg dither"],
+  ["atkinson", "Atkinson dither"],
+  ["jarvis", "Jarvis dither"],
+  ["ordered", "Ordered (Bayer) dither"],
+];
+
+/** Starting points for common jobs on a 5–10 W diode laser; tune per machine. */
+export const PRESETS = {
+  photo_wood: {
+    label: "Photo on wood",
+    laser: { mode: "M4", power_min_pct: 0, power_max_pct: 60, speed_mm_min: 3000, travel_mm_min: 6000, passes: 1, air_assist: false, line_interval_mm: 0.1, dither: "jarvis", invert: false, overscan_mm: 2, bidirectional: true },
+  },
+  cut_plywood: {
+    label: "Cut 3 mm plywood",
+    laser: { mode: "M3", power_min_pct: 0, power_max_pct: 100, speed_mm_min: 300, travel_mm_min: 6000, passes: 3, air_assist: true, line_interval_mm: 0.1, dither: "threshold", threshold: 128, invert: false, overscan_mm: 0, bidirectional: true },
+  },
+  mark_aluminium: {
+    label: "Mark anodised aluminium",
+    laser: { mode: "M4", power_min_pct: 0, power_max_pct: 35, speed_mm_min: 2500, travel_mm_min: 6000, passes: 1, air_assist: false, line_interval_mm: 0.08, dither: "threshold", threshold: 128, invert: false, overscan_mm: 2, bidirectional: true },
+  },
+};
+
+// [name, label, {min, max, step, hint, integer}]
+const NUMBERS = [
+  ["power_min_pct", "Minimum power (%)", { min: 0, max: 100, step: 0.5, hint: "Used for the lightest pixels in grayscale mode." }],
+  ["power_max_pct", "Maximum power (%)", { min: 0, max: 100, step: 0.5, hint: "100 % is the controller's $30." }],
+  ["speed_mm_min", "Engrave/cut speed (mm/min)", { min: 1, max: 100000, step: 10 }],
+  ["travel_mm_min", "Travel speed (mm/min)", { min: 1, max: 100000, step: 10, hint: "Moves with the laser off." }],
+  ["passes", "Passes", { min: 1, max: 50, step: 1, integer: true }],
+  ["line_interval_mm", "Line interval (mm)", { min: 0.01, max: 5, step: 0.01, hint: "Distance between raster lines; 0.1 mm is 254 dpi." }],
+  ["threshold", "Threshold (0–255)", { min: 0, max: 255, step: 1, integer: true, hint: "Threshold mode: darker pixels than this are burned." }],
+  ["overscan_mm", "Overscan (mm)", { min: 0, max: 50, step: 0.5, hint: "Room to accelerate beyond each line's ends." }],
+  ["width_mm", "Width on the bed (mm)", { min: 0.1, max: 10000, step: 0.1, optional: true, hint: "Give width or height to keep the aspect ratio." }],
+  ["height_mm", "Height on the bed (mm)", { min: 0.1, max: 10000, step: 0.1, optional: true }],
+  ["origin_mm.x", "Origin X (mm)", { min: -10000, max: 10000, step: 0.1 }],
+  ["origin_mm.y", "Origin Y (mm)", { min: -10000, max: 10000, step: 0.1 }],
+];
+
+function get(obj, path) {
+  return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+}
+
+/**
+ * Build the laser fieldset. Control names are prefixed "laser." so that 422 details such as
+ * "laser.power_max_pct" land on the right control. Returns {el, read(), fill(laser), check()}.
+ */
+export function laserFieldset(initial = {}, { readOnly = false } = {}) {
+  const controls = {};
+  const mode = h("select", { name: "laser.mode" },
+    h("option", { value: "M4" }, "M4 – dynamic power (engraving, less burn at corners)"),
+    h("option", { value: "M3" }, "M3 – constant power (cutting)"));
+  controls.mode = mode;
+  const dither = h("select", { name: "laser.dither" }, DITHERS.map(([v, label]) => h("option", { value: v }, label)));
+  controls.dither = dither;
+  const bools = {};
+  for (const [name] of [["air_assist"], ["invert"], ["bidirectional"]]) {
+    bools[name] = h("input", { type: "checkbox", name: `laser.${name}` });
+    controls[name] = bools[name];
+  }
+  const numberFields = NUMBERS.map(([name, label, o]) => {
+    const input = h("input", { type: "number", name: `laser.${name}`, min: String(o.min), max: String(o.max), step: String(o.step), inputmode: "decimal" });
+    input.dataset.optional = o.optional ? "1" : "";
+    input.dataset.integer = o.integer ? "1" : "";
+    input.addEventListener("input", () => checkOne(input, o, label));
+    controls[name] = input;
+    return field(label, input, { hint: o.hint || "" });
+  });
+
+  const presetSelect = h("select", { name: "preset", "aria-describedby": "preset-hint" },
+    h("option", { value: "" }, "Choose a preset…"),
+    Object.entries(PRESETS).map(([k, p]) => h("option", { value: k }, p.label)));
+  presetSelect.addEventListener("change", () => {
+    const p = PRESETS[presetSelect.value];
+    if (p) fill({ ...read(), ...p.laser });
+  });
+
+  const el = h("fieldset", { class: "laser-form", disabled: readOnly },
+    h("legend", {}, "Laser settings"),
+    readOnly ? null : h("div", { class: "field wide" }, h("label", { for: "preset-select" }, "Preset"), Object.assign(presetSelect, { id: "preset-select" }),
+      h("p", { class: "hint", id: "preset-hint" }, "Fills the form with a starting point; test on a scrap piece first.")),
+    h("div", { class: "form-grid" },
+      field("Laser mode", mode),
+      field("Image mode", dither),
+      ...numberFields,
+      field("Air assist", bools.air_assist),
+      field("Invert image", bools.invert),
+      field("Engrave in both directions", bools.bidirectional),
+    ),
+  );
+
+  function checkOne(input, o, label) {
+    const form = input.form || el;
+    const err = form.querySelector(`#${CSS.escape(input.id)}-err`);
+    let message = "";
+    if (input.value === "") {
+      if (!o.optional) message = `${label.replace(/ \(.*\)$/, "")} is required.`;
+    } else {
+      const v = Number(input.value);
+      if (!Number.isFinite(v)) message = "Enter a number.";
+      else if (v < o.min || v > o.max) message = `Between ${o.min} and ${o.max}.`;
+      else if (o.integer && !Number.isInteger(v)) message = "A whole number.";
+    }
+    if (err) {
+      err.textContent = message;
+      err.hidden = !message;
+    }
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    return !message;
+  }
+
+  function fill(laser) {
+    mode.value = laser.mode || "M4";
+    dither.value = laser.dither || "grayscale";
+    for (const name of Object.keys(bools)) bools[name].checked = Boolean(laser[name]);
+    for (const [name] of NUMBERS) {
+      const v = get(laser, name);
+      controls[name].value = v === undefined || v === null ? "" : String(v);
+    }
+  }
+
+  function read() {
+    const out = { mode: mode.value, dither: dither.value };
+    for (const name of Object.keys(bools)) out[name] = bools[name].checked;
+    for (const [name] of NUMBERS) {
+      const raw = controls[name].value;
+      const v = raw === "" ? null : Number(raw);
+      if (name.includes(".")) {
+        const [a, b] = name.split(".");
+        out[a] = { ...(out[a] || {}), [b]: v ?? 0 };
+      } else if (v !== null) out[name] = v;
+      else if (controls[name].dataset.optional) out[name] = null;
+    }
+    return out;
+  }
+
+  /** Check every field; false (and messages shown) when one is out of range. */
+  function check(form) {
+    clearErrors(form);
+    let ok = true;
+    for (const [name, label, o] of NUMBERS) {
+      if (!checkOne(controls[name], o, label)) ok = false;
+    }
+    const lo = Number(controls.power_min_pct.value);
+    const hi = Number(controls.power_max_pct.value);
+    if (ok && lo > hi) {
+      showFieldError(form, "laser.power_min_pct", "Must not exceed the maximum power.");
+      ok = false;
+    }
+    return ok;
+  }
+
+  fill(initial);
+  return { el, read, fill, check };
+}

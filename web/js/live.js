@@ -1,0 +1,109 @@
+// The one WebSocket that drives every live value on every page. It reconnects by itself with
+// a growing, jittered delay (so a room full of phones does not hammer a rebooting Pi in
+// lockstep) and says so in the header; pages subscribe to message types and never poll.
+
+import { refresh, token } from "./api.js";
+
+const MIN_DELAY_MS = 500;
+const MAX_DELAY_MS = 15000;
+
+class Live extends EventTarget {
+  constructor() {
+    super();
+    this.ws = null;
+    this.status = "offline"; // offline | connecting | live
+    this.attempt = 0;
+    this.timer = null;
+    this.wanted = false;
+    this.gotMessage = false;
+  }
+
+  /** Start (or keep) the connection while a user is signed in. */
+  start() {
+    this.wanted = true;
+    if (!this.ws && !this.timer) this.open();
+  }
+
+  stop() {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000, "bye");
+    }
+    this.setStatus("offline");
+  }
+
+  /** Reconnect now, e.g. with a new token after a refresh. */
+  restart() {
+    if (!this.wanted) return;
+    this.stop();
+    this.start();
+  }
+
+  setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.dispatchEvent(new CustomEvent("status", { detail: status }));
+  }
+
+  open() {
+    this.timer = null;
+    const current = token();
+    if (!current) return;
+    this.setStatus("connecting");
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
+    this.ws = ws;
+    this.gotMessage = false;
+    ws.addEventListener("open", () => {
+      ws.send(JSON.stringify({ type: "auth", token: current }));
+    });
+    ws.addEventListener("message", (e) => {
+      if (ws !== this.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (!this.gotMessage) {
+        this.gotMessage = true;
+        this.attempt = 0;
+        this.setStatus("live");
+        this.dispatchEvent(new CustomEvent("open"));
+      }
+      if (msg && typeof msg.type === "string") this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+    });
+    ws.addEventListener("close", async (e) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      if (!this.wanted) return;
+      this.setStatus("connecting");
+      // An auth failure (policy violation or an app code 4401/4403) usually means the access
+      // token expired: renew it before trying again instead of looping on a dead token.
+      if (e.code === 1008 || (e.code >= 4000 && e.code < 5000) || !this.gotMessage) {
+        if (this.attempt > 0 || e.code === 1008 || e.code >= 4000) await refresh();
+      }
+      this.schedule();
+    });
+  }
+
+  schedule() {
+    if (!this.wanted || this.timer) return;
+    const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
+    this.attempt += 1;
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  on(type, fn) {
+    const handler = (e) => fn(e.detail);
+    this.addEventListener(type, handler);
+    return () => this.removeEventListener(type, handler);
+  }
+}
+
+export const live = new Live();

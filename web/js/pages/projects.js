@@ -1,0 +1,91 @@
+// The list of projects and the form that starts a new one.
+
+import * as API from "../api.js";
+import { go } from "../app.js";
+import { clearErrors, field, formError, h, showApiError, showFieldError } from "../dom.js";
+import { when } from "../format.js";
+import { PRESETS } from "../laser_form.js";
+import { can } from "../store.js";
+
+const PAGE = 50;
+
+export async function render(view) {
+  const list = h("ul", { class: "cards", "aria-live": "polite" });
+  const more = h("button", { type: "button", class: "btn", hidden: true }, "Show more");
+  const empty = h("p", { class: "muted", hidden: true }, "No projects yet.");
+  let offset = 0;
+
+  async function load(reset = false) {
+    if (reset) {
+      offset = 0;
+      list.replaceChildren();
+    }
+    more.disabled = true;
+    try {
+      const page = await API.get(`/projects${API.qs({ limit: PAGE, offset })}`);
+      for (const p of page.items) list.append(card(p));
+      offset += page.items.length;
+      more.hidden = offset >= page.total;
+      empty.hidden = page.total > 0;
+    } catch (err) {
+      list.append(h("li", { class: "panel error" }, err.message));
+    } finally {
+      more.disabled = false;
+    }
+  }
+  more.addEventListener("click", () => load());
+
+  view.append(
+    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Projects")),
+    can.control() ? createForm() : h("p", { class: "notice" }, "Guests cannot create projects."),
+    h("section", { "aria-label": "Your projects" }, empty, list, more),
+  );
+  await load(true);
+}
+
+function card(p) {
+  return h("li", { class: "card" },
+    h("a", { href: `#/projects/${encodeURIComponent(p.id)}`, class: "card-link" },
+      h("span", { class: "card-title" }, p.name),
+      p.description ? h("span", { class: "card-text" }, p.description) : null,
+      h("span", { class: "card-meta" }, `Updated ${when(p.updated_at || p.created_at)}`,
+        p.laser ? ` · ${p.laser.mode} · ${p.laser.power_max_pct} % · ${p.laser.speed_mm_min} mm/min` : "")));
+}
+
+function createForm() {
+  const name = h("input", { name: "name", required: true, maxlength: "200" });
+  const description = h("textarea", { name: "description", rows: "2", maxlength: "2000" });
+  const preset = h("select", { name: "preset" },
+    h("option", { value: "" }, "laserd's defaults"),
+    Object.entries(PRESETS).map(([k, p]) => h("option", { value: k }, p.label)));
+  const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Create project");
+  const form = h("form", { class: "form-grid", novalidate: true },
+    formError(),
+    field("Name", name),
+    field("Start from", preset, { hint: "You can change every laser setting on the project page." }),
+    field("Description (optional)", description, { wide: true }),
+    h("div", { class: "actions wide" }, submit),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    if (!name.value.trim()) {
+      showFieldError(form, "name", "Give the project a name.");
+      name.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const body = { name: name.value.trim(), description: description.value.trim() };
+      if (PRESETS[preset.value]) body.laser = PRESETS[preset.value].laser;
+      const p = await API.post("/projects", body);
+      go(`#/projects/${encodeURIComponent(p.id)}`);
+    } catch (err) {
+      showApiError(form, err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h("details", { class: "panel disclosure", open: true },
+    h("summary", {}, h("span", { class: "h2" }, "New project")), form);
+}

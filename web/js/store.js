@@ -1,0 +1,78 @@
+// App-wide state that several pages show: who is signed in, the last machine status and the
+// interlock list. Fed by the WebSocket; pages subscribe and get the current value at once.
+
+import { live } from "./live.js";
+
+const state = {
+  user: null,
+  machine: null,
+  interlocks: [], // [{name, kind, pin, safe, since}]
+  safeSince: {}, // name -> ms timestamp when it last became safe (for the resume delay)
+};
+const subs = new Set();
+
+export function getState() {
+  return state;
+}
+
+export function subscribe(fn) {
+  subs.add(fn);
+  fn(state);
+  return () => subs.delete(fn);
+}
+
+export function update(patch) {
+  Object.assign(state, patch);
+  for (const fn of subs) fn(state);
+}
+
+export function role() {
+  return state.user?.role || "guest";
+}
+
+export const can = {
+  /** user and admin may move the machine and run jobs; guests only watch. */
+  control: () => ["user", "admin"].includes(role()),
+  admin: () => role() === "admin",
+};
+
+/** Merge interlock information from any message shape the server sends. */
+export function mergeInterlocks(list) {
+  const now = Date.now();
+  const byName = new Map(state.interlocks.map((i) => [i.name, i]));
+  for (const item of list) {
+    const old = byName.get(item.name);
+    if (item.safe && (!old || !old.safe)) {
+      const since = Date.parse(item.since || "");
+      state.safeSince[item.name] = Number.isNaN(since) ? now : since;
+    }
+    byName.set(item.name, { ...old, ...item });
+  }
+  update({ interlocks: [...byName.values()] });
+}
+
+live.on("machine", (msg) => {
+  const { type: _type, ...machine } = msg;
+  update({ machine });
+  const open = machine.interlocks?.open;
+  if (Array.isArray(open) && state.interlocks.length) {
+    const changed = state.interlocks.filter((i) => i.safe === open.includes(i.name));
+    if (changed.length) mergeInterlocks(changed.map((i) => ({ name: i.name, safe: !open.includes(i.name) })));
+  }
+});
+
+live.on("interlock", (msg) => {
+  const { type: _type, ...data } = msg;
+  if (Array.isArray(data.interlocks)) mergeInterlocks(data.interlocks);
+  else if (Array.isArray(data.items)) mergeInterlocks(data.items);
+  else if (data.name) mergeInterlocks([data]);
+});
+
+live.on("job", (msg) => {
+  const { type: _type, ...job } = msg;
+  if (!state.machine) return;
+  const current = state.machine.job;
+  if (!current || current.id === job.id || ["queued", "waiting_start", "running", "paused"].includes(job.state)) {
+    update({ machine: { ...state.machine, job } });
+  }
+});
