@@ -166,7 +166,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     headers = _cors_headers(request, origins)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not headers:
-            raise errors.Forbidden("This origin is not allowed.")
+            return error_body(request, 403, "forbidden", "This origin is not allowed.")
         headers.update(
             {
                 "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",

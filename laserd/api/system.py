@@ -17,7 +17,6 @@ from laserd.keys import DB, LINK, ROUTE_SPECS, STARTED_MONO
 from laserd.schemas import Health
 
 routes = ApiRoutes("system")
-OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
 DOCS_ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
 
 
@@ -41,19 +40,16 @@ async def health(request: web.Request) -> Health:
     )
 
 
-_LAST_DB_CHECK = web.AppKey("last_db_check", list)
+_last_db_check: dict[int, float] = {}
 
 
 def _should_check_db(app: web.Application) -> bool:
-    """``quick_check`` costs a read of the file: run it at most every 30 s."""
-    box = app.get(_LAST_DB_CHECK)
+    """``quick_check`` costs a read of the file: run it at most every 30 s per app."""
     now = time.monotonic()
-    if box is not None and now - box[0] < 30:
+    last = _last_db_check.get(id(app))
+    if last is not None and now - last < 30:
         return False
-    if box is None:
-        app[_LAST_DB_CHECK] = [now]
-    else:
-        box[0] = now
+    _last_db_check[id(app)] = now
     return True
 
 
@@ -64,10 +60,7 @@ def _should_check_db(app: web.Application) -> bool:
     produces={"application/json": "the OpenAPI document"},
 )
 async def openapi_json(request: web.Request) -> web.Response:
-    body = request.app.get(OPENAPI_CACHE)
-    if body is None:
-        body = json.dumps(build_openapi(request.app[ROUTE_SPECS]), indent=1).encode()
-        request.app[OPENAPI_CACHE] = body
+    body = json.dumps(build_openapi(request.app[ROUTE_SPECS]), indent=1).encode()
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 

@@ -1,0 +1,117 @@
+"""Database: pragmas, migrations from empty, re-run as a no-op, a failing one rolled back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from laserd import db
+
+TABLES = {
+    "users",
+    "logins",
+    "api_keys",
+    "user_tokens",
+    "projects",
+    "files",
+    "jobs",
+    "audit",
+    "outbox",
+}
+
+
+async def tables(conn) -> set[str]:
+    async with conn.execute("SELECT name FROM sqlite_master WHERE type='table'") as cur:
+        return {r[0] for r in await cur.fetchall()}
+
+
+async def test_connection_pragmas(tmp_path: Path) -> None:
+    conn = await db.connect(tmp_path / "x.db")
+    try:
+        for pragma, expected in (
+            ("journal_mode", "wal"),
+            ("foreign_keys", 1),
+            ("synchronous", 2),
+            ("busy_timeout", db.BUSY_TIMEOUT_MS),
+        ):
+            async with conn.execute(f"PRAGMA {pragma}") as cur:
+                assert (await cur.fetchone())[0] == expected, pragma
+    finally:
+        await conn.close()
+
+
+async def test_migrate_from_empty_then_no_op(tmp_path: Path) -> None:
+    conn = await db.connect(tmp_path / "x.db")
+    try:
+        applied = await db.migrate(conn)
+        assert [m.version for m in applied] == [m.version for m in db.bundled_migrations()]
+        assert TABLES <= await tables(conn)
+        version = await db.current_version(conn)
+        assert version == db.bundled_migrations()[-1].version
+        assert await db.migrate(conn) == []
+        assert await db.current_version(conn) == version
+        async with conn.execute("SELECT count(*) FROM schema_migrations") as cur:
+            assert (await cur.fetchone())[0] == len(applied)
+        assert await db.integrity_ok(conn)
+    finally:
+        await conn.close()
+
+
+async def test_failing_migration_leaves_database_as_it_was(tmp_path: Path) -> None:
+    conn = await db.connect(tmp_path / "x.db")
+    try:
+        good = db.Migration(1, "one", "CREATE TABLE a (x INTEGER);")
+        bad = db.Migration(
+            2,
+            "two",
+            "CREATE TABLE b (y INTEGER);\nINSERT INTO a VALUES (1);\nINSERT INTO nowhere VALUES (1);",
+        )
+        await db.migrate(conn, [good])
+        with pytest.raises(db.MigrationError, match="0002_two"):
+            await db.migrate(conn, [good, bad])
+        assert await db.current_version(conn) == 1
+        assert "b" not in await tables(conn)
+        async with conn.execute("SELECT count(*) FROM a") as cur:
+            assert (await cur.fetchone())[0] == 0
+        async with conn.execute("SELECT max(version) FROM schema_migrations") as cur:
+            assert (await cur.fetchone())[0] == 1
+    finally:
+        await conn.close()
+
+
+async def test_foreign_keys_enforced(tmp_path: Path) -> None:
+    conn = await db.open_database(tmp_path / "x.db")
+    try:
+        import sqlite3
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO projects (owner_id, name, laser_json, created_at, updated_at)"
+                " VALUES (999, 'p', '{}', 'now', 'now')"
+            )
+    finally:
+        await conn.close()
+
+
+def test_split_statements_refuses_incomplete() -> None:
+    assert db.split_statements("CREATE TABLE a (x);\n-- c\nCREATE TABLE b (y);") == [
+        "CREATE TABLE a (x);",
+        "-- c\nCREATE TABLE b (y);",
+    ]
+    with pytest.raises(db.MigrationError):
+        db.split_statements("CREATE TABLE a (x")
+
+
+async def test_transaction_rolls_back(tmp_path: Path) -> None:
+    conn = await db.connect(tmp_path / "x.db")
+    try:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(RuntimeError):
+            async with db.transaction(conn):
+                await conn.execute("INSERT INTO t VALUES (1)")
+                raise RuntimeError("boom")
+        async with conn.execute("SELECT count(*) FROM t") as cur:
+            assert (await cur.fetchone())[0] == 0
+    finally:
+        await conn.close()
