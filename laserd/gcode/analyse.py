@@ -1,0 +1,61 @@
+"""``analyse_gcode``: validate an uploaded G-code file and write the copy that is streamed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from laserd.gcode.errors import GcodeError
+from laserd.gcode.output import atomic_writer
+from laserd.gcode.program import ProgramReader, Progress
+from laserd.gcode.segments import MotionStats
+
+DEFAULT_RAPID_MM_MIN = 5000.0
+
+
+@dataclass(slots=True)
+class GcodeReport:
+    """What the processing queue stores for a file: ``stats`` (API.md) and human warnings."""
+
+    stats: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyse_gcode(
+    src: Path,
+    out: Path,
+    *,
+    bed_mm: tuple[float, float],
+    max_power_s: int,
+    progress: Progress | None = None,
+    rapid_mm_min: float = DEFAULT_RAPID_MM_MIN,
+) -> GcodeReport:
+    """Check ``src`` against GRBL 1.1's dialect, write the normalised copy to ``out``.
+
+    Synchronous and CPU-bound: run it in a worker. Memory stays constant whatever the file
+    size. On refusal a :class:`GcodeError` lists up to ``MAX_ISSUES`` problems with their
+    line numbers and ``out`` is left untouched. ``rapid_mm_min`` is the G0 speed assumed for
+    the time estimate (the controller's ``$110``/``$111``, when known).
+    """
+    reader = ProgramReader(Path(src), rapid_mm_min=rapid_mm_min, progress=progress)
+    stats = MotionStats(rapid_mm_min=rapid_mm_min)
+    with atomic_writer(Path(out)) as fh:
+        for chunk in reader.chunks():
+            if not reader.issues:
+                fh.write(chunk.text)
+            stats.lines += chunk.lines
+            stats.add(chunk.segments)
+            stats.add_time(chunk.extra_s)
+        if not reader.issues and stats.lines == 0:
+            reader.issues.append({"line": 1, "message": "the file holds no G-code commands"})
+        if reader.issues:
+            raise GcodeError(reader.issues, truncated=reader.truncated)
+    warnings = stats.bed_warnings(bed_mm) + stats.power_warnings(max_power_s)
+    if reader.state.homes:
+        warnings.append("the job homes the machine ($H)")
+    if stats.laser_on_mm == 0:
+        warnings.append("the laser never burns: no G1/G2/G3 move with M3/M4 and S above 0")
+    if reader.state.spindle != 5:
+        warnings.append("the program ends with the laser enabled (no M5 or M2 at the end)")
+    return GcodeReport(stats=stats.as_dict(), warnings=warnings)

@@ -1,0 +1,185 @@
+"""Vectorised evaluation of plain G-code chunks (the fast path).
+
+Most uploads, and all raster output, are long runs of lines such as ``G1X12.3S400`` with no
+comments, arcs, relative moves or unusual commands. For such a chunk every check and every
+modal look-up can be done with numpy over the whole chunk at once: words are found by byte
+class, numbers parsed in C by :func:`numpy.fromstring`, and modal values carried forward to
+each move with :func:`numpy.searchsorted`. Anything outside that narrow, common subset makes
+:func:`fast_chunk` return ``None`` and the chunk goes through the line-by-line reference path,
+which also produces the precise error messages. The tests check both paths agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from laserd.gcode.dialect import MAX_LINE_CHARS
+from laserd.gcode.interp import ModalState
+from laserd.gcode.segments import Segments
+
+_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_FAST_CHARS = b"GMXYFS0123456789.-\n"
+_LETTERS_TO_SPACE = bytes.maketrans(b"GMXYFS", b"      ")
+_G, _M, _X, _Y, _F, _S = (ord(c) for c in "GMXYFS")
+
+# Modal group of each G code the fast path accepts (0: not accepted here).
+_G_GROUP = np.zeros(100, dtype=np.int16)
+_G_GROUP[[0, 1]] = 1
+_G_GROUP[17], _G_GROUP[21], _G_GROUP[40], _G_GROUP[49] = 2, 3, 4, 5
+_G_GROUP[54:60] = 6
+_G_GROUP[61], _G_GROUP[90], _G_GROUP[94] = 7, 8, 9
+_M_GROUP = np.zeros(10, dtype=np.int16)
+_M_GROUP[[3, 4, 5]] = 10
+_M_GROUP[[7, 8, 9]] = 11
+
+
+@dataclass(slots=True)
+class FastResult:
+    text: bytes
+    lines: int
+    segments: Segments
+    state: ModalState
+
+
+def _carry(
+    tok_lines: np.ndarray, tok_vals: np.ndarray, at: np.ndarray, before: float
+) -> np.ndarray:
+    """For each line in ``at``, the value of the last token at or before it (else ``before``)."""
+    if tok_lines.size == 0:
+        return np.full(at.shape, before, dtype=np.float64)
+    idx = np.searchsorted(tok_lines, at, side="right") - 1
+    out = tok_vals[np.maximum(idx, 0)].astype(np.float64)
+    out[idx < 0] = before
+    return out
+
+
+def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult | None:
+    """Evaluate complete lines ``raw`` (each ending in ``\\n``), or ``None`` if not plain."""
+    if state.motion not in (0, 10) or not state.absolute or state.inches:
+        return None
+    if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
+        return None
+    norm = raw.translate(_UPPER, b" \t\r")
+    if norm.translate(None, _FAST_CHARS):
+        return None
+    while b"\n\n" in norm:
+        norm = norm.replace(b"\n\n", b"\n")
+    if norm.startswith(b"\n"):
+        norm = norm[1:]
+    if not norm:
+        return FastResult(b"", 0, Segments.empty(), state.copy())
+    arr = np.frombuffer(norm, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.empty_like(nl)
+    starts[0] = 0
+    starts[1:] = nl[:-1] + 1
+    if int((nl - starts).max()) > MAX_LINE_CHARS or (arr[starts] < 65).any():
+        return None
+    is_letter = arr >= 65
+    lpos = np.flatnonzero(is_letter)
+    nxt = arr[lpos + 1]
+    if not (((nxt >= 48) & (nxt <= 57)) | (nxt == 45) | (nxt == 46)).all():
+        return None
+    minus = np.flatnonzero(arr == 45)
+    if minus.size and (arr[minus - 1] < 65).any():
+        return None
+    special = np.flatnonzero(is_letter | (arr == 10))
+    ends = special[np.flatnonzero(arr[special] >= 65) + 1]
+    body = ends - lpos - 1
+    one = lpos[body == 1] + 1
+    if one.size and (arr[one] < 48).any():
+        return None
+    two = lpos[body == 2] + 1
+    if two.size and ((arr[two] == 45) & (arr[two + 1] == 46)).any():
+        return None
+    dots = np.flatnonzero(arr == 46)
+    if dots.size > 1:
+        dtok = np.searchsorted(lpos, dots, side="right")
+        if (np.diff(dtok) == 0).any():
+            return None
+    vals = np.fromstring(norm.translate(_LETTERS_TO_SPACE), dtype=np.float64, sep=" ")
+    if vals.shape[0] != lpos.shape[0]:
+        return None
+    letters = arr[lpos]
+    tline = np.searchsorted(nl, lpos)
+
+    group = letters.astype(np.int16)
+    is_g = letters == _G
+    is_m = letters == _M
+    if is_g.any():
+        gv = vals[is_g]
+        gi = gv.astype(np.int64)
+        if not ((gi == gv) & (gi >= 0) & (gi < 100)).all():
+            return None
+        gg = _G_GROUP[gi]
+        if not gg.all():
+            return None
+        group[is_g] = gg
+    if is_m.any():
+        mv = vals[is_m]
+        mi = mv.astype(np.int64)
+        if not ((mi == mv) & (mi >= 0) & (mi < 10)).all():
+            return None
+        mg = _M_GROUP[mi]
+        if not mg.all():
+            return None
+        group[is_m] = mg
+    for g in np.unique(group):
+        sub = tline[group == g]
+        if sub.size > 1 and (np.diff(sub) == 0).any():
+            return None  # two words of one kind on a line: the reference path says which
+
+    is_f = letters == _F
+    is_s = letters == _S
+    fv = vals[is_f]
+    sv = vals[is_s]
+    if (fv <= 0).any() or (sv < 0).any():
+        return None
+    is_motion = group == 1
+    mot_lines = tline[is_motion]
+    mot_codes = np.where(vals[is_motion] == 1, 10, 0)
+    is_x = letters == _X
+    is_y = letters == _Y
+    nlines = nl.shape[0]
+    has_xy = np.zeros(nlines, dtype=bool)
+    has_xy[tline[is_x]] = True
+    has_xy[tline[is_y]] = True
+    move_lines = np.flatnonzero(has_xy)
+    f_lines = tline[is_f]
+
+    mode = _carry(mot_lines, mot_codes, move_lines, state.motion)
+    feed_needed = np.union1d(mot_lines[mot_codes == 10], move_lines[mode == 10])
+    if feed_needed.size and (_carry(f_lines, fv, feed_needed, state.feed_mm_min) <= 0).any():
+        return None
+
+    new = state.copy()
+    if move_lines.size:
+        x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x)
+        y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y)
+        s_at = _carry(tline[is_s], sv, move_lines, state.s)
+        sp_tok = is_m & (group == 10)
+        spindle = _carry(tline[sp_tok], vals[sp_tok], move_lines, float(state.spindle))
+        feed = _carry(f_lines, fv, move_lines, state.feed_mm_min)
+        rapid = mode == 0
+        x0 = np.empty_like(x1)
+        y0 = np.empty_like(y1)
+        x0[0], y0[0] = state.x, state.y
+        x0[1:], y0[1:] = x1[:-1], y1[:-1]
+        power = np.where(rapid | (spindle == 5), 0.0, s_at)
+        feed = np.where(rapid, rapid_mm_min, feed)
+        segments = Segments(x0, y0, x1, y1, power, rapid, feed)
+        new.x, new.y = float(x1[-1]), float(y1[-1])
+    else:
+        segments = Segments.empty()
+    if mot_codes.size:
+        new.motion = int(mot_codes[-1])
+    if fv.size:
+        new.feed_mm_min = float(fv[-1])
+    if sv.size:
+        new.s = float(sv[-1])
+    sp = vals[is_m & (group == 10)]
+    if sp.size:
+        new.spindle = int(sp[-1])
+    return FastResult(norm, nlines, segments, new)

@@ -1,0 +1,142 @@
+"""Stream a G-code file in bounded memory, yielding normalised text and segments per chunk.
+
+The file is read in blocks of :data:`BLOCK_BYTES`; only complete lines are evaluated, and a
+partial last line is carried into the next block. A line longer than
+:data:`~laserd.gcode.dialect.MAX_RAW_LINE_BYTES` is refused and skipped without ever being held
+in memory, so neither a 100 MB file nor a 100 MB line raises the memory use. Each block goes
+through the vectorised fast path when it can, else in smaller pieces, and only the pieces that
+need it through the line-by-line reference path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laserd.gcode.dialect import MAX_ISSUES, MAX_RAW_LINE_BYTES
+from laserd.gcode.errors import Issue, LineError
+from laserd.gcode.fast import fast_chunk
+from laserd.gcode.interp import Interpreter, ModalState
+from laserd.gcode.lexer import lex_line
+from laserd.gcode.segments import Segments
+
+BLOCK_BYTES = 1 << 20
+#: When a block is not plain, it is retried in pieces of about this size.
+PIECE_BYTES = 32 * 1024
+
+Progress = Callable[[float], None]
+
+
+@dataclass(slots=True)
+class Chunk:
+    text: bytes  # normalised lines, each ending in "\n"
+    lines: int
+    segments: Segments
+    extra_s: float = 0.0  # dwells and Z-only moves
+
+
+@dataclass
+class ProgramReader:
+    """Iterate :meth:`chunks`; afterwards ``issues`` holds every refusal found."""
+
+    src: Path
+    rapid_mm_min: float = 5000.0
+    progress: Progress | None = None
+    max_issues: int = MAX_ISSUES
+    use_fast_path: bool = True
+    state: ModalState = field(default_factory=ModalState)
+    issues: list[Issue] = field(default_factory=list)
+    truncated: bool = False
+
+    def _issue(self, line: int, message: str) -> None:
+        if len(self.issues) >= self.max_issues:
+            self.truncated = True
+        else:
+            self.issues.append({"line": line, "message": message})
+
+    @property
+    def full(self) -> bool:
+        return len(self.issues) >= self.max_issues
+
+    def chunks(self) -> Iterator[Chunk]:
+        size = max(1, os.path.getsize(self.src))
+        done = 0
+        lineno = 1
+        pending = b""
+        skipping = False
+        with open(self.src, "rb") as fh:
+            while not self.full:
+                block = fh.read(BLOCK_BYTES)
+                if not block:
+                    break
+                done += len(block)
+                if skipping:
+                    cut = block.find(b"\n")
+                    if cut < 0:
+                        continue
+                    block = block[cut + 1 :]
+                    skipping = False
+                    lineno += 1
+                buf = pending + block if pending else block
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    pending = buf
+                else:
+                    whole = buf[: cut + 1]
+                    yield from self._evaluate(whole, lineno)
+                    lineno += whole.count(b"\n")
+                    pending = buf[cut + 1 :]
+                if len(pending) > MAX_RAW_LINE_BYTES:
+                    self._issue(
+                        lineno,
+                        f"line is longer than {MAX_RAW_LINE_BYTES // 1024} KiB; "
+                        "GRBL's line buffer holds 79 characters",
+                    )
+                    pending = b""
+                    skipping = True
+                if self.progress is not None:
+                    self.progress(min(1.0, done / size))
+            if pending and not skipping and not self.full:
+                yield from self._evaluate(pending + b"\n", lineno)
+
+    def _evaluate(self, raw: bytes, lineno: int) -> Iterator[Chunk]:
+        if self.use_fast_path:
+            res = fast_chunk(raw, self.state, self.rapid_mm_min)
+            if res is not None:
+                self.state = res.state
+                yield Chunk(res.text, res.lines, res.segments)
+                return
+            if len(raw) > 2 * PIECE_BYTES:
+                start = 0
+                while start < len(raw) and not self.full:
+                    end = raw.find(b"\n", min(start + PIECE_BYTES, len(raw) - 1)) + 1
+                    piece = raw[start:end]
+                    yield from self._evaluate(piece, lineno)
+                    lineno += piece.count(b"\n")
+                    start = end
+                return
+        yield self._slow(raw, lineno)
+
+    def _slow(self, raw: bytes, lineno: int) -> Chunk:
+        interp = Interpreter(self.state, self.rapid_mm_min)
+        out: list[bytes] = []
+        for offset, raw_line in enumerate(raw.split(b"\n")[:-1]):
+            parts = raw_line.split(b"\r") if b"\r" in raw_line else (raw_line,)
+            for part in parts:
+                try:
+                    line = lex_line(part)
+                    interp.execute(line)
+                except LineError as exc:
+                    self._issue(lineno + offset, str(exc))
+                    if self.full:
+                        self.truncated = True
+                        break
+                    continue
+                if line.text:
+                    out.append(line.text)
+            if self.full:
+                break
+        text = b"\n".join(out) + b"\n" if out else b""
+        return Chunk(text, len(out), interp.take_segments(), interp.extra_s)

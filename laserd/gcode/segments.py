@@ -1,0 +1,165 @@
+"""Toolpath segments as numpy arrays, and the statistics every consumer reports from them.
+
+The analyser, the raster converter and the preview renderer all describe motion the same way:
+batches of straight XY segments with their power and feed. Keeping that one representation
+means the ``stats`` of a converted image and of an analysed upload are computed by the same
+code, and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Segments:
+    """A batch of straight moves in program coordinates (mm).
+
+    ``power_s`` is the effective S value: 0 whenever the beam is off (G0, M5, or S0).
+    ``rapid`` marks G0 moves; ``feed_mm_min`` is the programmed feed of the others.
+    """
+
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    power_s: np.ndarray
+    rapid: np.ndarray
+    feed_mm_min: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x0.shape[0])
+
+    @classmethod
+    def empty(cls) -> Segments:
+        z = np.zeros(0, dtype=np.float64)
+        return cls(z, z, z, z, z, np.zeros(0, dtype=bool), z)
+
+    @classmethod
+    def from_lists(
+        cls,
+        x0: list[float],
+        y0: list[float],
+        x1: list[float],
+        y1: list[float],
+        power_s: list[float],
+        rapid: list[bool],
+        feed_mm_min: list[float],
+    ) -> Segments:
+        f = np.float64
+        return cls(
+            np.asarray(x0, dtype=f),
+            np.asarray(y0, dtype=f),
+            np.asarray(x1, dtype=f),
+            np.asarray(y1, dtype=f),
+            np.asarray(power_s, dtype=f),
+            np.asarray(rapid, dtype=bool),
+            np.asarray(feed_mm_min, dtype=f),
+        )
+
+
+@dataclass(slots=True)
+class MotionStats:
+    """Accumulates bounds, distances and a time estimate over batches of segments.
+
+    Bounds cover every commanded end point and the start of every burning move; the start of
+    the very first move is the machine's position before the job, which the file does not know,
+    so it only counts when the laser burns from there. The time estimate is distance over feed
+    (G0 at ``rapid_mm_min``) plus dwells: it ignores acceleration, which is small for raster
+    work where GRBL's planner carries speed through collinear segments.
+    """
+
+    rapid_mm_min: float = 5000.0
+    lines: int = 0
+    xmin: float = math.inf
+    xmax: float = -math.inf
+    ymin: float = math.inf
+    ymax: float = -math.inf
+    laser_on_mm: float = 0.0
+    travel_mm: float = 0.0
+    estimated_s: float = 0.0
+    max_power_s: float = 0.0
+    moves: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, seg: Segments) -> None:
+        n = len(seg)
+        if n == 0:
+            return
+        self.moves += n
+        length = np.hypot(seg.x1 - seg.x0, seg.y1 - seg.y0)
+        burning = seg.power_s > 0
+        self.laser_on_mm += float(length[burning].sum())
+        self.travel_mm += float(length[~burning].sum())
+        feed = np.where(seg.rapid, self.rapid_mm_min, seg.feed_mm_min)
+        self.estimated_s += float((length / feed).sum()) * 60.0
+        self._extend(seg.x1, seg.y1)
+        if burning.any():
+            self._extend(seg.x0[burning], seg.y0[burning])
+            self.max_power_s = max(self.max_power_s, float(seg.power_s.max()))
+
+    def add_time(self, seconds: float) -> None:
+        self.estimated_s += seconds
+
+    def _extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        if xs.size == 0:
+            return
+        self.xmin = min(self.xmin, float(xs.min()))
+        self.xmax = max(self.xmax, float(xs.max()))
+        self.ymin = min(self.ymin, float(ys.min()))
+        self.ymax = max(self.ymax, float(ys.max()))
+
+    @property
+    def has_bounds(self) -> bool:
+        return self.xmin <= self.xmax
+
+    def bounds(self) -> dict[str, float]:
+        if not self.has_bounds:
+            return {"xmin": 0.0, "xmax": 0.0, "ymin": 0.0, "ymax": 0.0}
+        return {
+            "xmin": round(self.xmin, 4),
+            "xmax": round(self.xmax, 4),
+            "ymin": round(self.ymin, 4),
+            "ymax": round(self.ymax, 4),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``stats`` object of API.md (plus ``travel_mm``)."""
+        return {
+            "lines": self.lines,
+            "bounds": self.bounds(),
+            "estimated_s": round(self.estimated_s, 2),
+            "laser_on_mm": round(self.laser_on_mm, 3),
+            "travel_mm": round(self.travel_mm, 3),
+        }
+
+    def bed_warnings(self, bed_mm: tuple[float, float]) -> list[str]:
+        """Say where the toolpath leaves the bed (0..bed in work coordinates)."""
+        if not self.has_bounds:
+            return []
+        bx, by = bed_mm
+        eps = 1e-6
+        out = []
+        if self.xmin < -eps or self.xmax > bx + eps:
+            out.append(
+                f"the job leaves the bed in X: it spans {self.xmin:.2f} to {self.xmax:.2f} mm, "
+                f"the bed 0 to {bx:g} mm"
+            )
+        if self.ymin < -eps or self.ymax > by + eps:
+            out.append(
+                f"the job leaves the bed in Y: it spans {self.ymin:.2f} to {self.ymax:.2f} mm, "
+                f"the bed 0 to {by:g} mm"
+            )
+        return out
+
+    def power_warnings(self, max_power_s: int) -> list[str]:
+        if self.max_power_s > max_power_s:
+            return [
+                f"S values up to {self.max_power_s:g} exceed the controller's maximum "
+                f"($30 = {max_power_s}); GRBL clamps them to full power"
+            ]
+        return []
