@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from laserd import db as dbmod
-from laserd.api import system
+from laserd.api import debug_loop, system
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.events import EventHub
@@ -57,7 +57,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 CONTEXTS: list[Context] = [state_ctx, database_ctx]
 
 #: Route tables of every API module.
-ROUTE_TABLES: list[ApiRoutes] = [system.routes]
+ROUTE_TABLES: list[ApiRoutes] = [system.routes, debug_loop.routes]
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
