@@ -294,6 +294,7 @@ class GrblLink:
         self._supervisor: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._closing = False
+        self._failures = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -502,6 +503,8 @@ class GrblLink:
                 await producer
             if self._stream is st:
                 self._stream = None
+            if st.done.done() and not st.done.cancelled():
+                st.done.exception()  # mark retrieved: the caller got it or was cancelled
             # Items of this stream still queued (not yet sent) are dropped; those in flight
             # stay counted until the controller answers them.
             if self._pending:
@@ -643,6 +646,7 @@ class GrblLink:
             return
         counter = self._counter
         chunks: list[bytes] = []
+        sent: list[_Item] = []
         pending = self._pending
         st = self._stream
         while True:
@@ -662,6 +666,7 @@ class GrblLink:
             source.popleft()
             counter.push(len(item.data), item)
             chunks.append(item.data)
+            sent.append(item)
             if item.stream is not None:
                 s = item.stream
                 s.outstanding += 1
@@ -674,8 +679,8 @@ class GrblLink:
         if st is not None and len(st.buf) < _READ_AHEAD_LINES // 2:
             st.need_more.set()
         if self._listeners:
-            for chunk in chunks:
-                self._notify("tx", chunk[:-1].decode("ascii"), stream=False)
+            for item in sent:
+                self._notify("tx", item.text, stream=item.stream is not None)
 
     def _write(self, data: bytes) -> None:
         """Write without a trip through the loop when the transport has nothing buffered."""
@@ -702,6 +707,9 @@ class GrblLink:
 
     def _on_line(self, line: str) -> None:
         if line == "ok":
+            if self._listeners:
+                oldest = self._counter.oldest()
+                self._notify("rx", line, stream=oldest is not None and oldest.stream is not None)
             self._ack(None)
             return
         msg = parse_line(line)
@@ -897,14 +905,18 @@ class GrblLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                level = logging.INFO if isinstance(exc, LinkDown | OSError) else logging.WARNING
-                log.log(level, "cannot connect to %s: %s", self._port, exc)
+                # Say it once at WARNING; an unplugged port is retried quietly after that.
+                self._failures += 1
+                level = logging.WARNING if self._failures == 1 else logging.DEBUG
+                log.log(level, "cannot connect to %s: %s (retrying every %.1f s)",
+                        self._port, exc, self._reconnect_s)
                 self._drop(exc if isinstance(exc, LinkDown) else LinkDown(str(exc)))
                 self._resolve_attempts(exc)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._reconnect_s)
                 continue
+            self._failures = 0
             self._resolve_attempts(None)
             # Connected: wait until the link drops or a disconnect is requested.
             while self._fd is not None and self._want_connected and not self._closing:
