@@ -202,8 +202,10 @@ class LoopWatchdog:
 
     Each round sleeps ``period_s`` on the loop and measures how late the wake-up was. A
     wake-up later than ``max_late_s`` means the loop was blocked (a hung handler, a
-    synchronous call that should have gone to an executor); that round's ping is withheld, so
-    a loop that stays blocked past ``WatchdogSec`` gets the daemon restarted.
+    synchronous call that should have gone to an executor); that round's ping is withheld and
+    the next round is a short re-check, so a loop that stays blocked, or keeps being late,
+    sends nothing and systemd restarts the daemon after ``WatchdogSec``, while a loop that
+    recovered pings again at once.
     """
 
     def __init__(
@@ -219,6 +221,7 @@ class LoopWatchdog:
         self.period_s = period_s
         # Half a period of lateness still leaves systemd a ping well inside WatchdogSec.
         self.max_late_s = max_late_s if max_late_s is not None else max(period_s / 2, 0.05)
+        self.recheck_s = min(period_s, 0.25)
         self.stats = WatchdogStats()
         self._task: asyncio.Task[None] | None = None
 
@@ -236,21 +239,26 @@ class LoopWatchdog:
         loop = asyncio.get_running_loop()
         self.notifier.watchdog()
         self.stats.pings += 1
+        delay_s = self.period_s
         while True:
-            due = loop.time() + self.period_s
-            await asyncio.sleep(self.period_s)
+            due = loop.time() + delay_s
+            await asyncio.sleep(delay_s)
             late_s = loop.time() - due
             self.stats.worst_late_s = max(self.stats.worst_late_s, late_s)
             if late_s > self.max_late_s:
+                # Check again soon rather than a full period later: a loop that is served
+                # again gets its ping within recheck_s; one that stays blocked gets none.
                 self.stats.withheld += 1
                 log.warning(
                     "event loop was %.2f s late (limit %.2f s); watchdog ping withheld",
                     late_s,
                     self.max_late_s,
                 )
+                delay_s = self.recheck_s
                 continue
             if self.notifier.watchdog():
                 self.stats.pings += 1
+            delay_s = self.period_s
 
     def start(self) -> asyncio.Task[None]:
         if self._task is None or self._task.done():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -29,6 +30,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_command() -> list[str]:
+    """``python -m laserd serve`` from this checkout, or ``$LASERD_DAEMON_CMD`` (for example
+    ``/opt/laserd/venv/bin/laserd serve``, to run these tests against an installed build)."""
+    custom = os.environ.get("LASERD_DAEMON_CMD")
+    if custom:
+        return shlex.split(custom)
+    return [sys.executable, "-m", "laserd", "serve"]
 
 
 @dataclass
@@ -112,6 +122,7 @@ class Daemon:
     extra_env: dict[str, str] = field(default_factory=dict)
     on_message: Callable[[Message], None] | None = None
     preexec: Callable[[], None] | None = None
+    command: list[str] = field(default_factory=lambda: serve_command())
     proc: subprocess.Popen[bytes] | None = None
     listener: NotifyListener | None = None
     started_at: float = 0.0
@@ -177,7 +188,7 @@ class Daemon:
         log = self.log_path.open("ab")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "laserd", "serve"],
+            self.command,
             cwd=self.workdir,
             env=self.env(),
             stdin=subprocess.DEVNULL,
