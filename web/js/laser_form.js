@@ -10,6 +10,8 @@ export const DITHERS = [
   ["floyd_steinberg", "Floyd–Steinberg dither"],
   ["atkinson", "Atkinson dither"],
   ["jarvis", "Jarvis dither"],
+  ["stucki", "Stucki dither"],
+  ["sierra", "Sierra dither"],
   ["ordered", "Ordered (Bayer) dither"],
 ];
 
@@ -36,11 +38,15 @@ const NUMBERS = [
   ["speed_mm_min", "Engrave/cut speed (mm/min)", { min: 1, max: 100000, step: 10 }],
   ["travel_mm_min", "Travel speed (mm/min)", { min: 1, max: 100000, step: 10, hint: "Moves with the laser off." }],
   ["passes", "Passes", { min: 1, max: 50, step: 1, integer: true }],
-  ["line_interval_mm", "Line interval (mm)", { min: 0.01, max: 5, step: 0.01, hint: "Distance between raster lines; 0.1 mm is 254 dpi." }],
+  ["line_interval_mm", "Line interval (mm)", { min: 0.01, max: 10, step: 0.01, hint: "Distance between raster lines; 0.1 mm is 254 dpi." }],
   ["threshold", "Threshold (0–255)", { min: 0, max: 255, step: 1, integer: true, hint: "Threshold mode: darker pixels than this are burned." }],
-  ["overscan_mm", "Overscan (mm)", { min: 0, max: 50, step: 0.5, hint: "Room to accelerate beyond each line's ends." }],
+  ["overscan_mm", "Overscan (mm)", { min: 0, max: 100, step: 0.5, hint: "Room to accelerate beyond each line's ends." }],
   ["width_mm", "Width on the bed (mm)", { min: 0.1, max: 10000, step: 0.1, optional: true, hint: "Give width or height to keep the aspect ratio." }],
   ["height_mm", "Height on the bed (mm)", { min: 0.1, max: 10000, step: 0.1, optional: true }],
+  ["brightness", "Brightness", { min: -100, max: 100, step: 1, hint: "−100 darker … 100 lighter." }],
+  ["contrast", "Contrast", { min: -100, max: 100, step: 1, hint: "−100 flat … 100 harsh." }],
+  ["gamma", "Gamma", { min: 0.2, max: 5, step: 0.05, hint: "Above 1 lightens the mid-tones." }],
+  ["power_levels", "Power levels", { min: 2, max: 256, step: 1, integer: true, hint: "Fewer levels give shorter G-code (grayscale mode)." }],
   ["origin_mm.x", "Origin X (mm)", { min: -10000, max: 10000, step: 0.1 }],
   ["origin_mm.y", "Origin Y (mm)", { min: -10000, max: 10000, step: 0.1 }],
 ];
@@ -155,6 +161,14 @@ export function laserFieldset(initial = {}, { readOnly = false } = {}) {
     if (ok && lo > hi) {
       showFieldError(form, "laser.power_min_pct", "Must not exceed the maximum power.");
       ok = false;
+    }
+    const interval = Number(controls.line_interval_mm.value);
+    for (const name of ["width_mm", "height_mm"]) {
+      const v = controls[name].value;
+      if (ok && v !== "" && Number(v) < interval) {
+        showFieldError(form, `laser.${name}`, "Must be at least one line interval.");
+        ok = false;
+      }
     }
     return ok;
   }

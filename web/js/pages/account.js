@@ -139,7 +139,7 @@ function apiKeys(me) {
           }
         });
         return h("tr", {},
-          h("td", { "data-label": "Name" }, k.name, k.prefix ? h("span", { class: "muted mono" }, ` ${k.prefix}…`) : null),
+          h("td", { "data-label": "Name" }, h("span", {}, k.name, k.prefix ? h("span", { class: "muted mono" }, ` ${k.prefix}…`) : null)),
           h("td", { "data-label": "Role" }, k.role),
           h("td", { "data-label": "Created" }, when(k.created_at)),
           h("td", { "data-label": "Last used" }, when(k.last_used_at)),

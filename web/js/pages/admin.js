@@ -85,8 +85,8 @@ function users(body) {
     });
     actions.append(remove);
     return h("tr", { dataset: { user: u.username, status: u.status } },
-      h("td", { "data-label": "User" }, h("strong", {}, u.username), u.full_name ? h("span", { class: "muted" }, ` ${u.full_name}`) : null),
-      h("td", { "data-label": "Email" }, u.email, u.email_verified ? "" : h("span", { class: "muted" }, " (unverified)")),
+      h("td", { "data-label": "User" }, h("span", {}, h("strong", {}, u.username), u.full_name ? h("span", { class: "muted" }, ` ${u.full_name}`) : null)),
+      h("td", { "data-label": "Email" }, h("span", {}, u.email, u.email_verified ? "" : h("span", { class: "muted" }, " (unverified)"))),
       h("td", { "data-label": "Role" }, role),
       h("td", { "data-label": "Status" }, h("span", { class: `badge badge-user-${u.status}` }, u.status)),
       h("td", { "data-label": "Last sign-in" }, when(u.last_login_at)),

@@ -210,12 +210,14 @@ export async function render(view, { id }) {
   // ------------------------------------------------------------------ file detail
   const detail = h("section", { class: "panel detail", "aria-labelledby": "detail-h", hidden: true });
 
-  function choose(fileId) {
+  function choose(fileId, { focus = true } = {}) {
     selected = String(fileId);
     for (const [fid, entry] of rows) entry.li.classList.toggle("selected", fid === selected);
     paintDetail(true);
-    detail.scrollIntoView({ block: "nearest" });
-    detail.querySelector("h2")?.focus();
+    if (focus) {
+      detail.scrollIntoView({ block: "nearest" });
+      detail.querySelector("h2")?.focus();
+    }
   }
 
   let detailKey = "";
@@ -398,7 +400,7 @@ export async function render(view, { id }) {
   );
   await loadFiles();
   const first = [...rows.values()].find((e) => e.file.status === "ready");
-  if (first) choose(first.file.id);
+  if (first) choose(first.file.id, { focus: false });
 
   const offFile = live.on("file", (msg) => {
     const { type: _t, ...data } = msg;
@@ -410,7 +412,7 @@ export async function render(view, { id }) {
       return;
     }
     upsert(f, true);
-    if (!selected && f.status === "ready") choose(f.id);
+    if (!selected && f.status === "ready") choose(f.id, { focus: false });
   });
   const offOpen = live.on("open", () => loadFiles());
   const unsub = subscribe(paintRun);

@@ -35,12 +35,14 @@ export async function render(view) {
   }
   more.addEventListener("click", () => load());
 
+  const creator = can.control() ? createForm() : null;
   view.append(
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Projects")),
-    can.control() ? createForm() : h("p", { class: "notice" }, "Guests cannot create projects."),
+    creator || h("p", { class: "notice" }, "Guests cannot create projects."),
     h("section", { "aria-label": "Your projects" }, empty, list, more),
   );
   await load(true);
+  if (creator) creator.open = list.children.length === 0;
 }
 
 function card(p) {
@@ -49,7 +51,7 @@ function card(p) {
       h("span", { class: "card-title" }, p.name),
       p.description ? h("span", { class: "card-text" }, p.description) : null,
       h("span", { class: "card-meta" }, `Updated ${when(p.updated_at || p.created_at)}`,
-        p.laser ? ` · ${p.laser.mode} · ${p.laser.power_max_pct} % · ${p.laser.speed_mm_min} mm/min` : "")));
+        p.laser ? ` · ${p.laser.mode} · ${p.laser.power_max_pct}\u00a0% · ${p.laser.speed_mm_min}\u00a0mm/min` : "")));
 }
 
 function createForm() {
@@ -86,6 +88,6 @@ function createForm() {
       submit.disabled = false;
     }
   });
-  return h("details", { class: "panel disclosure", open: true },
+  return h("details", { class: "panel disclosure" },
     h("summary", {}, h("span", { class: "h2" }, "New project")), form);
 }

@@ -1,0 +1,230 @@
+"""The web UI in headless Chromium against a real laserd with the simulated controller.
+
+Each test drives the UI the way a person would (labels, buttons, roles) and checks what is on
+the screen; the API is used only to arrange things a test is not about (a guest account, a
+long G-code file) and to trip the simulated lid switch.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ADMIN
+from tests.browser.harness import SAMPLE_DATA, Daemon
+
+LONG_S = 120_000  # ms: generous for a busy 2-core machine
+
+
+def sign_in(page: Any, daemon: Daemon, username: str, password: str) -> None:
+    page.goto(daemon.base + "/#/login")
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#machine-state")).to_be_visible()
+
+
+def long_gcode(lines: int = 300) -> bytes:
+    """Back-and-forth laser moves that keep the simulator busy for a while."""
+    out = ["G21", "G90", "M4 S0", "G0 X10 Y10"]
+    for i in range(lines):
+        x = 110 if i % 2 == 0 else 10
+        out.append(f"G1 X{x} Y{10 + i * 0.2:.1f} F600 S200")
+    out += ["M5", "G0 X0 Y0"]
+    return ("\n".join(out) + "\n").encode()
+
+
+def no_token_storage(page: Any) -> None:
+    """Tokens live only in a JS variable (and the refresh token in an HttpOnly cookie)."""
+    stored = page.evaluate("() => localStorage.length + sessionStorage.length")
+    assert stored == 0
+    assert "token" not in page.url.lower()
+    cookies = page.context.cookies()
+    assert all(c["httpOnly"] for c in cookies), cookies
+
+
+def test_first_run_upload_preview_run_history(fresh_daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    code = fresh_daemon.wait_setup_code()
+    page.goto(fresh_daemon.base + "/")
+    expect(page).to_have_url(re.compile(r"#/setup$"))
+    page.get_by_label("Setup code").fill(code)
+    page.get_by_label("Username").fill("maker")
+    page.get_by_label("Email").fill("maker@example.org")
+    page.get_by_label("Password", exact=True).fill("laser safety 1")
+    page.get_by_label("Repeat password").fill("laser safety 1")
+    page.get_by_role("button", name="Create administrator").click()
+    expect(page.locator("#machine-state")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("maker · admin")
+    no_token_storage(page)
+
+    # A project, made small so the simulated job is short.
+    page.get_by_role("link", name="Projects", exact=True).click()
+    page.get_by_text("New project").click()
+    page.get_by_label("Name", exact=True).fill("Camera test")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Camera test")).to_be_visible()
+    page.get_by_text("Project and laser settings").click()
+    page.get_by_label("Width on the bed (mm)").fill("12")
+    page.get_by_label("Line interval (mm)").fill("0.3")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".toast")).to_contain_text("Settings saved")
+
+    # Upload: the progress row appears, then the file is listed and processed live.
+    page.set_input_files("#file-input", str(SAMPLE_DATA / "camera.png"))
+    row = page.locator("li.file", has_text="camera.png")
+    expect(row).to_be_visible()
+    expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    thumb = row.locator(".thumb img")
+    expect(thumb).to_have_attribute("src", re.compile(r"^blob:"))
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", thumb.element_handle())
+    big = page.locator("img.preview")
+    expect(big).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(page.locator(".detail")).to_contain_text(re.compile(r"\d+\.\d × \d+\.\d mm"))
+
+    # Run it on the simulator and watch the progress bar reach 100 %.
+    run = page.get_by_role("button", name="Run", exact=True)
+    expect(run).to_be_enabled(timeout=30_000)
+    run.click()
+    expect(page).to_have_url(re.compile(r"#/dashboard$"))
+    bar = page.get_by_role("progressbar", name="Job progress")
+    expect(bar).to_be_visible()
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=LONG_S)
+    expect(page.locator(".job-state")).to_contain_text("Completed")
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    done = page.locator("tr[data-state=completed]", has_text="camera.png")
+    expect(done).to_be_visible()
+    expect(done).to_contain_text("100 %")
+    watch.check()
+
+
+def test_wrong_password_shows_error(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    page.goto(daemon.base + "/#/login")
+    page.get_by_label("Username or email").fill(ADMIN[0])
+    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    error = page.locator(".form-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Wrong username or password")
+    expect(page).to_have_url(re.compile(r"#/login$"))
+    expect(page.locator("#nav")).to_be_hidden()
+    watch.check()
+
+
+def test_guest_sees_no_controls(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    daemon.api(
+        "POST",
+        "/users",
+        {
+            "username": "visitor",
+            "email": "visitor@example.org",
+            "password": "just looking 1",
+            "role": "guest",
+            "status": "active",
+        },
+        token=token,
+    )
+    page, watch = new_page()
+    sign_in(page, daemon, "visitor", "just looking 1")
+    expect(page.get_by_role("heading", name="Watching only")).to_be_visible()
+    for name in ("Jog", "Overrides"):
+        expect(page.get_by_role("heading", name=name, exact=True)).to_have_count(0)
+    for name in ("Home", "Unlock", "Pause", "Resume", "Cancel job", "Connect"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    expect(page.get_by_role("link", name="Admin")).to_be_hidden()
+
+    page.get_by_role("link", name="Projects", exact=True).click()
+    expect(page.get_by_text("Guests cannot create projects.")).to_be_visible()
+    expect(page.get_by_role("button", name="Create project")).to_have_count(0)
+
+    page.goto(daemon.base + "/#/admin")
+    expect(page.locator("#machine-state")).to_be_visible()  # sent back to the dashboard
+    expect(page.get_by_role("heading", name="Administration")).to_have_count(0)
+    watch.check()
+
+
+def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Lid test"}, token=token)
+    f = daemon.upload(token, project["id"], "long.gcode", long_gcode(), "text/plain")
+    daemon.wait_file_ready(token, f["id"])
+
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    lid = page.locator(".lights li", has_text="lid")
+    expect(lid).to_have_class(re.compile(r"\bok\b"))
+    job = daemon.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
+    try:
+        expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+        pause = page.get_by_role("button", name="Pause", exact=True)
+        expect(pause).to_be_enabled()
+
+        daemon.api("POST", "/debug/gpio/lid", {"safe": False}, token=token)
+        expect(lid).to_have_class(re.compile(r"\bopen\b"))
+        expect(page.locator(".interlock-msg")).to_have_text("Close the lid to continue.")
+        expect(page.locator(".job-state")).to_contain_text("Paused")
+        resume = page.get_by_role("button", name="Resume", exact=True)
+        expect(resume).to_be_disabled()
+        expect(resume).to_have_attribute("title", re.compile("Close the lid"))
+        expect(page.locator(".job-panel .reason")).to_contain_text("Close the lid")
+
+        daemon.api("POST", "/debug/gpio/lid", {"safe": True}, token=token)
+        expect(lid).to_have_class(re.compile(r"\bok\b"))
+        expect(page.locator(".interlock-msg")).to_be_hidden()
+        # Safe again, but the resume delay (2 s here) must pass first.
+        expect(resume).to_be_disabled()
+        expect(page.locator(".job-panel .reason")).to_contain_text("Resume possible in")
+        expect(resume).to_be_enabled(timeout=30_000)
+        resume.click()
+        expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+    finally:
+        try:
+            daemon.api("POST", f"/jobs/{job['id']}/cancel", {}, token=token)
+        except Exception:
+            pass
+    expect(page.locator(".job-state")).to_contain_text("Cancelled", timeout=LONG_S)
+    watch.check()
+
+
+def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: Path) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api(
+        "POST", "/projects", {"name": "Coasters", "description": "Birch, 90 mm"}, token=token
+    )
+    f = daemon.upload(
+        token, project["id"], "horse.png", (SAMPLE_DATA / "horse.png").read_bytes(), "image/png"
+    )
+    daemon.wait_file_ready(token, f["id"])
+    pages = {
+        "dashboard": "#/dashboard",
+        "projects": "#/projects",
+        "project": f"#/projects/{project['id']}",
+        "jobs": "#/jobs",
+        "account": "#/account",
+        "admin-users": "#/admin/users",
+        "admin-settings": "#/admin/settings",
+        "admin-console": "#/admin/console",
+    }
+    for label, size in (("phone", (390, 844)), ("laptop", (1366, 800))):
+        page, watch = new_page(size)
+        sign_in(page, daemon, *ADMIN)
+        for name, route in pages.items():
+            page.goto(daemon.base + "/" + route)
+            expect(page.locator("main h1")).to_have_count(1)
+            page.wait_for_load_state("networkidle")
+            if name == "project":
+                expect(page.locator("img.preview")).to_have_attribute("src", re.compile("^blob:"))
+            page.screenshot(path=str(artifacts / f"{name}-{label}.png"), full_page=True)
+        watch.check()
+        page.context.clear_cookies()
+        page.goto(daemon.base + "/#/login")
+        page.reload()
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        page.screenshot(path=str(artifacts / f"login-{label}.png"), full_page=True)
+    assert len(list(artifacts.glob("*-phone.png"))) >= len(pages) + 1
