@@ -130,7 +130,10 @@ if [ "$have_accounts" = 1 ]; then
     if has_entry passwd "$APP_USER"; then
         say "user $APP_USER exists"
     else
-        run useradd "${user_tool_args[@]}" --system --user-group --home-dir "$STATE_DIR" \
+        # A group left behind by an earlier, partly removed install is reused.
+        group_arg=(--user-group)
+        has_entry group "$APP_USER" && group_arg=(--gid "$APP_USER")
+        run useradd "${user_tool_args[@]}" --system "${group_arg[@]}" --home-dir "$STATE_DIR" \
             --no-create-home --shell /usr/sbin/nologin --comment "laserd appliance" "$APP_USER"
     fi
     run usermod "${user_tool_args[@]}" -a -G dialout,gpio "$APP_USER"

@@ -162,3 +162,14 @@ def test_uninstall_dry_run_changes_nothing(target: Path):
 
 def test_systemctl_is_available_for_enable():
     assert shutil.which("systemctl"), "systemctl missing: apt-get install -y systemd"
+
+
+@needs_root
+def test_install_reuses_a_leftover_laserd_group(target: Path):
+    with (target / "etc/group").open("a") as fh:
+        fh.write("laserd:x:990:\n")
+    with (target / "etc/gshadow").open("a") as fh:
+        fh.write("laserd:!::\n")
+    result = _run(INSTALL, "--root", target, "--skip-venv")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _entry(target / "etc/passwd", "laserd")[3] == "990"
