@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from laserd import db as dbmod
-from laserd.api import debug_loop, system
+from laserd.api import auth as auth_api
+from laserd.api import debug, debug_loop, setup, system, users
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
+from laserd.auth.context import auth_ctx
 from laserd.events import EventHub
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
@@ -54,10 +56,17 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 #: Services in start order. Later layers add theirs here, in the place their dependencies need.
-CONTEXTS: list[Context] = [state_ctx, database_ctx]
+CONTEXTS: list[Context] = [state_ctx, database_ctx, auth_ctx]
 
 #: Route tables of every API module.
-ROUTE_TABLES: list[ApiRoutes] = [system.routes, debug_loop.routes]
+ROUTE_TABLES: list[ApiRoutes] = [
+    system.routes,
+    debug_loop.routes,
+    setup.routes,
+    auth_api.routes,
+    users.routes,
+    debug.routes,
+]
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,0 +1,343 @@
+"""Accounts: registration, the first admin, profiles, password changes, administration.
+
+:class:`Accounts` is the service under ``app[ACCOUNTS]``. It owns the business rules on
+users (registration policy, who may change what, last-admin protection, which changes end
+which logins) and holds the narrower services it is built from: ``sessions`` (sign-in and
+tokens), ``keys`` (API keys) and ``recovery`` (reset and verification mail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiosqlite
+from aiohttp import web
+
+from laserd import errors
+from laserd.auth.apikeys import ApiKeys
+from laserd.auth.mail import Mailer
+from laserd.auth.passwords import PasswordHasher
+from laserd.auth.principal import Principal
+from laserd.auth.ratelimits import RateLimits
+from laserd.auth.recovery import Recovery
+from laserd.auth.sessions import Sessions, principal_of, refuse_inactive
+from laserd.settings import Registration, Settings
+from laserd.store import users
+from laserd.store.audit import AuditLog
+from laserd.store.users import DuplicateUser, UserRow
+
+log = logging.getLogger(__name__)
+
+
+def conflict_for(dup: DuplicateUser) -> errors.Conflict:
+    if dup.field == "email":
+        return errors.Conflict("An account with this email already exists.", code="email_taken")
+    return errors.Conflict("This username is taken.", code="username_taken")
+
+
+class Accounts:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        settings: Settings,
+        server_secret: bytes,
+        hasher: PasswordHasher,
+        limits: RateLimits,
+        audit: AuditLog,
+        mailer: Mailer,
+    ) -> None:
+        self._conn = conn
+        self.settings = settings
+        self.hasher = hasher
+        self.limits = limits
+        self.audit = audit
+        self.mailer = mailer
+        self.sessions = Sessions(conn, server_secret, settings.auth, hasher, limits, audit)
+        self.keys = ApiKeys(conn, audit)
+        self.recovery = Recovery(conn, settings, hasher, self.sessions, limits, mailer, audit)
+        #: Serialises changes that could remove the last active admin.
+        self._admin_lock = asyncio.Lock()
+
+    def reload(self, settings: Settings) -> None:
+        """Apply new settings (SIGHUP): token lifetimes, bcrypt cost, limits, registration."""
+        self.settings = settings
+        self.hasher.reload(settings.auth)
+        self.limits.reload(settings)
+        self.sessions.reload(settings.auth)
+        self.recovery.reload(settings)
+        self.mailer.reload(settings.mail)
+
+    async def close(self) -> None:
+        await self.recovery.close()
+
+    # ------------------------------------------------------------------ creation
+
+    async def create_user(
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        full_name: str = "",
+        role: str = "user",
+        status: str = "active",
+        email_verified: bool = False,
+    ) -> UserRow:
+        """Validate the password against the settings, hash it off the loop, insert the row."""
+        self.hasher.validate_new(password, "password")
+        password_hash = await self.hasher.hash(password)
+        try:
+            return await users.insert(
+                self._conn,
+                username=username,
+                email=email,
+                full_name=full_name,
+                password_hash=password_hash,
+                role=role,
+                status=status,
+                email_verified=email_verified,
+            )
+        except DuplicateUser as dup:
+            raise conflict_for(dup) from None
+
+    async def admin_exists(self) -> bool:
+        return await users.admin_exists(self._conn)
+
+    async def create_first_admin(
+        self, lock: asyncio.Lock, *, username: str, email: str, password: str, full_name: str
+    ) -> UserRow:
+        """The first admin (setup); 403 once any admin exists, even under a race."""
+        async with lock:
+            if await users.admin_exists(self._conn):
+                raise errors.Forbidden("Setup is closed: an administrator already exists.")
+            return await self.create_user(
+                username=username,
+                email=email,
+                password=password,
+                full_name=full_name,
+                role="admin",
+                status="active",
+                email_verified=True,
+            )
+
+    async def register(
+        self, *, username: str, email: str, password: str, full_name: str, request: web.Request
+    ) -> UserRow:
+        policy = self.settings.auth.registration
+        if policy is Registration.closed:
+            raise errors.Forbidden("Registration is closed; ask an administrator for an account.")
+        ip, _ = self.audit.origin(request)
+        self.limits.register_ip.check(ip)
+        self.hasher.validate_new(password, "password")
+        self.limits.register_ip.record(ip)
+        user = await self.create_user(
+            username=username,
+            email=email,
+            password=password,
+            full_name=full_name,
+            role="user",
+            status="active" if policy is Registration.open else "pending",
+        )
+        await self.audit.record(
+            "register",
+            actor=principal_of(user),
+            target=user.username,
+            details={"status": user.status},
+            request=request,
+        )
+        await self.recovery.send_verification(user)
+        return user
+
+    # ------------------------------------------------------------------ profile
+
+    async def get(self, user_id: int) -> UserRow:
+        user = await users.get(self._conn, user_id)
+        if user is None:
+            raise errors.NotFound("No such user.")
+        return user
+
+    async def update_profile(
+        self, who: Principal, *, email: str | None, full_name: str | None, request: web.Request
+    ) -> UserRow:
+        """A user's own email and name; a new email must be verified again."""
+        user = await self.get(who.user_id)
+        fields: dict[str, Any] = {}
+        if full_name is not None and full_name != user.full_name:
+            fields["full_name"] = full_name
+        if email is not None and email.casefold() != user.email.casefold():
+            fields["email"] = email
+            fields["email_verified"] = False
+        elif email is not None and email != user.email:
+            fields["email"] = email  # only the letter case changed: still the same mailbox
+        if not fields:
+            return user
+        updated = await self._update(user.id, fields)
+        await self.audit.record(
+            "profile_update",
+            actor=who,
+            target=user.username,
+            details={"fields": sorted(fields)},
+            request=request,
+        )
+        return updated
+
+    async def change_password(
+        self, who: Principal, *, current: str, new: str, request: web.Request
+    ) -> int:
+        """Needs the current password; every other login of the user ends. Logins revoked."""
+        self.hasher.validate_new(new, "new_password")
+        user = await self.get(who.user_id)
+        if not await self.hasher.verify(current, user.password_hash):
+            raise errors.ValidationFailed.field("current_password", "is not correct")
+        await self._update(user.id, {"password_hash": await self.hasher.hash(new)})
+        revoked = await self.sessions.revoke_user(user.id, "password_change", keep=who.login_id)
+        await self.audit.record(
+            "password_change",
+            actor=who,
+            target=user.username,
+            details={"logins_revoked": revoked},
+            request=request,
+        )
+        return revoked
+
+    async def _update(self, user_id: int, fields: dict[str, Any]) -> UserRow:
+        try:
+            updated = await users.update(self._conn, user_id, **fields)
+        except DuplicateUser as dup:
+            raise conflict_for(dup) from None
+        if updated is None:
+            raise errors.NotFound("No such user.")
+        return updated
+
+    # ------------------------------------------------------------------ administration
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        role: str | None,
+        status: str | None,
+        search: str | None,
+    ) -> tuple[list[UserRow], int]:
+        return await users.list_page(
+            self._conn, limit=limit, offset=offset, role=role, status=status, search=search
+        )
+
+    async def admin_create(
+        self, actor: Principal, fields: dict[str, Any], request: web.Request
+    ) -> UserRow:
+        user = await self.create_user(**fields)
+        await self.audit.record(
+            "user_create",
+            actor=actor,
+            target=user.username,
+            details={"role": user.role, "status": user.status},
+            request=request,
+        )
+        return user
+
+    async def admin_update(
+        self, actor: Principal, user_id: int, changes: dict[str, Any], request: web.Request
+    ) -> UserRow:
+        """Role, status, email, name, password. Ends the user's logins when their role,
+        status or password changes; refuses (409) to remove the last active admin."""
+        password = changes.pop("password", None)
+        if password is not None:
+            self.hasher.validate_new(password, "password")
+        async with self._admin_lock:
+            user = await self.get(user_id)
+            fields = {k: v for k, v in changes.items() if v is not None and getattr(user, k) != v}
+            if "email" in fields and fields["email"].casefold() != user.email.casefold():
+                fields.setdefault("email_verified", False)
+            await self._guard_last_admin(
+                user, fields.get("role", user.role), fields.get("status", user.status)
+            )
+            if password is not None:
+                fields["password_hash"] = await self.hasher.hash(password)
+            if not fields:
+                return user
+            updated = await self._update(user.id, fields)
+        revoke_reason = (
+            "role_change"
+            if "role" in fields
+            else "disabled"
+            if fields.get("status") == "disabled"
+            else "password_set"
+            if "password_hash" in fields
+            else None
+        )
+        revoked = 0
+        if revoke_reason is not None:
+            revoked = await self.sessions.revoke_user(user.id, revoke_reason)
+        if "role" in fields:
+            await self.audit.record(
+                "role_change",
+                actor=actor,
+                target=user.username,
+                details={"from": user.role, "to": updated.role},
+                request=request,
+            )
+        if "status" in fields:
+            await self.audit.record(
+                "status_change",
+                actor=actor,
+                target=user.username,
+                details={"from": user.status, "to": updated.status},
+                request=request,
+            )
+        other = sorted(set(fields) - {"role", "status", "password_hash"})
+        if other or "password_hash" in fields:
+            await self.audit.record(
+                "user_update",
+                actor=actor,
+                target=user.username,
+                details={"fields": other, "password_set": "password_hash" in fields},
+                request=request,
+            )
+        if revoked:
+            log.info("%d login(s) of %s revoked: %s", revoked, user.username, revoke_reason)
+        return updated
+
+    async def admin_delete(self, actor: Principal, user_id: int, request: web.Request) -> None:
+        async with self._admin_lock:
+            user = await self.get(user_id)
+            await self._guard_last_admin(user, "deleted", "deleted")
+            await users.delete(self._conn, user.id)
+        await self.audit.record(
+            "user_delete",
+            actor=actor,
+            target=user.username,
+            details={"user_id": user.id, "role": user.role},
+            request=request,
+        )
+
+    async def unlock(self, actor: Principal, user_id: int, request: web.Request) -> bool:
+        user = await self.get(user_id)
+        was_locked = self.limits.unlock_user(user.id)
+        await self.audit.record(
+            "user_unlock",
+            actor=actor,
+            target=user.username,
+            details={"was_locked": was_locked},
+            request=request,
+        )
+        return was_locked
+
+    async def _guard_last_admin(self, user: UserRow, new_role: str, new_status: str) -> None:
+        stays_admin = new_role == "admin" and new_status == "active"
+        was_admin = user.role == "admin" and user.status == "active"
+        if was_admin and not stays_admin and await users.count_active_admins(self._conn) <= 1:
+            raise errors.Conflict(
+                "This is the last active administrator; make another one first.",
+                code="last_admin",
+            )
+
+    # ------------------------------------------------------------------ helpers for handlers
+
+    async def active_user(self, who: Principal) -> UserRow:
+        user = await self.get(who.user_id)
+        refuse_inactive(user)
+        return user

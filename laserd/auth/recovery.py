@@ -1,0 +1,203 @@
+"""Password reset and email verification through single-use mailed tokens.
+
+Tokens are 256 random bits; only their SHA-256 is stored, with a purpose, the address it was
+sent to and an expiry (reset: 1 hour; verification: 2 days). Spending one is a single guarded
+``UPDATE``, so it works once. A reset request always answers 202 and does its work in the
+background, so neither the answer nor its timing says whether the address has an account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiosqlite
+from aiohttp import web
+
+from laserd import errors
+from laserd.auth import tokens
+from laserd.auth.mail import Mailer
+from laserd.auth.passwords import PasswordHasher
+from laserd.auth.principal import Principal
+from laserd.auth.ratelimits import RateLimits
+from laserd.auth.sessions import Sessions, iso_in, principal_of
+from laserd.db import transaction
+from laserd.settings import Settings
+from laserd.store import tokens as user_tokens
+from laserd.store import users
+from laserd.store.audit import AuditLog
+from laserd.store.users import UserRow
+
+log = logging.getLogger(__name__)
+
+RESET_LIFETIME_S = 3600
+VERIFY_LIFETIME_S = 2 * 86400
+RESET, VERIFY = "password_reset", "verify_email"
+
+
+def public_base_url(settings: Settings) -> str:
+    """Where the owner reaches the UI. Built from our own host name, never from the request's
+    ``Host`` header, which a client chooses (a poisoned reset link would leak the token)."""
+    from laserd.serve import public_url  # local: serve imports the app, which imports us
+
+    return public_url(settings)
+
+
+class Recovery:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        settings: Settings,
+        hasher: PasswordHasher,
+        sessions: Sessions,
+        limits: RateLimits,
+        mailer: Mailer,
+        audit: AuditLog,
+    ) -> None:
+        self._conn = conn
+        self.settings = settings
+        self._hasher = hasher
+        self._sessions = sessions
+        self._limits = limits
+        self._mailer = mailer
+        self._audit = audit
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def reload(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # ------------------------------------------------------------------ password reset
+
+    def request_reset(self, email: str, request: web.Request) -> None:
+        """Schedule the reset mail (if the address has an account); returns at once."""
+        origin = self._audit.origin(request)
+        task = asyncio.create_task(self._reset_mail(email.strip(), origin))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reset_mail(self, email: str, origin: tuple[str, str]) -> None:
+        try:
+            user = await users.by_email(self._conn, email)
+            if user is None or user.status == "disabled":
+                log.info("password reset requested for an address with no usable account")
+                return
+            account = f"user:{user.id}"
+            if self._limits.mail_account.blocked(account):
+                log.warning("password reset mail for %s skipped: too many requests", user.username)
+                return
+            self._limits.mail_account.record(account)
+            token = await self._issue(user, RESET, RESET_LIFETIME_S, spend_older=True)
+            link = f"{public_base_url(self.settings)}#/reset-password?token={token}"
+            await self._mailer.send(
+                user.email,
+                "laserd: reset your password",
+                f"Hello {user.full_name or user.username},\n\n"
+                "Someone (hopefully you) asked to reset the password of your laserd account "
+                f"'{user.username}'.\nOpen this link within an hour to choose a new one:\n\n"
+                f"  {link}\n\nor give this token to POST /api/v1/auth/password-reset/confirm:\n"
+                f"  {token}\n\nIf it was not you, ignore this message; nothing has changed.\n",
+                kind=RESET,
+            )
+            await self._audit.record("password_reset_request", target=user.username, origin=origin)
+        except Exception:
+            log.exception("password reset mail failed")
+
+    async def confirm_reset(self, token: str, new_password: str, request: web.Request) -> None:
+        """Set a new password with a mailed token; every login of the account ends."""
+        self._hasher.validate_new(new_password, "new_password")
+        spent = await user_tokens.consume(
+            self._conn, purpose=RESET, token_hash=tokens.sha256_hex(token)
+        )
+        if spent is None:
+            raise errors.ValidationFailed.field("token", "is invalid, expired or already used")
+        user = await users.get(self._conn, spent.user_id)
+        if user is None or user.status == "disabled":
+            raise errors.ValidationFailed.field("token", "is invalid, expired or already used")
+        password_hash = await self._hasher.hash(new_password)
+        fields: dict[str, object] = {"password_hash": password_hash}
+        if spent.email.casefold() == user.email.casefold():
+            fields["email_verified"] = True  # the mailbox owner just proved it
+        async with transaction(self._conn):
+            await users.update(self._conn, user.id, **fields)
+            await user_tokens.spend_all(self._conn, user.id, RESET)
+        revoked = await self._sessions.revoke_user(user.id, "password_reset")
+        self._limits.account.unlock(f"user:{user.id}")
+        await self._audit.record(
+            "password_reset",
+            actor=principal_of(user),
+            target=user.username,
+            details={"logins_revoked": revoked},
+            request=request,
+        )
+
+    # ------------------------------------------------------------------ email verification
+
+    async def request_verification(self, who: Principal, request: web.Request | None) -> bool:
+        """Mail a verification link; False when there was nothing to do (already verified)."""
+        user = await users.get(self._conn, who.user_id)
+        if user is None:
+            raise errors.NotFound()
+        if user.email_verified:
+            return False
+        account = f"user:{user.id}"
+        self._limits.mail_account.check(account)
+        self._limits.mail_account.record(account)
+        await self.send_verification(user)
+        return True
+
+    async def send_verification(self, user: UserRow) -> None:
+        token = await self._issue(user, VERIFY, VERIFY_LIFETIME_S, spend_older=True)
+        link = f"{public_base_url(self.settings)}#/verify-email?token={token}"
+        await self._mailer.send(
+            user.email,
+            "laserd: confirm your email address",
+            f"Hello {user.full_name or user.username},\n\nConfirm that {user.email} belongs to "
+            f"the laserd account '{user.username}' by opening this link within two days:\n\n"
+            f"  {link}\n\nor give this token to POST /api/v1/auth/verify-email/confirm:\n"
+            f"  {token}\n",
+            kind=VERIFY,
+        )
+
+    async def confirm_verification(self, token: str, request: web.Request) -> None:
+        spent = await user_tokens.consume(
+            self._conn, purpose=VERIFY, token_hash=tokens.sha256_hex(token)
+        )
+        if spent is None:
+            raise errors.ValidationFailed.field("token", "is invalid, expired or already used")
+        user = await users.get(self._conn, spent.user_id)
+        if user is None or spent.email.casefold() != user.email.casefold():
+            # The address changed since the mail went out: this token proves nothing now.
+            raise errors.ValidationFailed.field("token", "is invalid, expired or already used")
+        await users.update(self._conn, user.id, email_verified=True)
+        await self._audit.record(
+            "email_verified",
+            actor=principal_of(user),
+            target=user.username,
+            details={"email": user.email},
+            request=request,
+        )
+
+    # ------------------------------------------------------------------ common
+
+    async def _issue(
+        self, user: UserRow, purpose: str, lifetime_s: int, *, spend_older: bool
+    ) -> str:
+        token = tokens.new_single_use_token()
+        async with transaction(self._conn):
+            if spend_older:
+                await user_tokens.spend_all(self._conn, user.id, purpose)
+            await user_tokens.insert(
+                self._conn,
+                user_id=user.id,
+                purpose=purpose,
+                token_hash=tokens.sha256_hex(token),
+                email=user.email,
+                expires_at=iso_in(lifetime_s),
+            )
+        return token
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for task in list(self._tasks):
+            task.cancel()
