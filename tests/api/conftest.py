@@ -97,3 +97,22 @@ async def user(client: Any) -> Account:
 @pytest.fixture
 async def guest(client: Any) -> Account:
     return await create_account(client, "guest")
+
+
+async def login(client: Any, username: str, password: str = PASSWORD, **headers: str) -> Any:
+    """``POST /auth/login``; the raw response (tests check statuses and headers)."""
+    return await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}, headers=headers
+    )
+
+
+async def error_of(response: Any) -> dict[str, Any]:
+    """The ``error`` object of an error answer, without the request id (it always differs)."""
+    body = await response.json()
+    err = dict(body["error"])
+    err.pop("request_id", None)
+    return err
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
