@@ -21,12 +21,15 @@ WRITE_BUFFER_BYTES = 1 << 20
 
 @contextlib.contextmanager
 def atomic_writer(dest: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file that becomes ``dest`` only when the block finishes without error."""
+    """Yield a binary file that becomes ``dest`` only when the block finishes without error.
+
+    The file is open for reading too, so a writer can copy what it already wrote (passes).
+    """
     dest = Path(dest)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb", buffering=WRITE_BUFFER_BYTES) as fh:
+        with os.fdopen(fd, "w+b", buffering=WRITE_BUFFER_BYTES) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,0 +1,491 @@
+"""Image → raster G-code, in row chunks, with numpy and Pillow.
+
+Pipeline: open (size checked from the header before decoding: the decompression-bomb guard),
+first frame, EXIF orientation, alpha over white, grayscale, one resample to the engraving grid
+(one pixel per ``line_interval_mm``), then per chunk of rows: tone curve (brightness, contrast,
+gamma, invert) through a 256-entry table, power per pixel (grayscale levels, threshold, Bayer
+or error diffusion), and the G-code of those rows, written before the next chunk is touched.
+
+The G-code text is built without a Python loop over runs: run ends come from ``np.diff``-style
+comparisons, each run's line is gathered from precomputed byte tables (``X<coord>`` per pixel
+edge, ``S<power>\\n`` per power) into a fixed-width record array whose NUL padding is then
+squeezed out in one pass. Python touches only the few lines per row (travel, overscan).
+
+Coordinates: pixel column ``c`` spans ``origin.x + c·dx .. origin.x + (c+1)·dx``; image row
+``r`` (0 at the top) is engraved at ``y = origin.y + (H-1-r)·dx``, so the image's lower-left
+corner sits at the origin. Rows run top to bottom; with ``bidirectional`` every other engraved
+row runs right to left. Blank rows are skipped and each row starts at its first burning pixel
+and ends after its last. Travel uses G0 (in GRBL's laser mode the beam is always off in G0);
+GRBL moves G0 at its maximum rate, so ``travel_mm_min`` is what the time estimate assumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from laserd.dither import ErrorDiffuser, ordered
+from laserd.errors import LaserdError
+from laserd.gcode.output import atomic_writer, fmt_mm
+from laserd.gcode.segments import MotionStats
+from laserd.laser import Dither, LaserSettings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+#: Rows handled per chunk for the non-diffusing modes: bounds the temporary arrays.
+CHUNK_PIXELS = 1 << 20
+
+
+class ImageError(LaserdError):
+    """The upload is not an image laserd can convert (truncated, unknown, too large)."""
+
+    status, code, default_message = 422, "invalid_image", "The image cannot be read."
+
+
+@dataclass(slots=True)
+class RasterReport:
+    stats: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    width_px: int = 0
+    height_px: int = 0
+    width_mm: float = 0.0
+    height_mm: float = 0.0
+
+
+# --------------------------------------------------------------------------- image loading
+
+
+def load_grayscale(src: Path, max_megapixels: float) -> Image.Image:
+    """Decode ``src`` to an 8-bit grayscale image, refusing bombs before decoding them."""
+    try:
+        im = Image.open(src)
+    except UnidentifiedImageError as exc:
+        raise ImageError("the file is not an image format laserd reads") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"the image is too large to decode safely: {exc}") from exc
+    except OSError as exc:
+        raise ImageError(f"the image cannot be opened: {exc}") from exc
+    with im:
+        w, h = im.size
+        megapixels = w * h / 1e6
+        if megapixels > max_megapixels or w <= 0 or h <= 0:
+            raise ImageError(
+                f"the image is {w}×{h} pixels ({megapixels:.1f} MP); "
+                f"the limit is {max_megapixels:g} MP",
+                code="image_too_large",
+            )
+        try:
+            im.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            return _to_gray(im)
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"the image is too large to decode safely: {exc}") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"the image is truncated or corrupt: {exc}") from exc
+
+
+def _to_gray(im: Image.Image) -> Image.Image:
+    """Grayscale with any transparency composited over white (unburnt material)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        scale = 1 / 257 if im.mode != "F" and arr.max() > 255 else 1.0
+        return Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        im.mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
+    if has_alpha:
+        la = im.convert("RGBA").convert("LA") if im.mode != "LA" else im
+        gray, alpha = la.split()
+        white = Image.new("L", la.size, 255)
+        return Image.composite(gray, white, alpha)
+    if im.mode == "1":
+        return im.convert("L")
+    return im.convert("L")
+
+
+# --------------------------------------------------------------------------- tone and power
+
+
+def lightness_lut(laser: LaserSettings) -> np.ndarray:
+    """Lightness 0..1 per gray byte after brightness, contrast and gamma (float64)."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    v = v + laser.brightness / 100.0
+    factor = ((laser.contrast + 100.0) / 100.0) ** 2
+    v = np.clip((v - 0.5) * factor + 0.5, 0.0, 1.0)
+    return v ** (1.0 / laser.gamma)
+
+
+def darkness_lut(laser: LaserSettings) -> np.ndarray:
+    """How much each gray byte should burn: 0 (not at all) .. 1 (fully), invert applied."""
+    v = lightness_lut(laser)
+    return (v if laser.invert else 1.0 - v).astype(np.float32)
+
+
+def power_s(pct: float, max_power_s: int) -> int:
+    return round(pct / 100.0 * max_power_s)
+
+
+def grayscale_lut(laser: LaserSettings, max_power_s: int) -> np.ndarray:
+    """S value per gray byte in grayscale mode: ``power_levels`` steps from min to max power.
+
+    Level 0 (nothing to burn) is always S0, even with a minimum power: white stays unburnt.
+    """
+    levels = laser.power_levels
+    dark = darkness_lut(laser).astype(np.float64)
+    level = np.rint(dark * (levels - 1)).astype(np.int64)
+    pmin, pmax = laser.power_min_pct, laser.power_max_pct
+    pct = pmin + (pmax - pmin) * level / (levels - 1)
+    s = np.rint(pct / 100.0 * max_power_s).astype(np.uint16)
+    s[level == 0] = 0
+    return s
+
+
+def threshold_lut(laser: LaserSettings) -> np.ndarray:
+    """Burn mask per gray byte: lighter than ``threshold`` stays, unless inverted."""
+    burn = lightness_lut(laser) * 255.0 < laser.threshold - 1e-9
+    return burn != laser.invert
+
+
+def iter_power_rows(
+    gray: np.ndarray, laser: LaserSettings, max_power_s: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_row, S values as uint16 [rows, W])`` chunk by chunk, top to bottom."""
+    h, w = gray.shape
+    s_on = np.uint16(power_s(laser.power_max_pct, max_power_s))
+    mode = laser.dither
+    rows = max(1, CHUNK_PIXELS // max(1, w))
+    if mode is Dither.grayscale:
+        lut = grayscale_lut(laser, max_power_s)
+    elif mode is Dither.threshold:
+        lut = np.where(threshold_lut(laser), s_on, 0).astype(np.uint16)
+    elif mode is Dither.floyd_steinberg:
+        # Pillow's C Floyd–Steinberg on the tone-mapped image (0 = burn).
+        tone = np.rint(255.0 * (1.0 - darkness_lut(laser))).astype(np.uint8)
+        dithered = Image.fromarray(tone[gray], "L").convert("1", dither=Image.Dither.FLOYDSTEINBERG)
+        burn_all = ~np.asarray(dithered, dtype=bool)
+        del dithered
+        for r0 in range(0, h, rows):
+            yield r0, np.where(burn_all[r0 : r0 + rows], s_on, 0).astype(np.uint16)
+        return
+    else:
+        dark = darkness_lut(laser)
+    if mode in (Dither.grayscale, Dither.threshold, Dither.ordered):
+        for r0 in range(0, h, rows):
+            block = gray[r0 : r0 + rows]
+            if mode is Dither.ordered:
+                yield r0, np.where(ordered(dark[block], r0), s_on, 0).astype(np.uint16)
+            else:
+                yield r0, lut[block]
+        return
+    diffuser = ErrorDiffuser(mode.value, w)
+    rows = ErrorDiffuser.band_rows(w, diffuser.k)
+    for r0 in range(0, h, rows):
+        burn = diffuser.process(dark[gray[r0 : r0 + rows]])
+        yield r0, np.where(burn, s_on, 0).astype(np.uint16)
+
+
+def prepare(src: Path, laser: LaserSettings, max_megapixels: float) -> np.ndarray:
+    """Load and resample ``src`` to the engraving grid: uint8 gray [H, W], row 0 at the top."""
+    im = load_grayscale(src, max_megapixels)
+    w_px, h_px = laser.size_px(*im.size)
+    if w_px * h_px / 1e6 > max_megapixels:
+        raise ImageError(
+            f"at {laser.line_interval_mm:g} mm per line the engraving would be {w_px}×{h_px} "
+            f"pixels; the limit is {max_megapixels:g} MP (use a larger line interval)",
+            code="image_too_large",
+        )
+    if (w_px, h_px) != im.size:
+        im = im.resize((w_px, h_px), Image.Resampling.LANCZOS)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def power_map(
+    src: Path, laser: LaserSettings, *, max_power_s: int, max_megapixels: float
+) -> np.ndarray:
+    """The whole intended S map [H, W] (row 0 at the top): what the G-code must reproduce."""
+    gray = prepare(src, laser, max_megapixels)
+    return np.vstack([s for _, s in iter_power_rows(gray, laser, max_power_s)])
+
+
+# --------------------------------------------------------------------------- G-code writing
+
+
+@dataclass(slots=True)
+class _Travel:
+    """Per-row positions and distances collected for the statistics."""
+
+    g0_mm: float = 0.0
+    first: tuple[float, float] | None = None
+    last: tuple[float, float] | None = None
+
+
+def _word_table(words: list[bytes]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Words as NUL-padded 8-byte columns (uint64) for fast gathers, and their lengths.
+
+    GRBL drops NULs, but the writer removes them anyway: the padding exists only so that a
+    whole run's line can be gathered with a few ``np.take`` calls on machine words.
+    """
+    width = -(-max(len(w) for w in words) // 8) * 8
+    table = np.array(words, dtype=f"S{width}").view(np.uint64).reshape(len(words), width // 8)
+    cols = [np.ascontiguousarray(table[:, k]) for k in range(width // 8)]
+    lengths = np.fromiter((len(w) for w in words), dtype=np.uint8, count=len(words))
+    return cols, lengths
+
+
+class RasterWriter:
+    """Turns chunks of S rows into G-code lines, tracking modal state and statistics."""
+
+    def __init__(self, fh: BinaryIO, laser: LaserSettings, width_px: int, height_px: int,
+                 max_power_s: int) -> None:  # fmt: skip
+        self.fh = fh
+        self.laser = laser
+        self.w, self.h = width_px, height_px
+        self.dx = laser.line_interval_mm
+        self.ovs = laser.overscan_mm
+        ox = laser.origin_mm.x
+        self.oy = laser.origin_mm.y
+        self.xb = ox + np.arange(width_px + 1, dtype=np.float64) * self.dx
+        # X word per scan position: forward rows end a run at the pixel's right edge (j + 1),
+        # reversed rows at its left edge (W - 1 - j); the second half of the table serves them.
+        xtext = [b"X" + fmt_mm(v).encode() for v in self.xb]
+        xtext = xtext[1:] + xtext[:-1][::-1]
+        stext = [b"S%d\n" % s for s in range(max_power_s + 1)] + [b"\n"]
+        self.no_s = max_power_s + 1
+        self.xcols, self.xlen = _word_table(xtext)
+        self.scols, self.slen = _word_table(stext)
+        self.feed = fmt_mm(laser.speed_mm_min, 1).encode()
+        self.stats = MotionStats(rapid_mm_min=laser.travel_mm_min)
+        self.travel = _Travel()
+        self.rows_engraved = 0
+        self.burn_px = 0
+        self.gap_px = 0
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Forget the modal state: the next pass must not rely on what the previous left."""
+        self.cur_x: bytes | None = None
+        self.cur_y: bytes | None = None
+        self.s_state = -1
+        self.feed_set = False
+
+    def header(self) -> bytes:
+        lines = [b"G21G90"]
+        if self.laser.air_assist:
+            lines.append(b"M8")
+        lines.append(self.laser.mode.value.encode() + b"S0")
+        return b"\n".join(lines) + b"\n"
+
+    def trailer(self) -> bytes:
+        lines = [b"M5S0"]
+        if self.laser.air_assist:
+            lines.append(b"M9")
+        return b"\n".join(lines) + b"\n"
+
+    def write_rows(self, r0: int, s: np.ndarray) -> int:
+        """Write the G-code of rows ``r0 ..``; return the number of lines written."""
+        w = self.w
+        nz_rows = (s != 0).any(axis=1)
+        idx = np.flatnonzero(nz_rows)
+        if idx.size == 0:
+            return 0
+        sv = s[idx]
+        order = self.rows_engraved + np.arange(idx.size)
+        rev = (order % 2 == 1) if self.laser.bidirectional else np.zeros(idx.size, dtype=bool)
+        if rev.any():
+            sv[rev] = sv[rev, ::-1]
+        nzv = sv != 0
+        first = nzv.argmax(axis=1)
+        last = w - 1 - nzv[:, ::-1].argmax(axis=1)
+        ends = np.empty(sv.shape, dtype=bool)
+        np.not_equal(sv[:, :-1], sv[:, 1:], out=ends[:, :-1])
+        ends[:, -1] = nzv[:, -1]
+        lead = np.flatnonzero(first > 0)
+        ends[lead, first[lead] - 1] = False
+        flat = np.flatnonzero(ends)
+        counts = ends.sum(axis=1)
+        row_end = np.cumsum(counts)
+        row_start = row_end - counts
+        power = sv.reshape(-1)[flat]
+        # Table index of each run's X word: its scan position j, plus W on reversed rows.
+        tidx = flat - np.repeat(np.arange(idx.size) * w - rev * w, counts)
+        s_idx = power.astype(np.int64)
+        if self.ovs <= 0:
+            # Without a run-in the first run follows the previous row's last power.
+            prev = np.empty(idx.size, dtype=np.int64)
+            prev[0] = self.s_state
+            prev[1:] = s_idx[row_end[:-1] - 1]
+            same = s_idx[row_start] == prev
+            s_idx[row_start[same]] = self.no_s
+        nx = len(self.xcols)
+        rec = np.empty((flat.size, nx + len(self.scols)), dtype=np.uint64)
+        for k, col in enumerate(self.xcols):
+            np.take(col, tidx, out=rec[:, k])
+        for k, col in enumerate(self.scols):
+            np.take(col, s_idx, out=rec[:, nx + k])
+        body = memoryview(rec.tobytes().translate(None, b"\0"))
+        run_bytes = self.xlen[tidx] + self.slen[s_idx]
+        byte_end = np.cumsum(np.add.reduceat(run_bytes, row_start, dtype=np.int64))
+        byte_start = np.concatenate(([0], byte_end[:-1]))
+
+        self.burn_px += int(np.count_nonzero(nzv))
+        self.gap_px += int((last - first + 1).sum()) - int(np.count_nonzero(nzv))
+        parts: list[bytes | memoryview] = []
+        lines = flat.size
+        xb, ovs, dx = self.xb, self.ovs, self.dx
+        ys = self.oy + (self.h - 1 - (r0 + idx)) * dx
+        for i in range(idx.size):
+            if rev[i]:
+                start_b, end_b, sign = w - first[i], w - 1 - last[i], -1.0
+            else:
+                start_b, end_b, sign = first[i], last[i] + 1, 1.0
+            x_start = float(xb[start_b])
+            x_in = x_start - sign * ovs
+            x_out = float(xb[end_b]) + sign * ovs
+            y = float(ys[i])
+            lines += self._row_head(parts, x_in, x_start, y)
+            parts.append(body[byte_start[i] : byte_end[i]])
+            if ovs > 0:
+                parts.append(b"X" + fmt_mm(x_out).encode() + b"S0\n")
+                lines += 1
+                self.s_state = 0
+            else:
+                self.s_state = int(power[row_end[i] - 1])
+            self.cur_x = fmt_mm(x_out).encode()
+            self.travel.last = (x_out, y)
+            st = self.stats
+            st.xmin = min(st.xmin, x_in, x_out)
+            st.xmax = max(st.xmax, x_in, x_out)
+            st.ymin = min(st.ymin, y)
+            st.ymax = max(st.ymax, y)
+        self.rows_engraved += idx.size
+        self.fh.write(b"".join(parts))
+        return lines
+
+    def _row_head(
+        self, parts: list[bytes | memoryview], x_in: float, x_start: float, y: float
+    ) -> int:
+        """Travel to the row (G0) and, with overscan, the laser-off run-in; return line count."""
+        lines = 0
+        tx = fmt_mm(x_in).encode()
+        ty = fmt_mm(y).encode()
+        words = b""
+        if tx != self.cur_x:
+            words += b"X" + tx
+        if ty != self.cur_y:
+            words += b"Y" + ty
+        if self.travel.last is None:
+            self.travel.first = (x_in, y)
+        else:
+            lx, ly = self.travel.last
+            self.travel.g0_mm += math.hypot(x_in - lx, y - ly)
+        if words:
+            parts.append(b"G0" + words + b"\n")
+            lines += 1
+        self.cur_x, self.cur_y = tx, ty
+        feed = b"" if self.feed_set else b"F" + self.feed
+        self.feed_set = True
+        if self.ovs > 0:
+            s0 = b"S0" if self.s_state != 0 else b""
+            parts.append(b"G1X" + fmt_mm(x_start).encode() + s0 + feed + b"\n")
+            self.s_state = 0
+            lines += 1
+        else:
+            parts.append(b"G1" + feed)  # prefixes the first run's line
+        return lines
+
+
+def image_to_gcode(
+    src: Path,
+    out: Path,
+    laser: LaserSettings,
+    *,
+    max_power_s: int,
+    max_megapixels: float,
+    bed_mm: tuple[float, float],
+    progress: Progress | None = None,
+) -> RasterReport:
+    """Convert an image to raster G-code at ``out`` (atomically); return stats and warnings.
+
+    Synchronous and CPU-bound: run it in a worker. ``stats`` has the same shape and meaning
+    as :func:`laserd.gcode.analyse_gcode`'s, computed while writing, without re-reading.
+    """
+    gray = prepare(Path(src), laser, max_megapixels)
+    h, w = gray.shape
+    if progress is not None:
+        progress(0.05)
+    with atomic_writer(Path(out)) as fh:
+        writer = RasterWriter(fh, laser, w, h, max_power_s)
+        fh.write(writer.header())
+        lines = 2 + (1 if laser.air_assist else 0)
+        body_start = fh.tell()
+        body_lines = 0
+        for r0, s_rows in iter_power_rows(gray, laser, max_power_s):
+            body_lines += writer.write_rows(r0, s_rows)
+            if progress is not None:
+                progress(0.05 + 0.9 * min(1.0, (r0 + s_rows.shape[0]) / h))
+        body_end = fh.tell()
+        if laser.passes > 1 and body_lines:
+            _repeat(fh, body_start, body_end, laser.passes - 1)
+        fh.write(writer.trailer())
+        lines += body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
+    stats = _stats(writer, laser, lines)
+    warnings = stats.bed_warnings(bed_mm)
+    if writer.burn_px == 0:
+        warnings.append("nothing to engrave: every pixel maps to zero power")
+    if progress is not None:
+        progress(1.0)
+    return RasterReport(
+        stats=stats.as_dict(),
+        warnings=warnings,
+        width_px=w,
+        height_px=h,
+        width_mm=w * laser.line_interval_mm,
+        height_mm=h * laser.line_interval_mm,
+    )
+
+
+def _repeat(fh: BinaryIO, start: int, end: int, times: int) -> None:
+    """Append ``times`` copies of bytes ``start..end`` of the file being written."""
+    fh.flush()
+    for _ in range(times):
+        pos = start
+        while pos < end:
+            fh.seek(pos)
+            data = fh.read(min(1 << 20, end - pos))
+            fh.seek(0, 2)
+            fh.write(data)
+            pos += len(data)
+    fh.seek(0, 2)
+
+
+def _stats(writer: RasterWriter, laser: LaserSettings, lines: int) -> MotionStats:
+    """Distances and time of the whole job from the per-pass figures."""
+    st = writer.stats
+    st.lines = lines
+    passes = laser.passes
+    if writer.travel.first is None:
+        st.xmin, st.xmax, st.ymin, st.ymax = math.inf, -math.inf, math.inf, -math.inf
+        return st
+    dx = laser.line_interval_mm
+    burn_mm = writer.burn_px * dx
+    feed_off_mm = writer.gap_px * dx + 2 * laser.overscan_mm * writer.rows_engraved
+    fx, fy = writer.travel.first
+    lx, ly = writer.travel.last or (fx, fy)
+    g0_mm = writer.travel.g0_mm * passes + math.hypot(fx, fy)
+    g0_mm += (passes - 1) * math.hypot(fx - lx, fy - ly)
+    st.laser_on_mm = burn_mm * passes
+    st.travel_mm = feed_off_mm * passes + g0_mm
+    st.estimated_s = (
+        (burn_mm + feed_off_mm) * passes / laser.speed_mm_min + g0_mm / laser.travel_mm_min
+    ) * 60.0
+    return st
