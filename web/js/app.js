@@ -95,7 +95,7 @@ export async function signedIn(user, { navigate = true } = {}) {
 async function loadMachine() {
   try {
     const [machine, interlocks] = await Promise.all([API.get("/machine"), API.get("/interlocks")]);
-    if (!getState().machine) update({ machine });
+    if (!getState().machine) update({ machine, lastJob: machine?.job || getState().lastJob });
     mergeInterlocks(Array.isArray(interlocks) ? interlocks : interlocks?.items || []);
   } catch (err) {
     console.warn("machine status", err);

@@ -69,10 +69,12 @@ class Live extends EventTarget {
       } catch {
         return;
       }
+      if (msg?.type === "machine" && !performance.getEntriesByName("laserd:first-live").length) {
+        // User Timing mark: the benchmark (tests/bench/bench_ui.py) reads load → first live status.
+        performance.mark("laserd:first-live");
+      }
       if (!this.gotMessage) {
         this.gotMessage = true;
-        // User Timing mark: the benchmark (tests/bench/bench_ui.py) reads load → first live status.
-        if (!performance.getEntriesByName("laserd:first-live").length) performance.mark("laserd:first-live");
         this.attempt = 0;
         this.setStatus("live");
         this.dispatchEvent(new CustomEvent("open"));

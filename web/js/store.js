@@ -7,6 +7,7 @@ const state = {
   user: null,
   machine: null,
   interlocks: [], // [{name, kind, pin, safe, since}]
+  lastJob: null, // the newest job seen, kept after it finishes so its result stays on screen
   safeSince: {}, // name -> ms timestamp when it last became safe (for the resume delay)
 };
 const subs = new Set();
@@ -43,20 +44,28 @@ export function mergeInterlocks(list) {
   for (const item of list) {
     const old = byName.get(item.name);
     if (item.safe && (!old || !old.safe)) {
+      // An edge seen live is timed by this browser's clock (the server's may differ); only
+      // the first snapshot uses the server's "since".
       const since = Date.parse(item.since || "");
-      state.safeSince[item.name] = Number.isNaN(since) ? now : since;
+      state.safeSince[item.name] = old || Number.isNaN(since) ? now : Math.min(since, now);
     }
     byName.set(item.name, { ...old, ...item });
   }
   update({ interlocks: [...byName.values()] });
 }
 
+function newer(job) {
+  const last = state.lastJob;
+  return !last || String(last.id) === String(job.id) || Number(job.id) > Number(last.id);
+}
+
 live.on("machine", (msg) => {
   const { type: _type, ...machine } = msg;
+  if (machine.job && newer(machine.job)) state.lastJob = machine.job;
   update({ machine });
   const open = machine.interlocks?.open;
   if (Array.isArray(open) && state.interlocks.length) {
-    const changed = state.interlocks.filter((i) => i.safe === open.includes(i.name));
+    const changed = state.interlocks.filter((i) => i.kind !== "start" && i.safe === open.includes(i.name));
     if (changed.length) mergeInterlocks(changed.map((i) => ({ name: i.name, safe: !open.includes(i.name) })));
   }
 });
@@ -70,9 +79,16 @@ live.on("interlock", (msg) => {
 
 live.on("job", (msg) => {
   const { type: _type, ...job } = msg;
-  if (!state.machine) return;
-  const current = state.machine.job;
-  if (!current || current.id === job.id || ["queued", "waiting_start", "running", "paused"].includes(job.state)) {
+  if (newer(job)) state.lastJob = job;
+  const current = state.machine?.job;
+  if (state.machine && current && String(current.id) === String(job.id)) {
     update({ machine: { ...state.machine, job } });
+  } else {
+    update({});
   }
 });
+
+/** Interlocks proper: the start button is listed by the server too but is not a safety input. */
+export function safetyInputs() {
+  return state.interlocks.filter((i) => i.kind !== "start");
+}

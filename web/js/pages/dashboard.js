@@ -7,9 +7,10 @@ import { h, setEnabled, setText, setVar, toast } from "../dom.js";
 import { ACTIVE_JOB_STATES, JOB_WORDS, duration, machineWords, mm, pauseReason, pct } from "../format.js";
 import { jogPanel } from "../jog.js";
 import { live } from "../live.js";
-import { can, getState, subscribe } from "../store.js";
+import { can, getState, safetyInputs, subscribe } from "../store.js";
 
 const DEFAULT_RESUME_DELAY_S = 3;
+let resumeNotBefore = 0; // ms; set from a 409 resume_delay answer (the server knows best)
 const fileNames = new Map();
 
 /** The resume delay the server announces, else the documented default. */
@@ -23,6 +24,7 @@ function resumeWaitS(state) {
   const announced = state.machine?.interlocks?.resume_in_s ?? state.machine?.resume_in_s;
   if (Number.isFinite(Number(announced))) return Math.max(0, Number(announced));
   const last = Math.max(0, ...Object.values(state.safeSince));
+  if (resumeNotBefore > Date.now()) return (resumeNotBefore - Date.now()) / 1000;
   if (!last) return 0;
   return Math.max(0, last / 1000 + resumeDelayS(state.machine) - Date.now() / 1000);
 }
@@ -30,7 +32,7 @@ function resumeWaitS(state) {
 function openInterlocks(state) {
   const fromMachine = state.machine?.interlocks?.open;
   if (Array.isArray(fromMachine)) return fromMachine;
-  return state.interlocks.filter((i) => !i.safe).map((i) => i.name);
+  return safetyInputs().filter((i) => !i.safe).map((i) => i.name);
 }
 
 function interlockAdvice(names, interlocks) {
@@ -107,6 +109,9 @@ export function render(view) {
     try {
       await API.post(`/jobs/${encodeURIComponent(job.id)}/${verb}`);
     } catch (err) {
+      if (err.code === "resume_delay" && Number.isFinite(Number(err.details?.seconds_left))) {
+        resumeNotBefore = Date.now() + Number(err.details.seconds_left) * 1000;
+      }
       toast(err.message, "error");
     } finally {
       paint(getState());
@@ -226,13 +231,14 @@ export function render(view) {
     }
     setText(connection, m ? (m.connected ? `Connected${m.port ? ` on ${m.port}` : ""}` : "Not connected") : "–");
     setText(firmware, m?.firmware || "–");
-    setText(feedNow, m && Number.isFinite(Number(m.feed)) ? `${Math.round(m.feed)} mm/min` : "–");
-    setText(powerNow, m && Number.isFinite(Number(m.power)) ? `S ${Math.round(m.power)}` : "–");
+    setText(feedNow, m?.feed != null && Number.isFinite(Number(m.feed)) ? `${Math.round(m.feed)} mm/min` : "–");
+    setText(powerNow, m?.power != null && Number.isFinite(Number(m.power)) ? `S ${Math.round(m.power)}` : "–");
   }
 
   function paintInterlocks(state) {
     const open = openInterlocks(state);
-    const list = state.interlocks.length ? state.interlocks : open.map((n) => ({ name: n, safe: false }));
+    const inputs = safetyInputs();
+    const list = inputs.length ? inputs : open.map((n) => ({ name: n, safe: false }));
     const items = list.map((i) => {
       const isOpen = open.includes(i.name) || i.safe === false;
       return h("li", { class: isOpen ? "light open" : "light ok" },
@@ -265,14 +271,14 @@ export function render(view) {
   }
 
   function paintJob(state) {
-    const job = state.machine?.job;
-    const active = job && (ACTIVE_JOB_STATES.includes(job.state) || job.state === "completed" || job.state === "failed" || job.state === "cancelled");
+    const job = state.machine?.job || state.lastJob;
+    const active = Boolean(job);
     noJob.hidden = Boolean(active);
     jobBody.hidden = !active;
     if (!active) return;
     const name = job.file_name || fileNames.get(job.file_id);
     if (!name) jobFileName(job);
-    setText(jobTitle, name || `File ${job.file_id}`);
+    setText(jobTitle, ACTIVE_JOB_STATES.includes(job.state) ? name || `File ${job.file_id}` : `Last job: ${name || `file ${job.file_id}`}`);
     let words = JOB_WORDS[job.state] || job.state;
     if (job.state === "paused" && job.pause_reason) words = `Paused: ${pauseReason(job.pause_reason)}`;
     if (job.state === "waiting_start") words = "Press the start button on the machine.";
