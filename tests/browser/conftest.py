@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.harness import ARTIFACTS, CHROMIUM, Daemon, launch_chromium
 
@@ -17,6 +18,9 @@ if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:  # pragma: n
     pytest.skip("Debian's chromium is missing (apt-get install chromium)", allow_module_level=True)
 
 ADMIN = ("admin", "correct horse 1")
+
+# A busy 2-core machine runs several test suites at once: wait generously for the screen.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")

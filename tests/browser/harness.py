@@ -74,6 +74,8 @@ class Daemon:
             "LASERD_SAFETY__INTERLOCKS": '[{name="lid", kind="lid", pin=17}]',
         }
         self.env.pop("LASERD_CONFIG", None)
+        # Extra daemon environment as JSON, e.g. '{"LASERD_SIMULATOR__TIME_SCALE": "100"}'.
+        self.env.update(json.loads(os.environ.get("LASERD_UI_TEST_ENV", "{}")))
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 60) -> Daemon:

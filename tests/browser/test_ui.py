@@ -113,7 +113,7 @@ def test_wrong_password_shows_error(daemon: Daemon, new_page: Any) -> None:
     page.get_by_label("Username or email").fill(ADMIN[0])
     page.get_by_label("Password", exact=True).fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    error = page.locator(".form-error")
+    error = page.get_by_role("form", name="Sign in").locator(".form-error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("Wrong username or password")
     expect(page).to_have_url(re.compile(r"#/login$"))
