@@ -29,7 +29,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     d = Daemon(tmp_path_factory.mktemp("laserd-ui")).start()
     try:
         d.admin_token = d.create_admin(*ADMIN)  # type: ignore[attr-defined]
-        # Mock pins start low, which a normally closed lid switch reads as open: close it.
+        # The simulated machine starts with its circuits closed; make sure of it anyway.
         d.api("POST", "/debug/gpio/lid", {"safe": True}, token=d.admin_token)  # type: ignore[attr-defined]
         yield d
     finally:

@@ -224,7 +224,7 @@ function consoleTab(body) {
     history.push(text);
     histPos = history.length;
     line.value = "";
-    write(`> ${text}`, "sent");
+    write(`$ ${text}`, "sent");
     send.disabled = true;
     try {
       const reply = await API.post("/machine/console", { line: text });
@@ -249,6 +249,9 @@ function consoleTab(body) {
     h("div", { class: "row spread" }, h("h2", {}, "Console"), clear),
     h("p", { class: "muted" }, "Live lines between laserd and the controller (status reports are left out)."),
     out, form));
-  const off = live.on("log", (msg) => write(String(msg.line ?? ""), msg.direction === "out" ? "sent" : ""));
+  const off = live.on("log", (msg) => {
+    const sent = msg.direction === "tx";
+    write(`${sent ? "> " : ""}${msg.line ?? ""}`, sent ? "sent" : "");
+  });
   return () => off();
 }
