@@ -66,6 +66,8 @@ def lex_line(raw: bytes) -> Line:
     """Normalise one raw line (without its newline) or raise :class:`LineError`."""
     code = _COMMENT_RE.sub(b"", raw) if (b"(" in raw or b";" in raw) else raw
     bad = code.translate(None, _CODE_CHARS)
+    if bad == b"%" and code.translate(None, _WHITESPACE) == b"%":
+        return EMPTY
     if bad:
         dangerous = [b for b in bad if b in REALTIME_CHARS or b >= 0x80 or b < 0x20 or b == 0x7F]
         stripped = code.translate(None, _WHITESPACE)
@@ -73,7 +75,7 @@ def lex_line(raw: bytes) -> Line:
             return _system_line(stripped)
         raise LineError(_describe_bad_byte(dangerous[0] if dangerous else bad[0]))
     text = code.translate(None, _WHITESPACE).upper()
-    if not text or text == b"%":
+    if not text:
         return EMPTY
     if text.startswith(b"$"):
         return _system_line(text)

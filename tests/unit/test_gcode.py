@@ -1,0 +1,266 @@
+"""G-code analysis: GRBL 1.1 dialect checks, statistics, normalised output, fast = slow path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from laserd.gcode import MAX_ISSUES, GcodeError, ProgramReader, analyse_gcode
+from laserd.gcode.fast import fast_chunk
+from laserd.gcode.interp import ModalState
+from laserd.gcode.segments import MotionStats
+from laserd.laser import LaserSettings
+from laserd.raster import image_to_gcode
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data"
+BED = (400.0, 400.0)
+
+
+def run(tmp_path: Path, text: bytes | str, **kw: object):
+    src = tmp_path / "in.gcode"
+    src.write_bytes(text.encode() if isinstance(text, str) else text)
+    out = tmp_path / "out.gcode"
+    kw.setdefault("bed_mm", BED)
+    kw.setdefault("max_power_s", 1000)
+    report = analyse_gcode(src, out, **kw)  # type: ignore[arg-type]
+    return report, out.read_bytes()
+
+
+def refused(tmp_path: Path, text: bytes | str) -> GcodeError:
+    with pytest.raises(GcodeError) as info:
+        run(tmp_path, text)
+    assert not (tmp_path / "out.gcode").exists()
+    return info.value
+
+
+def test_hand_written_file_stats_and_normalised_copy(tmp_path: Path) -> None:
+    text = (
+        "; made by hand\n"
+        "G21 G90 (millimetres, absolute)\n"
+        "\n"
+        "G0 X10 Y10\n"
+        "m4 s500\n"
+        "G1 X20 F600   ; 10 mm at 600 mm/min = 1 s\n"
+        "G1 Y20\n"
+        "G0 X0 Y0\n"
+        "G4 P2.5\n"
+        "M5\n"
+    )
+    report, out = run(tmp_path, text, rapid_mm_min=6000.0)
+    assert out == b"G21G90\nG0X10Y10\nM4S500\nG1X20F600\nG1Y20\nG0X0Y0\nG4P2.5\nM5\n"
+    stats = report.stats
+    assert stats["lines"] == 8
+    assert stats["bounds"] == {"xmin": 0.0, "xmax": 20.0, "ymin": 0.0, "ymax": 20.0}
+    assert stats["laser_on_mm"] == pytest.approx(20.0)
+    travel = math.hypot(10, 10) + math.hypot(20, 20)
+    assert stats["travel_mm"] == pytest.approx(travel, abs=1e-3)
+    expected_s = 20.0 / 600 * 60 + travel / 6000 * 60 + 2.5
+    assert stats["estimated_s"] == pytest.approx(expected_s, abs=0.01)
+    assert report.warnings == []
+
+
+def test_arcs_count_their_length_and_their_bulge(tmp_path: Path) -> None:
+    # A clockwise half circle from (0,0) to (20,0) around (10,0) passes over (10,10).
+    report, _ = run(tmp_path, "G0X0Y0\nM3S100\nG2X20Y0I10J0F1000\nM5\n")
+    assert report.stats["laser_on_mm"] == pytest.approx(math.pi * 10, rel=1e-3)
+    bounds = report.stats["bounds"]
+    assert bounds["ymax"] == pytest.approx(10.0, abs=1e-6)
+    assert bounds["ymin"] == pytest.approx(0.0, abs=1e-6)
+    # The same arc in radius form, counter-clockwise: below the axis.
+    report, _ = run(tmp_path, "G0X0Y0\nM3S100\nG3X20Y0R10F1000\nM5\n")
+    assert report.stats["bounds"]["ymin"] == pytest.approx(-10.0, abs=1e-6)
+
+
+def test_inches_and_relative_moves(tmp_path: Path) -> None:
+    report, out = run(tmp_path, "G20 G91\nM4 S200\nG1 X1 Y0 F10\nG1 X1\nG90 G21\nG0 X0\nM5\n")
+    assert report.stats["laser_on_mm"] == pytest.approx(50.8)
+    assert report.stats["bounds"]["xmax"] == pytest.approx(50.8)
+    assert report.stats["estimated_s"] > 50.8 / 254 * 60 - 0.01
+    assert out.startswith(b"G20G91\n")
+
+
+def test_line_endings_crlf_and_lone_cr(tmp_path: Path) -> None:
+    _, out = run(tmp_path, b"G0X1\r\nG0X2\rG0X3\r\n")
+    assert out == b"G0X1\nG0X2\nG0X3\n"
+
+
+def test_non_utf8_inside_comments_is_dropped(tmp_path: Path) -> None:
+    report, out = run(tmp_path, b"(caf\xe9 \xff\xfe ! ~ ?)\nG0X1 ; \x80\x84 \x18\nM5\n")
+    assert out == b"G0X1\nM5\n"
+    assert report.stats["lines"] == 2
+
+
+def test_non_utf8_outside_a_comment_is_refused_with_its_line(tmp_path: Path) -> None:
+    err = refused(tmp_path, b"G0X1\nG0X2\xe9\nG0X3\n")
+    assert err.issues[0]["line"] == 2
+    assert "0xE9" in err.issues[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("G1 X1 F100 !", "real-time character '!'"),
+        ("G1 X1 F100 ~", "real-time character '~'"),
+        ("?", "real-time character '?'"),
+        ("G1 X1.2.3 F100", "malformed number"),
+        ("G1 X- F100", "malformed number"),
+        ("G1 X F100", "has no value"),
+        ("G1 E5 F100", "unsupported word 'E5'"),
+        ("G1 A5 F100", "no A axis"),
+        ("G92 X0 Y0", "G92"),
+        ("G28", "G28"),
+        ("G53 G0 X0", "G53"),
+        ("G38.2 X1 F10", "probing"),
+        ("G10 L2 P1 X0", "G10"),
+        ("G7", "not supported"),
+        ("M0", "M0"),
+        ("M6", "not supported"),
+        ("$X", "'$X' is not allowed"),
+        ("$$", "not allowed"),
+        ("$32=0", "not allowed"),
+        ("$J=G91 X10 F1000", "jogging"),
+        ("G0 G1 X1 F10", "motion group"),
+        ("G1 X1 X2 F10", "repeated X"),
+        ("M3 M4", "spindle group"),
+        ("G1 X1", "feed rate undefined"),
+        ("G1 X1 F-5", "negative feed"),
+        ("M3 S-1", "negative laser power"),
+        ("G4", "needs a P"),
+        ("G0 X1 P1", "P word without G4"),
+        ("G0 X1 I5", "I word without an arc"),
+        ("G2 X10 Y0 F100", "I/J offsets or R"),
+        ("G2 X10 Y0 I3 J0 F100", "not on its circle"),
+        ("G80 X1", "G80"),
+        ("/G0 X1", "block delete"),
+        ("G0 X1 #1", "unexpected character '#'"),
+        ("12 G0 X1", "command letter"),
+        ("G0X1.000000000Y2.000000000Z3.000000000F1000.0000000S1000.000000000M3G17G21G90G94", "79"),
+    ],
+)
+def test_each_refusal_names_its_line(tmp_path: Path, line: str, message: str) -> None:
+    err = refused(tmp_path, f"G21\n; ok so far\n{line}\nG0 X0\n")
+    assert err.issues[0]["line"] == 3, err.issues
+    assert message in err.issues[0]["message"]
+    assert err.status == 422 and err.code == "invalid_gcode"
+    assert err.details == err.issues
+
+
+def test_allowed_homing_and_percent_lines(tmp_path: Path) -> None:
+    report, out = run(tmp_path, "%\n$H\nG0 X1\n%\n")
+    assert out == b"$H\nG0X1\n"
+    assert any("homes" in w for w in report.warnings)
+
+
+def test_line_numbers_are_dropped_and_length_counts_after_normalising(tmp_path: Path) -> None:
+    padded = "N10 G1 X1 F100 " + "(" + "x" * 200 + ")" + "   ; more comment\n"
+    _, out = run(tmp_path, padded + "M5\n")
+    assert out == b"G1X1F100\nM5\n"
+
+
+def test_issues_are_collected_then_stop(tmp_path: Path) -> None:
+    text = "".join(f"G0 X{i}\nG1 E{i}\n" for i in range(200))
+    err = refused(tmp_path, text)
+    assert len(err.issues) == MAX_ISSUES
+    assert err.truncated
+    assert [i["line"] for i in err.issues[:3]] == [2, 4, 6]
+    assert "more" in err.message
+
+
+def test_one_megabyte_single_line_is_refused(tmp_path: Path) -> None:
+    err = refused(tmp_path, b"G0X1\n" + b"G1X1" * (1 << 18) + b"\nG0X2\n")
+    assert err.issues[0]["line"] == 2
+    assert "longer than" in err.issues[0]["message"]
+    assert len(err.issues) == 1
+
+
+def test_one_megabyte_comment_line_is_fine(tmp_path: Path) -> None:
+    _, out = run(tmp_path, b"G0X1 (" + b"a" * 40_000 + b")\nG0X2\n")
+    assert out == b"G0X1\nG0X2\n"
+
+
+def test_empty_file_is_refused(tmp_path: Path) -> None:
+    err = refused(tmp_path, "; only a comment\n\n")
+    assert "no G-code" in err.issues[0]["message"]
+
+
+def test_refusal_leaves_an_existing_output_untouched(tmp_path: Path) -> None:
+    (tmp_path / "out.gcode").write_bytes(b"old")
+    with pytest.raises(GcodeError):
+        run(tmp_path, "G0 X1 !\n")
+    assert (tmp_path / "out.gcode").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_warnings_bed_power_and_laser_left_on(tmp_path: Path) -> None:
+    report, _ = run(tmp_path, "M4 S1500\nG1 X450 Y-3 F1000\n", bed_mm=(400, 300))
+    text = " ".join(report.warnings)
+    assert "leaves the bed in X" in text and "leaves the bed in Y" in text
+    assert "exceed the controller's maximum" in text
+    assert "laser enabled" in text
+
+
+def test_progress_is_reported_up_to_one(tmp_path: Path) -> None:
+    seen: list[float] = []
+    run(tmp_path, "G0 X1\n" * 500_000, progress=seen.append)
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert seen == sorted(seen)
+    assert len(seen) < 50
+
+
+def _both_paths(path: Path) -> tuple[tuple[bytes, dict], tuple[bytes, dict]]:
+    results = []
+    for fast in (True, False):
+        reader = ProgramReader(path, use_fast_path=fast)
+        stats = MotionStats()
+        text = []
+        for chunk in reader.chunks():
+            text.append(chunk.text)
+            stats.lines += chunk.lines
+            stats.add(chunk.segments)
+            stats.add_time(chunk.extra_s)
+        assert reader.issues == []
+        results.append((b"".join(text), stats.as_dict()))
+    return results[0], results[1]
+
+
+def test_fast_path_agrees_with_reference_on_plain_code(tmp_path: Path) -> None:
+    lines = ["G21G90", "M4S0", "G0X1.5Y2", "g1 x3 s250 f1200", "X-4.25S0", "", "G0X0Y0",
+             "M3", "G1X.5Y-.5S999", "Y7", "M5", "G0 X10", "G1 F300", "X11 S1", "M4 S2",
+             "G54 G17 G94 G40 G49 G61 M8", "X12", "M9", "X13"]  # fmt: skip
+    path = tmp_path / "plain.gcode"
+    path.write_text("\n".join(lines * 3000) + "\n")
+    # The fast path really takes such code (else this test would compare the slow path twice).
+    plain = ("\n".join(lines[1:]) + "\n").encode()
+    assert fast_chunk(plain, ModalState(feed_mm_min=100), 5000.0) is not None
+    assert fast_chunk(b"G1X1;c\n", ModalState(feed_mm_min=100), 5000.0) is None
+    (fast_text, fast_stats), (slow_text, slow_stats) = _both_paths(path)
+    assert fast_text == slow_text
+    assert fast_stats == slow_stats
+    assert fast_stats["laser_on_mm"] > 0
+
+
+@pytest.mark.parametrize("name", ["horse.png", "camera.png"])
+def test_analysis_of_sample_image_output_matches_the_converter(tmp_path: Path, name: str) -> None:
+    laser = LaserSettings(
+        width_mm=40, line_interval_mm=0.2, origin_mm={"x": 5, "y": 5}, dither="jarvis"
+    )
+    gcode = tmp_path / "img.gcode"
+    raster = image_to_gcode(
+        SAMPLES / name, gcode, laser, max_power_s=1000, max_megapixels=50, bed_mm=BED
+    )
+    out = tmp_path / "norm.gcode"
+    report = analyse_gcode(
+        gcode, out, bed_mm=BED, max_power_s=1000, rapid_mm_min=laser.travel_mm_min
+    )
+    assert out.read_bytes() == gcode.read_bytes()  # already normalised: streamed verbatim
+    a, b = report.stats, raster.stats
+    assert a["lines"] == b["lines"]
+    assert a["bounds"] == pytest.approx(b["bounds"])
+    assert a["laser_on_mm"] == pytest.approx(b["laser_on_mm"], rel=1e-6)
+    assert a["travel_mm"] == pytest.approx(b["travel_mm"], rel=1e-6)
+    assert a["estimated_s"] == pytest.approx(b["estimated_s"], rel=1e-4)
+    assert report.warnings == raster.warnings == []
+    (fast_text, fast_stats), (slow_text, slow_stats) = _both_paths(gcode)
+    assert fast_text == slow_text and fast_stats == slow_stats
