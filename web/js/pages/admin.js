@@ -207,6 +207,7 @@ function consoleTab(body) {
   const out = h("pre", { class: "console", role: "log", "aria-live": "polite", "aria-label": "Controller console", tabindex: "0" });
   const line = h("input", { name: "line", autocomplete: "off", spellcheck: "false", class: "mono", maxlength: "80" });
   const send = h("button", { type: "submit", class: "btn btn-primary" }, "Send");
+  const lastReply = h("pre", { class: "console reply", "aria-live": "polite", "aria-label": "Reply to your last command" });
   const history = [];
   let histPos = 0;
   const form = h("form", { class: "console-form", novalidate: true }, formError(), field("Command", line, { hint: "One line to the controller, e.g. $$, $I, $G, ?" }), send);
@@ -224,14 +225,13 @@ function consoleTab(body) {
     history.push(text);
     histPos = history.length;
     line.value = "";
-    write(`$ ${text}`, "sent");
     send.disabled = true;
     try {
       const reply = await API.post("/machine/console", { line: text });
-      const lines = Array.isArray(reply) ? reply : reply?.lines || reply?.reply || [];
-      for (const l of lines) write(String(l), "reply");
+      const lines = Array.isArray(reply) ? reply : reply?.lines || [];
+      lastReply.replaceChildren(h("span", { class: "sent" }, `> ${text}\n`), lines.join("\n") || "(no reply)");
     } catch (err) {
-      write(`! ${err.message}`, "err");
+      lastReply.replaceChildren(h("span", { class: "sent" }, `> ${text}\n`), h("span", { class: "err" }, err.message));
     } finally {
       send.disabled = false;
       line.focus();
@@ -248,7 +248,7 @@ function consoleTab(body) {
   body.append(h("section", { class: "panel" },
     h("div", { class: "row spread" }, h("h2", {}, "Console"), clear),
     h("p", { class: "muted" }, "Live lines between laserd and the controller (status reports are left out)."),
-    out, form));
+    out, form, h("h3", {}, "Reply"), lastReply));
   const off = live.on("log", (msg) => {
     const sent = msg.direction === "tx";
     write(`${sent ? "> " : ""}${msg.line ?? ""}`, sent ? "sent" : "");
