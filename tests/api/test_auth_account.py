@@ -1,0 +1,314 @@
+"""Registration, profile, password change, password reset and email verification."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from laserd.app import create_app
+from laserd.keys import DB
+from tests.api.conftest import PASSWORD, bearer, error_of, login
+from tests.conftest import bare_hardware, make_settings
+
+REGISTER = "/api/v1/auth/register"
+NEW_PASSWORD = "a brand new secret"
+
+
+async def app_client(aiohttp_client: Any, tmp_path: Any, **auth: Any) -> Any:
+    settings = make_settings(tmp_path / "reg", auth=auth)
+    return await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+
+
+async def outbox(client: Any, to: str, kind: str, *, wait_s: float = 10.0) -> list[dict]:
+    """Messages of a kind to an address (the reset mail is prepared in the background)."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        r = await client.get("/api/v1/debug/outbox", params={"to": to})
+        assert r.status == 200
+        items = [m for m in (await r.json())["items"] if m["kind"] == kind]
+        if items or asyncio.get_running_loop().time() > deadline:
+            return items
+        await asyncio.sleep(0.02)
+
+
+def token_in(body: str) -> str:
+    match = re.search(r"token=([A-Za-z0-9_-]+)", body)
+    assert match, body
+    return match.group(1)
+
+
+# ---------------------------------------------------------------------------- registration
+
+
+async def test_registration_approval_is_the_default(client) -> None:
+    r = await client.post(
+        REGISTER,
+        json={"username": "newbie", "email": "newbie@example.test", "password": PASSWORD},
+    )
+    assert r.status == 201
+    body = await r.json()
+    assert body["status"] == "pending" and body["role"] == "user"
+    assert body["email_verified"] is False
+    assert (await login(client, "newbie")).status == 403
+    assert await outbox(client, "newbie@example.test", "verify_email")
+
+
+async def test_registration_open_and_closed(aiohttp_client, tmp_path) -> None:
+    open_client = await app_client(aiohttp_client, tmp_path / "o", registration="open")
+    r = await open_client.post(
+        REGISTER, json={"username": "walkin", "email": "w@example.test", "password": PASSWORD}
+    )
+    assert r.status == 201 and (await r.json())["status"] == "active"
+    assert (await login(open_client, "walkin")).status == 200
+
+    closed = await app_client(aiohttp_client, tmp_path / "c", registration="closed")
+    r = await closed.post(
+        REGISTER, json={"username": "walkin", "email": "w@example.test", "password": PASSWORD}
+    )
+    assert r.status == 403
+
+
+async def test_registration_validation_and_uniqueness(client, user) -> None:
+    cases = [
+        ({"username": "x", "email": "x@example.test", "password": PASSWORD}, "username"),
+        ({"username": "bad name", "email": "x@example.test", "password": PASSWORD}, "username"),
+        ({"username": "has@sign", "email": "x@example.test", "password": PASSWORD}, "username"),
+        ({"username": "okname", "email": "not-an-email", "password": PASSWORD}, "email"),
+        ({"username": "okname", "email": "x@example.test", "password": "short"}, "password"),
+        ({"username": "okname", "email": "x@example.test"}, "password"),
+        (
+            {"username": "okname", "email": "x@e.test", "password": PASSWORD, "role": "admin"},
+            "role",
+        ),
+    ]
+    for payload, field in cases:
+        r = await client.post(REGISTER, json=payload)
+        assert r.status == 422, payload
+        err = await error_of(r)
+        assert err["code"] == "validation_error"
+        assert field in [d["field"] for d in err["details"]], (payload, err)
+    r = await client.post(
+        REGISTER,
+        json={"username": user.username.upper(), "email": "z@example.test", "password": PASSWORD},
+    )
+    assert r.status == 409 and (await error_of(r))["code"] == "username_taken"
+    r = await client.post(
+        REGISTER, json={"username": "zed", "email": user.email.upper(), "password": PASSWORD}
+    )
+    assert r.status == 409 and (await error_of(r))["code"] == "email_taken"
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+async def test_me_and_patch_me(client, user) -> None:
+    r = await client.get("/api/v1/auth/me", headers=user.headers)
+    me = await r.json()
+    assert set(me) >= {
+        "id",
+        "username",
+        "email",
+        "full_name",
+        "role",
+        "status",
+        "email_verified",
+        "created_at",
+        "last_login_at",
+    }
+    assert me["email_verified"] is True and me["created_at"].endswith("Z")
+    r = await client.patch("/api/v1/auth/me", json={"full_name": "Ada L."}, headers=user.headers)
+    assert r.status == 200 and (await r.json())["full_name"] == "Ada L."
+    assert (await r.json())["email_verified"] is True
+    r = await client.patch(
+        "/api/v1/auth/me", json={"email": "ada@example.test"}, headers=user.headers
+    )
+    body = await r.json()
+    assert body["email"] == "ada@example.test" and body["email_verified"] is False
+
+
+async def test_patch_me_cannot_change_role_or_status(client, user) -> None:
+    for payload in ({"role": "admin"}, {"status": "active"}, {"email_verified": True}):
+        r = await client.patch("/api/v1/auth/me", json=payload, headers=user.headers)
+        assert r.status == 422, payload
+    r = await client.get("/api/v1/auth/me", headers=user.headers)
+    assert (await r.json())["role"] == "user"
+
+
+async def test_patch_me_email_taken(client, user, admin) -> None:
+    r = await client.patch("/api/v1/auth/me", json={"email": admin.email}, headers=user.headers)
+    assert r.status == 409 and (await error_of(r))["code"] == "email_taken"
+
+
+# ---------------------------------------------------------------------------- passwords
+
+
+async def test_change_password_keeps_this_login_and_ends_the_others(client, user) -> None:
+    other = await (await login(client, user.username)).json()
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=user.headers,
+    )
+    assert r.status == 204
+    assert (await client.get("/api/v1/auth/me", headers=user.headers)).status == 200
+    r = await client.get("/api/v1/auth/me", headers=bearer(other["access_token"]))
+    assert r.status == 401
+    assert (await login(client, user.username)).status == 401
+    assert (await login(client, user.username, NEW_PASSWORD)).status == 200
+
+
+async def test_change_password_errors(client, user) -> None:
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "wrong wrong", "new_password": NEW_PASSWORD},
+        headers=user.headers,
+    )
+    assert r.status == 422
+    assert (await error_of(r))["details"][0]["field"] == "current_password"
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=user.headers,
+    )
+    assert r.status == 422
+    assert (await error_of(r))["details"][0]["field"] == "new_password"
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": PASSWORD, "new_password": "x" * 73},
+        headers=user.headers,
+    )
+    assert r.status == 422
+    assert (await login(client, user.username)).status == 200
+
+
+async def test_password_reset_flow(client, user) -> None:
+    other = await (await login(client, user.username)).json()
+    r = await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    assert r.status == 202
+    mails = await outbox(client, user.email, "password_reset")
+    assert len(mails) == 1
+    token = token_in(mails[0]["body"])
+    assert len(token) >= 22  # ≥ 128 bits in URL-safe base64
+    async with client.app[DB].execute("SELECT token_hash FROM user_tokens") as cur:
+        assert token not in [row[0] for row in await cur.fetchall()]  # only a hash is kept
+
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": "short"}
+    )
+    assert r.status == 422  # a weak password does not spend the token
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": token, "new_password": NEW_PASSWORD},
+    )
+    assert r.status == 204
+    for t in (user.token, other["access_token"]):  # every login ends
+        assert (await client.get("/api/v1/auth/me", headers=bearer(t))).status == 401
+    assert (await login(client, user.username, NEW_PASSWORD)).status == 200
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": token, "new_password": "yet another one"},
+    )
+    assert r.status == 422  # single use
+    assert (await error_of(r))["details"][0]["field"] == "token"
+
+
+async def test_reset_request_does_not_enumerate(client, user) -> None:
+    known = await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    unknown = await client.post(
+        "/api/v1/auth/password-reset/request", json={"email": "nobody@example.test"}
+    )
+    assert known.status == unknown.status == 202
+    assert await known.json() == await unknown.json()
+    assert await outbox(client, user.email, "password_reset")
+    assert await outbox(client, "nobody@example.test", "password_reset", wait_s=0.3) == []
+
+
+async def test_newer_reset_token_spends_the_older(client, user) -> None:
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    first = token_in((await outbox(client, user.email, "password_reset"))[0]["body"])
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    for _ in range(500):
+        mails = await outbox(client, user.email, "password_reset")
+        if len(mails) == 2:
+            break
+        await asyncio.sleep(0.02)
+    second = token_in(mails[0]["body"])  # newest first
+    assert first != second
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": first, "new_password": NEW_PASSWORD}
+    )
+    assert r.status == 422
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": second, "new_password": NEW_PASSWORD},
+    )
+    assert r.status == 204
+
+
+async def test_expired_reset_token(client, user) -> None:
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    token = token_in((await outbox(client, user.email, "password_reset"))[0]["body"])
+    await client.app[DB].execute("UPDATE user_tokens SET expires_at = '2000-01-01T00:00:00.000Z'")
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert r.status == 422
+
+
+async def test_reset_requests_are_rate_limited_per_address(client) -> None:
+    statuses = []
+    for i in range(12):
+        r = await client.post(
+            "/api/v1/auth/password-reset/request", json={"email": f"n{i}@example.test"}
+        )
+        statuses.append(r.status)
+    assert statuses[:10] == [202] * 10
+    assert statuses[-1] == 429
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+async def test_email_verification_flow(client, user) -> None:
+    r = await client.patch(
+        "/api/v1/auth/me", json={"email": "fresh@example.test"}, headers=user.headers
+    )
+    assert (await r.json())["email_verified"] is False
+    r = await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+    assert r.status == 202
+    mails = await outbox(client, "fresh@example.test", "verify_email")
+    token = token_in(mails[0]["body"])
+    r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
+    assert r.status == 204
+    me = await (await client.get("/api/v1/auth/me", headers=user.headers)).json()
+    assert me["email_verified"] is True
+    r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
+    assert r.status == 422
+
+
+async def test_verification_token_dies_when_the_email_changes(client, user) -> None:
+    await client.patch("/api/v1/auth/me", json={"email": "one@example.test"}, headers=user.headers)
+    await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+    token = token_in((await outbox(client, "one@example.test", "verify_email"))[0]["body"])
+    await client.patch("/api/v1/auth/me", json={"email": "two@example.test"}, headers=user.headers)
+    r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
+    assert r.status == 422
+
+
+async def test_verify_request_when_already_verified(client, user) -> None:
+    r = await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+    assert r.status == 202
+    assert "already" in (await r.json())["message"]
+    assert await outbox(client, user.email, "verify_email", wait_s=0.1) == []
+
+
+async def test_mail_without_smtp_is_logged_with_the_link(client, user, caplog) -> None:
+    caplog.set_level("WARNING", logger="laserd.auth.mail")
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    mails = await outbox(client, user.email, "password_reset")
+    assert mails[0]["transport"] == "log" and mails[0]["sent_at"]
+    token = token_in(mails[0]["body"])
+    assert any(
+        "mail not configured" in r.getMessage() and token in r.getMessage() for r in caplog.records
+    )
