@@ -95,8 +95,9 @@ export function refresh() {
         const data = await api("POST", "/auth/refresh", {}, { auth: false, headers: REFRESH_HEADERS, retry: false });
         setToken(data.access_token);
         return data;
-      } catch {
-        setToken(null);
+      } catch (err) {
+        // Only a refusal ends the session; an unreachable or restarting laserd does not.
+        if (err.status === 401 || err.status === 403) setToken(null);
         return null;
       } finally {
         refreshing = null;

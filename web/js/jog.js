@@ -135,6 +135,8 @@ export function jogPanel({ fileId = null, fileName = "" } = {}) {
       h("div", { class: "row" },
         h("label", { for: fid }, "Laser power while framing (%)"), framePower, frameBtn),
       h("p", { class: "hint" }, "0 keeps the laser off. A low power (1–5 %) shows a visible dot on most materials; wear eye protection."));
+  } else {
+    frameBox = h("p", { class: "hint frame-box" }, "To trace a file's outline on the material, open the file on its project page and use Frame.");
   }
 
   const feedId = `jog-feed-${Math.random().toString(36).slice(2, 7)}`;
