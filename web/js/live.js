@@ -51,6 +51,7 @@ class Live extends EventTarget {
 
   open() {
     this.timer = null;
+    if (this.ws) return; // one socket at a time, whoever asked first
     const current = token();
     if (!current) return;
     this.setStatus("connecting");
@@ -96,7 +97,7 @@ class Live extends EventTarget {
   }
 
   schedule() {
-    if (!this.wanted || this.timer) return;
+    if (!this.wanted || this.timer || this.ws) return;
     const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
     this.attempt += 1;
     const delay = base / 2 + Math.random() * (base / 2);
