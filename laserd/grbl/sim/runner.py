@@ -1,0 +1,345 @@
+"""The simulated controller on a pseudo-terminal, in its own thread, paced like a UART.
+
+The daemon opens ``<link_dir>/ttyGRBL`` with its real serial code (pyserial-asyncio), so
+everything from termios to partial reads is exercised. The simulator runs in a thread of its
+own so a stalled daemon event loop cannot stall the "hardware".
+
+Pacing: a UART at ``baudrate`` with 8N1 framing moves ``baudrate / 10`` bytes per second.
+Bytes the daemon writes are read from the pty master into an *inbox* (the host's serial
+driver buffer, bounded, so the daemon's writes block when it is full, as on a real port) and
+handed to the controller no faster than that rate; its replies leave no faster either. The
+controller therefore sees bytes arrive when a real board would, and throughput benchmarks
+measure the link, not the pty.
+
+Unplug closes the master: the daemon's next read fails like a vanished USB device, and the
+stable symlink disappears until :meth:`SimulatedGrbl.replug` points it at a new pty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import select
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+from .core import GrblCore
+from .record import SimRecord
+
+log = logging.getLogger(__name__)
+
+LINK_NAME = "ttyGRBL"
+INBOX_LIMIT_BYTES = 4096  # like a host serial driver's transmit buffer
+IDLE_WAKE_S = 0.1
+DELIVERY_GRANULE_S = 0.001  # hand bytes over in ~1 ms batches: ~11 bytes at 115200 baud
+
+
+class SimulatedGrbl:
+    """A GRBL 1.1h stand-in on a pty. Every public method is thread-safe.
+
+    ``settings`` presets ``$`` values (e.g. ``{22: 1}`` for a machine with homing switches);
+    ``starve_window_s`` is how soon after the planner ran dry a new motion line must arrive to
+    count as a starvation (a longer pause is taken as the end of a job, not a slow sender).
+    """
+
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        baudrate: int = 115200,
+        bed_mm: tuple[float, float] = (400.0, 400.0),
+        rx_buffer_bytes: int = 128,
+        planner_blocks: int = 15,
+        link_dir: str | Path | None = None,
+        settings: dict[int, float] | None = None,
+        starve_window_s: float = 0.5,
+    ) -> None:
+        if time_scale <= 0 or baudrate <= 0:
+            raise ValueError("time_scale and baudrate must be positive")
+        self.record = SimRecord()
+        self.baudrate = baudrate
+        self.time_scale = time_scale
+        self._bytes_per_s = baudrate / 10.0
+        self._granule = max(1, int(self._bytes_per_s * DELIVERY_GRANULE_S))
+        self._core = GrblCore(
+            record=self.record, bed_mm=bed_mm, rx_buffer_bytes=rx_buffer_bytes,
+            planner_blocks=planner_blocks, time_scale=time_scale, settings=settings,
+            starve_window_s=starve_window_s,
+        )  # fmt: skip
+        self._owns_link_dir = link_dir is None
+        if link_dir is None:
+            link_dir = tempfile.mkdtemp(prefix="laserd-sim-")
+        self._link_dir = Path(link_dir)
+        self._lock = threading.RLock()
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._slave_name = ""
+        self._inbox = bytearray()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def link_path(self) -> str:
+        """The stable port name the daemon opens (``<link_dir>/ttyGRBL``)."""
+        return str(self._link_dir / LINK_NAME)
+
+    def start(self) -> str:
+        """Open the pty, start the controller thread, and return the port path to open."""
+        with self._lock:
+            if self._running:
+                return self.link_path
+            self._link_dir.mkdir(parents=True, exist_ok=True)
+            self._open_pty()
+            self._core.out.clear()
+            self._core.power_up()
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="grbl-sim", daemon=True)
+        self._thread.start()
+        log.info("simulated GRBL on %s (%s), %d baud, time x%g",
+                 self.link_path, self._slave_name, self.baudrate, self.time_scale)  # fmt: skip
+        return self.link_path
+
+    def stop(self) -> None:
+        """Stop the thread, close the pty, remove the symlink. Safe to call twice."""
+        with self._lock:
+            self._running = False
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        with self._lock:
+            self._close_pty()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        if self._owns_link_dir:
+            with contextlib.suppress(OSError):
+                self._link_dir.rmdir()
+
+    def __enter__(self) -> SimulatedGrbl:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self._slave_name = os.ttyname(slave)
+        tmp = self._link_dir / f".{LINK_NAME}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(self._slave_name, tmp)
+        os.replace(tmp, self._link_dir / LINK_NAME)
+
+    def _close_pty(self) -> None:
+        link = self._link_dir / LINK_NAME
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == self._slave_name:
+                link.unlink()
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = None
+        self._inbox.clear()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    # ------------------------------------------------------------------ fault injection
+
+    def unplug(self) -> None:
+        """Pull the USB cable: the port vanishes and the board loses power."""
+        with self._lock:
+            self._close_pty()
+            self._core.power_down()
+        self._wake()
+
+    def replug(self) -> str:
+        """Plug it back: a new pty behind the same symlink, and a freshly booted board."""
+        with self._lock:
+            if self._master is None:
+                self._open_pty()
+            self._core.out.clear()
+            self._core.power_up()
+        self._wake()
+        return self.link_path
+
+    def raise_alarm(self, code: int) -> None:
+        """An alarm as if a switch tripped: ALARM:1/2 lock until reset, others until ``$X``."""
+        with self._lock:
+            self._core.tick(time.monotonic())
+            self._core.raise_alarm(code)
+        self._wake()
+
+    def error_on_line(self, n: int, code: int) -> None:
+        """Answer ``error:code`` (without executing it) to the n-th line received from now."""
+        if n < 1:
+            raise ValueError("n counts from 1 (the next line)")
+        with self._lock:
+            self._core.error_on_line(n, code)
+
+    def slow_acks(self, delay_s: float) -> None:
+        """Hold every ``ok`` back by ``delay_s`` real seconds (0 turns it off)."""
+        with self._lock:
+            self._core.slow_ack_s = max(0.0, delay_s)
+        self._wake()
+
+    def reset_controller(self) -> None:
+        """The board rebooted by itself (brown-out, watchdog): unsolicited banner, state lost."""
+        with self._lock:
+            self._core.power_up()
+        self._wake()
+
+    def set_door(self, open_: bool) -> None:
+        """The door switch input (``Pn:D``); opening it also triggers the safety door."""
+        with self._lock:
+            self._core.tick(time.monotonic())
+            was_open = self._core.door_pin_open
+            self._core.door_pin_open = open_
+            if open_ and not was_open:
+                self._core.receive(bytes([0x84]), time.monotonic())
+        self._wake()
+
+    def clear_record(self) -> None:
+        """Start a fresh record (between phases of a benchmark)."""
+        with self._lock:
+            fresh = SimRecord()
+            for name in fresh.__dataclass_fields__:
+                setattr(self.record, name, getattr(fresh, name))
+
+    # ------------------------------------------------------------------ live view
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._core.state_text()
+
+    @property
+    def position_mm(self) -> tuple[float, float, float]:
+        with self._lock:
+            return self._core.motion.position()
+
+    @property
+    def laser_on(self) -> bool:
+        with self._lock:
+            return self._core.laser_on
+
+    @property
+    def laser_power(self) -> float:
+        """Current beam power in S units (``$30`` = full power), overrides applied."""
+        with self._lock:
+            return self._core.laser_power
+
+    @property
+    def overrides(self) -> tuple[int, int, int]:
+        with self._lock:
+            c = self._core
+            return c.feed_ovr, c.rapid_ovr, c.spindle_ovr
+
+    @property
+    def settings(self) -> dict[int, float]:
+        with self._lock:
+            return dict(self._core.settings)
+
+    @property
+    def planner_blocks_queued(self) -> int:
+        with self._lock:
+            return len(self._core.motion.blocks)
+
+    @property
+    def rx_buffered(self) -> int:
+        with self._lock:
+            return len(self._core.rx)
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        rate = self._bytes_per_s
+        burst = 2.0 * self._granule
+        rx_tokens = 0.0
+        tx_tokens = 0.0
+        last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            rx_tokens = min(burst, rx_tokens + (now - last) * rate)
+            tx_tokens = min(burst, tx_tokens + (now - last) * rate)
+            last = now
+            with self._lock:
+                if not self._running:
+                    return
+                core = self._core
+                core.tick(now)
+                inbox = self._inbox
+                if inbox and rx_tokens >= 1:
+                    n = min(len(inbox), int(rx_tokens))
+                    chunk = bytes(inbox[:n])
+                    del inbox[:n]
+                    rx_tokens -= n
+                    core.receive(chunk, now)
+                master = self._master
+                out = core.out
+                tx_blocked = False
+                if out and master is not None and tx_tokens >= 1:
+                    n = min(len(out), int(tx_tokens))
+                    try:
+                        written = os.write(master, out[:n])
+                    except BlockingIOError:
+                        written = 0
+                        tx_blocked = True  # the reader is behind: wait until it drains
+                    except OSError as exc:
+                        log.debug("pty write failed: %s", exc)
+                        written = n  # nobody listening: the bytes are lost, as on a wire
+                    del out[:written]
+                    tx_tokens -= written
+                    self.record.bytes_out += written
+                timeout = min(IDLE_WAKE_S, core.next_wake_s())
+                if inbox:
+                    need = min(len(inbox), self._granule)
+                    timeout = min(timeout, max(0.0, (need - rx_tokens) / rate))
+                if out and master is not None and not tx_blocked:
+                    need = min(len(out), self._granule)
+                    timeout = min(timeout, max(0.0, (need - tx_tokens) / rate))
+                rlist = [self._wake_r]
+                if master is not None and len(inbox) < INBOX_LIMIT_BYTES:
+                    rlist.append(master)
+            try:
+                wlist = [master] if tx_blocked and master is not None else []
+                readable, _, _ = select.select(rlist, wlist, [], timeout)
+            except (OSError, ValueError):
+                readable = []  # the master was closed by unplug() meanwhile
+            if self._wake_r in readable:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 4096)
+            if master is not None and master in readable:
+                self._read_master(master)
+
+    def _read_master(self, master: int) -> None:
+        with self._lock:
+            if master != self._master:
+                return
+            try:
+                data = os.read(master, INBOX_LIMIT_BYTES - len(self._inbox))
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    log.debug("pty read failed: %s", exc)
+                return
+            self._inbox += data
