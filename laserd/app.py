@@ -17,13 +17,14 @@ from aiohttp import web
 
 from laserd import db as dbmod
 from laserd.api import auth as auth_api
-from laserd.api import debug, debug_loop, setup, system, users
+from laserd.api import debug, debug_loop, interlocks, jobs, machine, setup, system, users, ws
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth.context import auth_ctx
 from laserd.events import EventHub
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
+from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
 from laserd.settings import Settings, ensure_state_dirs, server_secret
 from laserd.webui import add_routes as add_web_routes
 from laserd.webui import find_web_dir
@@ -56,7 +57,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 #: Services in start order. Later layers add theirs here, in the place their dependencies need.
-CONTEXTS: list[Context] = [state_ctx, database_ctx, auth_ctx]
+CONTEXTS: list[Context] = [
+    state_ctx,
+    database_ctx,
+    auth_ctx,
+    safety_ctx,  # laser-enable off before the controller is opened
+    link_ctx,
+    jobs_ctx,  # exits first: stops a running job and the laser
+]
 
 #: Route tables of every API module.
 ROUTE_TABLES: list[ApiRoutes] = [
@@ -66,6 +74,10 @@ ROUTE_TABLES: list[ApiRoutes] = [
     auth_api.routes,
     users.routes,
     debug.routes,
+    machine.routes,
+    jobs.routes,
+    interlocks.routes,
+    ws.routes,
 ]
 
 

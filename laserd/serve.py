@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 
 from aiohttp import web
 
 from laserd.app import create_app
+from laserd.db import MigrationError
 from laserd.logs import setup_logging
-from laserd.settings import Settings
+from laserd.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,11 @@ def run(settings: Settings) -> int:
     setup_logging(settings.server.log_level)
     try:
         return asyncio.run(serve(settings))
-    except OSError as exc:
+    except ConfigError as exc:
         log.error("cannot start: %s", exc)
+        print(f"laserd: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, MigrationError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"laserd: cannot start: {exc}", file=sys.stderr)
         return 1

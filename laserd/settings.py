@@ -206,6 +206,13 @@ class Settings(_Section):
     def tmp_dir(self) -> Path:
         return self.storage.state_dir / "tmp"
 
+    def gcode_path(self, file_id: int) -> Path:
+        """The normalised G-code that the streamer sends for a file (written by processing)."""
+        return self.generated_dir / f"{file_id}.gcode"
+
+    def preview_path(self, file_id: int, *, thumb: bool = False) -> Path:
+        return self.generated_dir / (f"{file_id}.thumb.png" if thumb else f"{file_id}.png")
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret replaced by ``***``."""
         data = self.model_dump(mode="json")

@@ -74,7 +74,13 @@ def test_migrate_twice(tmp_path: Path) -> None:
 
 def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = clean_env(tmp_path, LASERD_SERVER__PORT=str(port))
+    # No hardware here: gpiozero's mock pins stand in for the GPIO, no serial port is opened.
+    env = clean_env(
+        tmp_path,
+        LASERD_SERVER__PORT=str(port),
+        LASERD_MACHINE__AUTOCONNECT="false",
+        GPIOZERO_PIN_FACTORY="mock",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "laserd", "serve"],
         env=env,

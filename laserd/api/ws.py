@@ -1,0 +1,137 @@
+"""The live-update WebSocket: ``GET /api/v1/ws``.
+
+The first client message authenticates (``{"type": "auth", "token": ...}``: an access token or
+an API key), so no token ever travels in a URL. Then the server pushes ``machine`` (at the
+status rate), ``job``, ``interlock``, ``file`` (to the file's owner and admins) and ``log``
+(admins) messages. Each client has a bounded queue in the event hub: a slow client loses old
+``machine`` snapshots, never blocks the streamer or the other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from laserd import errors
+from laserd.api.routing import ApiRoutes
+from laserd.auth.principal import Principal, Role
+from laserd.events import Event
+from laserd.keys import AUTHENTICATOR, HUB, MACHINE, SAFETY, SETTINGS
+
+log = logging.getLogger(__name__)
+routes = ApiRoutes("live")
+
+AUTH_TIMEOUT_S = 10.0
+CLOSE_AUTH_FAILED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+
+
+def _origin_allowed(request: web.Request) -> bool:
+    """Browsers always send Origin on a WebSocket: it must be this host or a CORS origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser (a LAN script): the token is what protects us
+        return True
+    if origin in request.app[SETTINGS].server.cors_origins:
+        return True
+    host = request.headers.get("Host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), default=str)
+
+
+async def _authenticate(ws: web.WebSocketResponse, request: web.Request) -> Principal | None:
+    try:
+        msg = await ws.receive(timeout=AUTH_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(code=CLOSE_AUTH_FAILED, message=b"authentication timeout")
+        return None
+    if msg.type != WSMsgType.TEXT:
+        await ws.close(code=CLOSE_AUTH_FAILED, message=b"authenticate first")
+        return None
+    try:
+        data = json.loads(msg.data)
+        token = data["token"] if data.get("type") == "auth" else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        await ws.send_str(
+            _dumps(
+                {
+                    "type": "error",
+                    "code": "bad_request",
+                    "message": 'First send {"type": "auth", "token": "..."}.',
+                }
+            )
+        )
+        await ws.close(code=CLOSE_AUTH_FAILED, message=b"authenticate first")
+        return None
+    try:
+        who = await request.app[AUTHENTICATOR].principal_from_token(token)
+    except errors.LaserdError as exc:
+        await ws.send_str(_dumps({"type": "error", "code": exc.code, "message": exc.message}))
+        await ws.close(code=CLOSE_AUTH_FAILED, message=b"authentication failed")
+        return None
+    return who
+
+
+def _visible_to(who: Principal) -> Any:
+    def accept(event: Event) -> bool:
+        if event.type == "file":
+            return who.is_admin or event.data.get("owner_id") == who.user_id
+        return True
+
+    return accept
+
+
+@routes.get(
+    "/ws",
+    role=Role.public,
+    self_auth=True,
+    summary="Live updates (WebSocket)",
+    produces={"application/json": "WebSocket upgrade; messages are JSON objects"},
+    errors=(400, 403),
+)
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """Upgrade, then authenticate with the first message (see the module docstring)."""
+    if not _origin_allowed(request):
+        raise errors.Forbidden("This origin may not open the live connection.")
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    if not ws.can_prepare(request).ok:
+        raise errors.BadRequest("This endpoint expects a WebSocket upgrade.")
+    await ws.prepare(request)
+    who = await _authenticate(ws, request)
+    if who is None:
+        return ws
+    hub = request.app[HUB]
+    sub = hub.subscribe(who.role.value, who.user_id)
+    sub.filter = _visible_to(who)
+    await ws.send_str(_dumps({"type": "hello", "user_id": who.user_id, "role": who.role.value}))
+    await ws.send_str(_dumps({"type": "machine", **request.app[MACHINE].snapshot()}))
+    await ws.send_str(_dumps({"type": "interlock", "interlocks": request.app[SAFETY].snapshot()}))
+    sender = asyncio.get_running_loop().create_task(_pump(ws, sub))
+    try:
+        async for msg in ws:  # the client only talks to keep the connection alive
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str(_dumps({"type": "pong"}))
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+        hub.unsubscribe(sub)
+    return ws
+
+
+async def _pump(ws: web.WebSocketResponse, sub: Any) -> None:
+    while not ws.closed:
+        event = await sub.get()
+        try:
+            await ws.send_str(_dumps(event.as_message()))
+        except (ConnectionError, RuntimeError):
+            return

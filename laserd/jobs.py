@@ -1,0 +1,519 @@
+"""The job runner: the only code that streams a job to the controller.
+
+States (API.md): queued → waiting_start → running ⇄ paused → completed | failed | cancelled |
+interrupted. One job at a time. Every way out of a job — completion, cancel, ``error:N``,
+alarm, lost link, interlock trip, shutdown — passes through :meth:`JobRunner._finish`, which
+drops the laser-enable output and switches air assist off before anything is recorded.
+
+laserd never sends ``$X`` or ``~`` on its own: a resume is always a person's request, and it
+goes through the safety supervisor's gate (interlocks closed for at least ``resume_delay_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from laserd import errors
+from laserd.auth.principal import Principal
+from laserd.db import utcnow
+from laserd.events import EventHub
+from laserd.grbl.errors import (
+    ControllerReset,
+    GrblAlarm,
+    GrblError,
+    LineRefused,
+    LinkDown,
+    StreamCancelled,
+)
+from laserd.grbl.link import GrblLink, StreamProgress, iter_file_lines
+from laserd.grbl.protocol import MachineState
+from laserd.logs import job_id_var
+from laserd.settings import Settings
+from laserd.store import jobs as store
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "interrupted"})
+PERSIST_EVERY_S = 2.0
+#: How long the tail of a job (motion still in the planner after the last ``ok``) may take
+#: between two status reports before the job is failed as unresponsive.
+TAIL_STALL_S = 30.0
+
+
+@dataclass
+class ActiveJob:
+    row: dict[str, Any]
+    path: str
+    estimated_s: float | None
+    air_assist: bool
+    state: str = "queued"
+    lines_sent: int = 0
+    lines_acked: int = 0
+    started_mono: float | None = None
+    started_at: str | None = None
+    pause_reason: str | None = None
+    error: str | None = None
+    #: Set when the job must end as something other than completed (cancel, trip, shutdown).
+    outcome: tuple[str, str | None] | None = None
+    task: asyncio.Task[None] | None = None
+    last_persist: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+
+def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, Any]:
+    """The API shape of a job (a stored row, completed with the live figures when active)."""
+    view = {
+        "id": row["id"],
+        "file_id": row["file_id"],
+        "user_id": row["user_id"],
+        "file_name": row.get("file_name", ""),
+        "state": row["state"],
+        "lines_total": row["lines_total"],
+        "lines_sent": row["lines_sent"],
+        "lines_acked": row["lines_acked"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "elapsed_s": row["elapsed_s"],
+        "error": row["error"],
+        "pause_reason": row["pause_reason"],
+        "eta_s": None,
+    }
+    if active is not None:
+        elapsed = time.monotonic() - active.started_mono if active.started_mono is not None else 0.0
+        view.update(
+            state=active.state,
+            lines_sent=active.lines_sent,
+            lines_acked=active.lines_acked,
+            started_at=active.started_at,
+            elapsed_s=round(elapsed, 3),
+            error=active.error,
+            pause_reason=active.pause_reason,
+        )
+    total = max(1, int(view["lines_total"]))
+    progress = min(1.0, view["lines_acked"] / total)
+    if view["state"] == "completed":
+        progress = 1.0
+    view["progress"] = round(progress, 4)
+    if active is not None and view["state"] in ("running", "paused"):
+        view["eta_s"] = _eta(view["elapsed_s"], progress, active.estimated_s)
+    return view
+
+
+def _eta(elapsed_s: float, progress: float, estimated_s: float | None) -> float | None:
+    if progress >= 1.0:
+        return 0.0
+    if progress > 0.05 and elapsed_s > 2:
+        return round(elapsed_s * (1 - progress) / progress, 1)
+    if estimated_s:
+        return round(estimated_s * (1 - progress), 1)
+    return None
+
+
+class JobRunner:
+    """Runs one job at a time on the link, under the safety supervisor's gates."""
+
+    def __init__(
+        self,
+        *,
+        conn: aiosqlite.Connection,
+        link: GrblLink,
+        safety: Any,
+        hub: EventHub,
+        settings: Settings,
+        audit: Any = None,
+    ) -> None:
+        self._conn = conn
+        self._link = link
+        self._safety = safety
+        self._hub = hub
+        self._settings = settings
+        self._audit = audit
+        self._active: ActiveJob | None = None
+        self._submit_lock = asyncio.Lock()
+        self._closing = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> list[int]:
+        """Mark jobs a crash left active as ``interrupted``; watch the interlocks."""
+        ids = await store.mark_interrupted(self._conn)
+        for job_id in ids:
+            log.warning("job %d was active when laserd stopped: marked interrupted", job_id)
+        self._safety.add_trip_listener(self._on_trip)
+        return ids
+
+    async def close(self) -> None:
+        """Shutdown: stop a running job safely and record it as cancelled (``shutdown``)."""
+        self._closing = True
+        self._safety.remove_trip_listener(self._on_trip)
+        active = self._active
+        if active is None:
+            return
+        self._safety.disarm()
+        await self._stop(active, ("cancelled", "shutdown"), hold_timeout_s=2.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(active.done.wait(), 10)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def active(self) -> ActiveJob | None:
+        return self._active
+
+    def snapshot(self) -> dict[str, Any] | None:
+        a = self._active
+        return job_view(a.row, a) if a is not None else None
+
+    async def get(self, job_id: int) -> dict[str, Any] | None:
+        a = self._active
+        if a is not None and a.id == job_id:
+            return job_view(a.row, a)
+        row = await store.get(self._conn, job_id)
+        return job_view(row) if row is not None else None
+
+    async def list(
+        self, *, user_id: int | None, limit: int, offset: int, states: tuple[str, ...] | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        rows, total = await store.list_jobs(
+            self._conn, user_id=user_id, states=states, limit=limit, offset=offset
+        )
+        a = self._active
+        return [job_view(r, a if a is not None and a.id == r["id"] else None) for r in rows], total
+
+    # ------------------------------------------------------------------ gates
+
+    def check_machine_ready(self) -> None:
+        """Refuse (409/503) unless the controller can take a job right now."""
+        link = self._link
+        if not link.connected:
+            raise errors.Unavailable(
+                "The controller is not connected.", code="machine_disconnected"
+            )
+        state = link.state
+        if state == MachineState.ALARM:
+            alarm = link.alarm or {}
+            raise errors.MachineAlarm(
+                "The controller is in alarm"
+                + (f" ({alarm.get('message')})" if alarm.get("message") else "")
+                + "; home or unlock it first.",
+                details=alarm or None,
+            )
+        if link.settings.get("$32", "1") not in ("1", "1.0"):
+            raise errors.Conflict(
+                "Laser mode is off on the controller ($32=0); set $32=1 first.",
+                code="laser_mode_off",
+            )
+        if state == MachineState.DOOR:
+            raise errors.MachineBusy(
+                "The controller is in safety-door state; resume or reset it first."
+            )
+        if state not in (MachineState.IDLE, MachineState.CHECK) or link.streaming:
+            raise errors.MachineBusy(f"The machine is busy ({state}).")
+
+    # ------------------------------------------------------------------ commands
+
+    async def submit(self, file: dict[str, Any], who: Principal) -> dict[str, Any]:
+        async with self._submit_lock:
+            if self._closing:
+                raise errors.Unavailable("laserd is shutting down.")
+            if self._active is not None:
+                raise errors.MachineBusy("Another job is active.")
+            if file["status"] != "ready":
+                raise errors.Conflict(
+                    f"The file is not ready to run (status {file['status']}).",
+                    code="file_not_ready",
+                )
+            path = self._settings.gcode_path(file["id"])
+            if not path.is_file():
+                raise errors.Conflict(
+                    "The file's G-code is missing; process it again.", code="file_not_ready"
+                )
+            self.check_machine_ready()
+            self._safety.check_can_start()
+            stats = file.get("stats") or {}
+            laser = file.get("laser") or {}
+            row = await store.insert(
+                self._conn,
+                file_id=file["id"],
+                user_id=who.user_id,
+                file_name=file["name"],
+                lines_total=int(stats.get("lines") or 0),
+            )
+            active = ActiveJob(
+                row=row,
+                path=str(path),
+                estimated_s=stats.get("estimated_s"),
+                air_assist=bool(laser.get("air_assist")),
+            )
+            self._active = active
+            active.task = asyncio.get_running_loop().create_task(
+                self._run(active), name=f"job-{active.id}"
+            )
+        await self._record("job_started", who, active, {"file_id": file["id"]})
+        self._publish(active)
+        return job_view(active.row, active)
+
+    def _owned(self, job_id: int, who: Principal) -> ActiveJob:
+        a = self._active
+        if a is None or a.id != job_id:
+            raise errors.Conflict("This job is not active.", code="job_not_active")
+        if not who.is_admin and a.row["user_id"] != who.user_id:
+            raise errors.NotFound()
+        return a
+
+    async def pause(self, job_id: int, who: Principal) -> dict[str, Any]:
+        a = self._owned(job_id, who)
+        if a.state != "running":
+            raise errors.Conflict(f"Only a running job can pause (it is {a.state}).")
+        if not self._link.pause():
+            raise errors.Unavailable("The controller is not connected.")
+        a.state, a.pause_reason = "paused", "user"
+        self._publish(a)
+        await self._persist(a)
+        await self._record("job_paused", who, a, {})
+        return job_view(a.row, a)
+
+    async def resume(self, job_id: int, who: Principal) -> dict[str, Any]:
+        a = self._owned(job_id, who)
+        if a.state != "paused":
+            raise errors.Conflict(f"Only a paused job can resume (it is {a.state}).")
+        if not self._link.connected:
+            raise errors.Unavailable("The controller is not connected.")
+        self._safety.resume(self._link.resume)  # gates, then "~", then the race check
+        reason = a.pause_reason
+        a.state, a.pause_reason = "running", None
+        if not self._safety.armed:
+            self._safety.arm()
+        self._publish(a)
+        await self._persist(a)
+        await self._record("job_resumed", who, a, {"pause_reason": reason})
+        return job_view(a.row, a)
+
+    async def cancel(self, job_id: int, who: Principal) -> dict[str, Any]:
+        a = self._owned(job_id, who)
+        self._safety.disarm()
+        await self._record("job_cancelled", who, a, {})
+        await self._stop(a, ("cancelled", None))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(a.done.wait()), 15)
+        return job_view(a.row, a if self._active is a else None)
+
+    async def _stop(
+        self, a: ActiveJob, outcome: tuple[str, str | None], hold_timeout_s: float = 10.0
+    ) -> None:
+        """End the job with ``outcome``: stop motion (hold, soft reset) and the stream."""
+        if a.outcome is None:
+            a.outcome = outcome
+        if a.state in ("queued", "waiting_start") and a.task is not None:
+            a.task.cancel()
+            return
+        with contextlib.suppress(Exception):
+            await self._link.cancel(hold_timeout_s=hold_timeout_s)
+
+    # ------------------------------------------------------------------ interlocks
+
+    def _on_trip(self, name: str, kind: str, action: str) -> None:
+        """Called on the loop after the reflex already stopped the beam."""
+        a = self._active
+        if a is None or a.state in TERMINAL:
+            return
+        reason = f"interlock:{name}"
+        if action == "pause" and a.state in ("running", "paused"):
+            a.state, a.pause_reason = "paused", reason
+            self._publish(a)
+            asyncio.get_running_loop().create_task(self._persist(a))
+        elif action == "fail" or a.state in ("queued", "waiting_start"):
+            if a.outcome is None:
+                a.outcome = ("failed", reason)
+            if a.state in ("queued", "waiting_start") and a.task is not None:
+                a.task.cancel()
+            # For a running job the soft reset already sent makes the stream raise.
+
+    # ------------------------------------------------------------------ the run
+
+    async def _run(self, a: ActiveJob) -> None:
+        token = job_id_var.set(str(a.id))
+        final, error = "completed", None
+        try:
+            if self._safety.has_start_button:
+                a.state = "waiting_start"
+                self._publish(a)
+                await self._persist(a)
+                if not await self._safety.wait_for_start():
+                    raise _End("cancelled", "start button not pressed in time")
+            self.check_machine_ready()
+            self._safety.check_can_start()
+            self._safety.arm()
+            self._safety.job_started()
+            if a.air_assist:
+                self._safety.set_air(True)
+            a.state, a.started_at, a.started_mono = "running", utcnow(), time.monotonic()
+            self._publish(a)
+            await self._persist(a, force=True)
+            await self._link.stream(iter_file_lines(a.path), on_progress=self._progress(a))
+            await self._wait_motion_done(a)
+        except asyncio.CancelledError:
+            final, error = a.outcome or ("cancelled", None)
+        except _End as end:
+            final, error = end.state, end.error
+        except StreamCancelled:
+            final, error = a.outcome or ("cancelled", None)
+        except GrblError as exc:
+            final = "failed"
+            error = f"line {exc.lineno}: {exc.line}: error:{exc.grbl_code} {exc.meaning}"
+            await self._halt()
+        except GrblAlarm as exc:
+            final, error = "failed", f"controller alarm: {exc.message}"
+        except LinkDown:
+            final, error = "failed", "controller disconnected"
+        except ControllerReset:
+            final, error = a.outcome or ("failed", "controller reset during the job")
+        except LineRefused as exc:
+            final, error = "failed", f"refused line: {exc.message}"
+            await self._halt()
+        except errors.LaserdError as exc:
+            final, error = "failed", exc.message
+            await self._halt()
+        except Exception:
+            log.exception("job %d failed unexpectedly", a.id)
+            final, error = "failed", "internal error (see the log)"
+            await self._halt()
+        finally:
+            if a.outcome is not None and final == "completed":
+                final, error = a.outcome
+            await self._finish(a, final, error)
+            job_id_var.reset(token)
+
+    async def _halt(self) -> None:
+        """Stop whatever is still in the controller's buffer (feed hold, soft reset)."""
+        self._safety.disarm()
+        with contextlib.suppress(Exception):
+            await self._link.cancel(hold_timeout_s=5.0)
+
+    async def _wait_motion_done(self, a: ActiveJob) -> None:
+        """After the last ``ok`` the planner still holds motion: wait until Idle."""
+        idle_since_poll = time.monotonic()
+        while True:
+            if a.outcome is not None:
+                raise _End(*a.outcome)
+            try:
+                status = await self._link.wait_for_status(lambda s: True, 1.0)
+            except TimeoutError:
+                if not self._link.connected:
+                    raise LinkDown() from None
+                if time.monotonic() - idle_since_poll > TAIL_STALL_S:
+                    raise _End("failed", "the controller stopped answering") from None
+                continue
+            idle_since_poll = time.monotonic()
+            if status.state == MachineState.IDLE:
+                return
+            if status.state == MachineState.ALARM:
+                alarm = self._link.alarm or {}
+                raise _End("failed", f"controller alarm: {alarm.get('message', 'alarm')}")
+            await asyncio.sleep(0.1)
+
+    def _progress(self, a: ActiveJob) -> Any:
+        def on_progress(p: StreamProgress) -> None:
+            a.lines_sent, a.lines_acked = p.lines_sent, p.lines_acked
+            self._publish(a)
+            now = time.monotonic()
+            if now - a.last_persist >= PERSIST_EVERY_S:
+                a.last_persist = now
+                asyncio.get_running_loop().create_task(self._persist(a))
+
+        return on_progress
+
+    async def _finish(self, a: ActiveJob, state: str, error: str | None) -> None:
+        # Laser off first, then the record (safety is never waiting on the database).
+        self._safety.disarm()
+        with contextlib.suppress(Exception):
+            self._safety.set_air(False)
+        with contextlib.suppress(Exception):
+            self._safety.job_finished()
+        a.state, a.error = state, error
+        if state == "completed":
+            a.lines_acked = max(a.lines_acked, int(a.row["lines_total"]))
+            a.pause_reason = None
+        finished = utcnow()
+        elapsed = time.monotonic() - a.started_mono if a.started_mono is not None else 0.0
+        a.row.update(
+            state=state,
+            lines_sent=a.lines_sent,
+            lines_acked=a.lines_acked,
+            started_at=a.started_at,
+            finished_at=finished,
+            elapsed_s=round(elapsed, 3),
+            error=error,
+            pause_reason=a.pause_reason,
+        )
+        try:
+            await store.update(
+                self._conn,
+                a.id,
+                state=state,
+                lines_sent=a.lines_sent,
+                lines_acked=a.lines_acked,
+                started_at=a.started_at,
+                finished_at=finished,
+                elapsed_s=round(elapsed, 3),
+                error=error,
+                pause_reason=a.pause_reason,
+            )
+        except Exception:
+            log.exception("could not record the end of job %d", a.id)
+        if self._active is a:
+            self._active = None
+        log.info("job %d %s%s", a.id, state, f": {error}" if error else "")
+        self._hub.publish("job", job_view(a.row))
+        a.done.set()
+        await self._record(f"job_{state}", None, a, {"error": error} if error else {})
+
+    # ------------------------------------------------------------------ records
+
+    async def _persist(self, a: ActiveJob, force: bool = False) -> None:
+        if a.state in TERMINAL and not force:
+            return
+        try:
+            await store.update(
+                self._conn,
+                a.id,
+                state=a.state,
+                lines_sent=a.lines_sent,
+                lines_acked=a.lines_acked,
+                started_at=a.started_at,
+                pause_reason=a.pause_reason,
+            )
+        except Exception:
+            log.exception("could not save the progress of job %d", a.id)
+
+    def _publish(self, a: ActiveJob) -> None:
+        self._hub.publish("job", job_view(a.row, a))
+
+    async def _record(
+        self, event: str, who: Principal | None, a: ActiveJob, details: dict[str, Any]
+    ) -> None:
+        if self._audit is None:
+            return
+        await self._audit.record(
+            event, actor=who, target=f"job:{a.id}", details=details, actor_name="laserd"
+        )
+
+
+class _End(Exception):
+    """Internal: end the run with this state and error."""
+
+    def __init__(self, state: str, error: str | None) -> None:
+        super().__init__(error)
+        self.state, self.error = state, error

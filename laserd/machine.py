@@ -1,0 +1,260 @@
+"""Machine control outside jobs: home, unlock, reset, jog, frame, overrides, console, settings.
+
+Every motion here is refused while a job is active (409 ``machine_busy``), while the
+controller is disconnected (503) and — where it needs it — in alarm (409 ``machine_alarm``).
+Framing with the laser on goes through the same interlock gate as a job and arms the
+laser-enable output only for the duration of the frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from typing import Any
+
+from laserd import errors
+from laserd.grbl.link import GrblLink
+from laserd.grbl.protocol import RT, MachineState
+
+log = logging.getLogger(__name__)
+
+#: Framing with the beam on is for aiming, never for marking: the power is capped here.
+FRAME_MAX_POWER_PCT = 10.0
+SETTING_KEY = re.compile(r"^\$(\d{1,3})$")
+
+
+def _fmt(value: float) -> str:
+    """Trimmed decimal for G-code words (``12.5``, ``3``, ``-0.125``)."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def override_bytes(
+    target: int, *, reset: int, plus10: int, minus10: int, plus1: int, minus1: int
+) -> list[int]:
+    """Real-time bytes that set an override to ``target`` percent.
+
+    GRBL only knows relative steps and a reset to 100 %; starting from the reset makes the
+    result exact whatever the current value (which may be stale by one status report).
+    """
+    out = [reset]
+    delta = target - 100
+    tens, ones = divmod(abs(delta), 10)
+    step10, step1 = (plus10, plus1) if delta > 0 else (minus10, minus1)
+    out += [step10] * tens + [step1] * ones
+    return out
+
+
+class Machine:
+    """Manual control of the machine; plain collaborators, never the app."""
+
+    def __init__(self, *, link: GrblLink, safety: Any, jobs: Any, max_power_s: int) -> None:
+        self._link = link
+        self._safety = safety
+        self._jobs = jobs
+        self._max_power_s = max_power_s
+        self._frame_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> dict[str, Any]:
+        """``GET /machine``: the link's part, the interlocks and the active job."""
+        snap = self._link.snapshot()
+        snap.update(self.extras())
+        return snap
+
+    def extras(self) -> dict[str, Any]:
+        open_names = self._safety.open_interlocks()
+        return {
+            "interlocks": {"ok": not open_names, "open": open_names},
+            "job": self._jobs.snapshot(),
+            "framing": self.framing,
+        }
+
+    @property
+    def framing(self) -> bool:
+        return self._frame_task is not None and not self._frame_task.done()
+
+    # ------------------------------------------------------------------ gates
+
+    def _require_connected(self) -> None:
+        if not self._link.connected:
+            raise errors.Unavailable(
+                "The controller is not connected.", code="machine_disconnected"
+            )
+
+    def _require_no_job(self) -> None:
+        if self._jobs.active is not None:
+            raise errors.MachineBusy("A job is active; pause or cancel it first.")
+        if self.framing:
+            raise errors.MachineBusy("The machine is framing; wait or cancel the jog.")
+
+    def _require_not_alarm(self) -> None:
+        if self._link.state == MachineState.ALARM:
+            alarm = self._link.alarm or {}
+            raise errors.MachineAlarm(
+                f"The controller is in alarm ({alarm.get('message', 'alarm')}); "
+                "home or unlock it first.",
+                details=alarm or None,
+            )
+
+    def _require_idle_or_jog(self) -> None:
+        state = self._link.state
+        if state not in (MachineState.IDLE, MachineState.JOG):
+            raise errors.MachineBusy(f"The machine is busy ({state}).")
+
+    # ------------------------------------------------------------------ commands
+
+    async def home(self) -> list[str]:
+        self._require_connected()
+        self._require_no_job()
+        if self._link.state not in (MachineState.IDLE, MachineState.ALARM):
+            raise errors.MachineBusy(f"The machine is busy ({self._link.state}).")
+        return await self._link.command("$H", timeout_s=180)
+
+    async def unlock(self) -> list[str]:
+        """``$X``: only ever on a person's request (this endpoint), never by laserd itself."""
+        self._require_connected()
+        self._require_no_job()
+        return await self._link.command("$X", timeout_s=10)
+
+    async def reset(self) -> None:
+        self._require_connected()
+        self._safety.disarm()
+        if self._jobs.active is not None:
+            raise errors.MachineBusy("A job is active; cancel it (that resets the controller).")
+        await self._link.reset()
+
+    async def connect(self) -> None:
+        await self._link.connect()
+
+    async def disconnect(self) -> None:
+        self._require_no_job()
+        self._safety.disarm()
+        await self._link.disconnect()
+
+    async def jog(
+        self, *, x: float | None, y: float | None, z: float | None, feed: float, relative: bool
+    ) -> list[str]:
+        self._require_connected()
+        self._require_no_job()
+        self._require_not_alarm()
+        self._require_idle_or_jog()
+        words = ["$J=", "G91" if relative else "G90", "G21"]
+        for axis, value in (("X", x), ("Y", y), ("Z", z)):
+            if value is not None:
+                words.append(f"{axis}{_fmt(value)}")
+        if len(words) == 3:
+            raise errors.ValidationFailed.field("x", "give at least one of x, y, z")
+        words.append(f"F{_fmt(feed)}")
+        return await self._link.command("".join(words), timeout_s=10)
+
+    def jog_cancel(self) -> None:
+        self._require_connected()
+        self._link.realtime(RT.JOG_CANCEL)
+
+    async def frame(
+        self, *, bounds: dict[str, float], power_pct: float, feed_mm_min: float
+    ) -> None:
+        """Trace the bounding box; the laser stays off unless a (capped) power is asked for."""
+        self._require_connected()
+        self._require_no_job()
+        self._require_not_alarm()
+        self._require_idle_or_jog()
+        if power_pct > FRAME_MAX_POWER_PCT:
+            raise errors.ValidationFailed.field(
+                "power_pct", f"at most {FRAME_MAX_POWER_PCT:g} % for framing"
+            )
+        xmin, xmax, ymin, ymax = (bounds[k] for k in ("xmin", "xmax", "ymin", "ymax"))
+        s_value = round(self._max_power_s * power_pct / 100)
+        lines = ["G90", "G21", f"G0X{_fmt(xmin)}Y{_fmt(ymin)}"]
+        if s_value > 0:
+            self._safety.check_can_start()
+            lines.append(f"M3S{s_value}")
+        else:
+            lines.append("M5S0")
+        lines += [
+            f"G1X{_fmt(xmax)}Y{_fmt(ymin)}F{_fmt(feed_mm_min)}",
+            f"G1X{_fmt(xmax)}Y{_fmt(ymax)}",
+            f"G1X{_fmt(xmin)}Y{_fmt(ymax)}",
+            f"G1X{_fmt(xmin)}Y{_fmt(ymin)}",
+            "M5S0",
+        ]
+        if s_value > 0:
+            self._safety.arm()
+        self._frame_task = asyncio.get_running_loop().create_task(
+            self._run_frame(lines), name="frame"
+        )
+
+    async def _run_frame(self, lines: list[str]) -> None:
+        try:
+            await self._link.stream(enumerate(lines, 1))
+            while True:
+                status = await self._link.wait_for_status(lambda s: True, 5.0)
+                if status.state != MachineState.RUN:
+                    break
+                await asyncio.sleep(0.1)
+        except Exception as exc:  # a trip, an alarm or an unplug ends the frame
+            log.warning("framing stopped: %s", exc)
+            with contextlib.suppress(Exception):
+                if self._link.connected and self._link.state == MachineState.HOLD:
+                    await self._link.cancel(hold_timeout_s=3)
+        finally:
+            self._safety.disarm()
+
+    def overrides(self, *, feed: int | None, power: int | None, rapid: int | None) -> None:
+        self._require_connected()
+        seq: list[int] = []
+        if feed is not None:
+            seq += override_bytes(
+                feed,
+                reset=RT.FEED_100,
+                plus10=RT.FEED_PLUS_10,
+                minus10=RT.FEED_MINUS_10,
+                plus1=RT.FEED_PLUS_1,
+                minus1=RT.FEED_MINUS_1,
+            )
+        if power is not None:
+            seq += override_bytes(
+                power,
+                reset=RT.POWER_100,
+                plus10=RT.POWER_PLUS_10,
+                minus10=RT.POWER_MINUS_10,
+                plus1=RT.POWER_PLUS_1,
+                minus1=RT.POWER_MINUS_1,
+            )
+        if rapid is not None:
+            seq.append({100: RT.RAPID_100, 50: RT.RAPID_50, 25: RT.RAPID_25}[rapid])
+        for byte in seq:
+            if not self._link.realtime(byte):
+                raise errors.Unavailable("The controller is not connected.")
+
+    async def console(self, line: str) -> list[str]:
+        self._require_connected()
+        if self._jobs.active is not None:
+            raise errors.MachineBusy("A job is streaming; the console waits until it ends.")
+        return await self._link.command(line, timeout_s=30)
+
+    def controller_settings(self) -> dict[str, float]:
+        self._require_connected()
+        out: dict[str, float] = {}
+        for key, raw in self._link.settings.items():
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            out[key] = int(value) if value.is_integer() else value
+        return out
+
+    async def write_settings(self, values: dict[str, float]) -> dict[str, float]:
+        self._require_connected()
+        self._require_no_job()
+        self._require_idle_or_jog()
+        for key in values:
+            if not SETTING_KEY.match(key):
+                raise errors.ValidationFailed.field(key, "settings are named like $30")
+        for key, value in sorted(values.items(), key=lambda kv: int(kv[0][1:])):
+            await self._link.command(f"{key}={_fmt(float(value))}", timeout_s=10)
+        return self.controller_settings()

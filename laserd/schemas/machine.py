@@ -1,0 +1,150 @@
+"""Models of the machine, jobs, interlocks and live-update API (API.md "Machine and jobs")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, RootModel, model_validator
+
+from laserd.machine import FRAME_MAX_POWER_PCT
+from laserd.schemas.common import PageQuery, StrictModel
+
+JobState = Literal[
+    "queued",
+    "waiting_start",
+    "running",
+    "paused",
+    "completed",
+    "failed",
+    "cancelled",
+    "interrupted",
+]
+
+
+class Position(BaseModel):
+    x: float
+    y: float
+    z: float
+
+
+class Overrides(BaseModel):
+    feed: int
+    rapid: int
+    power: int
+
+
+class Buffer(BaseModel):
+    planner: int | None
+    rx: int | None
+
+
+class Alarm(BaseModel):
+    code: int
+    message: str
+
+
+class InterlockSummary(BaseModel):
+    ok: bool
+    open: list[str]
+
+
+class JobOut(BaseModel):
+    id: int
+    file_id: int | None
+    user_id: int | None
+    file_name: str
+    state: JobState
+    lines_total: int
+    lines_sent: int
+    lines_acked: int
+    progress: float = Field(ge=0, le=1)
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    elapsed_s: float
+    eta_s: float | None
+    error: str | None
+    pause_reason: str | None
+
+
+class MachineOut(BaseModel):
+    state: str
+    connected: bool
+    port: str
+    firmware: str | None
+    mpos: Position | None
+    wpos: Position | None
+    feed: float | None
+    power: float | None
+    overrides: Overrides | None
+    buffer: Buffer | None
+    alarm: Alarm | None
+    interlocks: InterlockSummary
+    job: JobOut | None
+    framing: bool
+
+
+class ReplyLines(BaseModel):
+    lines: list[str] = Field(description="the controller's reply lines before its ok")
+
+
+class JogIn(StrictModel):
+    x: float | None = Field(None, ge=-10_000, le=10_000)
+    y: float | None = Field(None, ge=-10_000, le=10_000)
+    z: float | None = Field(None, ge=-1_000, le=1_000)
+    feed: float = Field(gt=0, le=100_000, description="mm/min")
+    relative: bool = True
+
+    @model_validator(mode="after")
+    def _some_axis(self) -> JogIn:
+        if self.x is None and self.y is None and self.z is None:
+            raise ValueError("give at least one of x, y, z")
+        return self
+
+
+class FrameIn(StrictModel):
+    file_id: int = Field(ge=1)
+    power_pct: float = Field(
+        0, ge=0, le=FRAME_MAX_POWER_PCT, description="0: laser off (default); capped low"
+    )
+    feed_mm_min: float | None = Field(None, gt=0, le=100_000)
+
+
+class OverridesIn(StrictModel):
+    feed: int | None = Field(None, ge=10, le=200)
+    power: int | None = Field(None, ge=10, le=200)
+    rapid: Literal[25, 50, 100] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OverridesIn:
+        if self.feed is None and self.power is None and self.rapid is None:
+            raise ValueError("give at least one of feed, power, rapid")
+        return self
+
+
+class ConsoleIn(StrictModel):
+    line: str = Field(min_length=1, max_length=256)
+
+
+class ControllerSettings(RootModel[dict[str, float]]):
+    """Controller ``$`` settings, e.g. ``{"$30": 1000, "$32": 1}``."""
+
+
+class InterlockOut(BaseModel):
+    name: str
+    kind: Literal["lid", "estop", "coolant", "key", "start", "custom"]
+    pin: int | None
+    safe: bool
+    since: str | None
+
+
+class GpioDriveIn(StrictModel):
+    safe: bool = Field(description="true: the input reads safe (closed / released)")
+
+
+class JobCreate(StrictModel):
+    file_id: int = Field(ge=1)
+
+
+class JobsQuery(PageQuery):
+    state: JobState | None = None
