@@ -196,6 +196,24 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    expect(page.locator("#machine-state")).to_have_text("Ready")
+    work_x = page.locator("table.pos tbody tr").first.locator("td").nth(0)
+    work_y = page.locator("table.pos tbody tr").first.locator("td").nth(1)
+    start_x = float(work_x.inner_text())
+    start_y = float(work_y.inner_text())
+    page.get_by_text("10 mm", exact=True).click()
+    page.get_by_role("group", name=re.compile("^Jog pad")).focus()
+    page.keyboard.press("ArrowRight")
+    expect(work_x).to_have_text(f"{start_x + 10:.2f}", timeout=30_000)
+    expect(page.locator("#machine-state")).to_have_text("Ready", timeout=30_000)
+    page.get_by_role("button", name="Y plus").click()
+    expect(work_y).to_have_text(f"{start_y + 10:.2f}", timeout=30_000)
+    watch.check()
+
+
 def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: Path) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api(
