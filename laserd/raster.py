@@ -282,11 +282,13 @@ class RasterWriter:
         lines = [b"G21G90"]
         if self.laser.air_assist:
             lines.append(b"M8")
-        lines.append(self.laser.mode.value.encode() + b"S0")
+        # No S here: the first run-in (or burn) of every pass writes its S explicitly, so each
+        # pass is self-contained and can be repeated byte for byte.
+        lines.append(self.laser.mode.value.encode())
         return b"\n".join(lines) + b"\n"
 
     def trailer(self) -> bytes:
-        lines = [b"M5S0"]
+        lines = [b"M5"]
         if self.laser.air_assist:
             lines.append(b"M9")
         return b"\n".join(lines) + b"\n"
