@@ -51,7 +51,8 @@ def refresh_cookie(daemon: Daemon) -> list[dict[str, Any]]:
                 {
                     "name": name,
                     "value": morsel.value,
-                    "url": daemon.base + (morsel["path"] or "/"),
+                    "domain": "127.0.0.1",
+                    "path": morsel["path"] or "/",
                     "httpOnly": True,
                     "sameSite": "Strict",
                 }

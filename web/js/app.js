@@ -92,7 +92,15 @@ export async function signedIn(user, { navigate = true } = {}) {
 }
 
 /** The first picture of the machine comes by HTTP; afterwards only the WebSocket updates it. */
-async function loadMachine() {
+let machineLoading = null;
+function loadMachine() {
+  machineLoading ||= fetchMachine().finally(() => {
+    machineLoading = null;
+  });
+  return machineLoading;
+}
+
+async function fetchMachine() {
   try {
     const [machine, interlocks] = await Promise.all([API.get("/machine"), API.get("/interlocks")]);
     if (!getState().machine) update({ machine, lastJob: machine?.job || getState().lastJob });
@@ -149,7 +157,7 @@ function frame() {
 }
 
 function loadMachineIfMissing() {
-  if (!getState().interlocks.length) loadMachine();
+  if (!getState().interlocks.length && !machineLoading) loadMachine();
 }
 
 API.onTokenChange((tok) => {
@@ -168,16 +176,23 @@ API.onTokenChange((tok) => {
 
 async function boot() {
   frame();
-  try {
-    const setup = await API.api("GET", "/setup", undefined, { auth: false });
-    setupNeeded = Boolean(setup?.needed);
-  } catch (err) {
-    mount(main, h("div", { class: "panel error" }, h("h1", {}, "laserd is not answering"), h("p", {}, err.message)));
+  // Both at once: the refresh cookie (if any) is tried while asking whether setup is needed,
+  // which saves a round trip on every page load; the dashboard module loads meanwhile too.
+  const wanted = parseHash().page;
+  if (PAGES[wanted] && !PUBLIC.has(wanted)) PAGES[wanted]().catch(() => {});
+  const [setup, session] = await Promise.allSettled([
+    API.api("GET", "/setup", undefined, { auth: false }),
+    API.refresh(),
+  ]);
+  if (setup.status === "rejected") {
+    mount(main, h("div", { class: "panel error" }, h("h1", {}, "laserd is not answering"), h("p", {}, setup.reason.message)));
     return;
   }
-  if (!setupNeeded && (await API.refresh())) {
+  setupNeeded = Boolean(setup.value?.needed);
+  const refreshed = session.status === "fulfilled" ? session.value : null;
+  if (!setupNeeded && refreshed) {
     try {
-      await signedIn(null, { navigate: false });
+      await signedIn(refreshed.user || null, { navigate: false });
     } catch {
       /* fall through to the login page */
     }
