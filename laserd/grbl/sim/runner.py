@@ -4,12 +4,13 @@ The daemon opens ``<link_dir>/ttyGRBL`` with its real serial code (pyserial-asyn
 everything from termios to partial reads is exercised. The simulator runs in a thread of its
 own so a stalled daemon event loop cannot stall the "hardware".
 
-Pacing: a UART at ``baudrate`` with 8N1 framing moves ``baudrate / 10`` bytes per second.
-Bytes the daemon writes are read from the pty master into an *inbox* (the host's serial
-driver buffer, bounded, so the daemon's writes block when it is full, as on a real port) and
-handed to the controller no faster than that rate; its replies leave no faster either. The
-controller therefore sees bytes arrive when a real board would, and throughput benchmarks
-measure the link, not the pty.
+Pacing: a UART at ``baudrate`` with 8N1 framing moves ``baudrate / 10`` bytes per second, one
+byte after the other. Bytes the daemon writes are read from the pty master (at most 4 KiB
+held, like a host serial driver's buffer, so the daemon's writes block when it is full) and
+reach the controller one byte-time apart, after ``latency_s`` (the USB-serial adapter's
+frame latency); replies travel back the same way. A line therefore costs its bytes' time on
+the wire and an ``ok`` costs a round trip, as on real hardware, so throughput benchmarks
+measure the link and the sender, not the pty.
 
 Unplug closes the master: the daemon's next read fails like a vanished USB device, and the
 stable symlink disappears until :meth:`SimulatedGrbl.replug` points it at a new pty.
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 import tty
+from collections import deque
 from pathlib import Path
 
 from .core import GrblCore
@@ -37,6 +39,7 @@ LINK_NAME = "ttyGRBL"
 INBOX_LIMIT_BYTES = 4096  # like a host serial driver's transmit buffer
 IDLE_WAKE_S = 0.1
 DELIVERY_GRANULE_S = 0.001  # hand bytes over in ~1 ms batches: ~11 bytes at 115200 baud
+DEFAULT_LATENCY_S = 0.001  # one USB full-speed frame each way, as a CH340/16U2 adapter adds
 
 
 class SimulatedGrbl:
@@ -44,7 +47,8 @@ class SimulatedGrbl:
 
     ``settings`` presets ``$`` values (e.g. ``{22: 1}`` for a machine with homing switches);
     ``starve_window_s`` is how soon after the planner ran dry a new motion line must arrive to
-    count as a starvation (a longer pause is taken as the end of a job, not a slow sender).
+    count as a starvation (a longer pause is taken as the end of a job, not a slow sender);
+    ``latency_s`` is added once in each direction (0 for an ideal wire).
     """
 
     def __init__(
@@ -58,8 +62,9 @@ class SimulatedGrbl:
         link_dir: str | Path | None = None,
         settings: dict[int, float] | None = None,
         starve_window_s: float = 0.5,
+        latency_s: float = DEFAULT_LATENCY_S,
     ) -> None:
-        if time_scale <= 0 or baudrate <= 0:
+        if time_scale <= 0 or baudrate <= 0 or latency_s < 0:
             raise ValueError("time_scale and baudrate must be positive")
         self.record = SimRecord()
         self.baudrate = baudrate
@@ -79,7 +84,8 @@ class SimulatedGrbl:
         self._master: int | None = None
         self._slave: int | None = None
         self._slave_name = ""
-        self._inbox = bytearray()
+        self.latency_s = latency_s
+        self._reset_wire()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -156,7 +162,7 @@ class SimulatedGrbl:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = None
-        self._inbox.clear()
+        self._reset_wire()
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -177,6 +183,7 @@ class SimulatedGrbl:
             if self._master is None:
                 self._open_pty()
             self._core.out.clear()
+            self._reset_wire()
             self._core.power_up()
         self._wake()
         return self.link_path
@@ -270,57 +277,105 @@ class SimulatedGrbl:
 
     # ------------------------------------------------------------------ the thread
 
-    def _run(self) -> None:
+    def _reset_wire(self) -> None:
+        self._rx_wire: deque[list] = deque()  # [time the next byte completes, bytes]
+        self._rx_wire_bytes = 0
+        self._rx_wire_free = 0.0
+        self._tx_wire: deque[list] = deque()  # [time the next byte reaches the host, bytes]
+        self._tx_wire_free = 0.0
+        self._tx_blocked = False
+
+    def _on_host_write(self, data: bytes, now: float) -> None:
+        """Bytes the daemon wrote: after the adapter's latency, one byte every 1/rate s."""
+        begin = max(now + self.latency_s, self._rx_wire_free)
+        self._rx_wire.append([begin + 1.0 / self._bytes_per_s, bytearray(data)])
+        self._rx_wire_free = begin + len(data) / self._bytes_per_s
+        self._rx_wire_bytes += len(data)
+
+    def _deliver_rx(self, now: float) -> None:
+        """Hand the controller every byte that has finished arriving by ``now``."""
         rate = self._bytes_per_s
-        burst = 2.0 * self._granule
-        rx_tokens = 0.0
-        tx_tokens = 0.0
-        last = time.monotonic()
+        while self._rx_wire:
+            entry = self._rx_wire[0]
+            due_s, buf = entry
+            if now < due_s:
+                return
+            n = min(len(buf), 1 + int((now - due_s) * rate))
+            chunk = bytes(buf[:n])
+            del buf[:n]
+            entry[0] = due_s + n / rate
+            self._rx_wire_bytes -= n
+            if not buf:
+                self._rx_wire.popleft()
+            self._core.receive(chunk, now)
+
+    def _collect_tx(self, now: float) -> None:
+        """Take what the controller emitted and schedule it on the wire towards the host."""
+        out = self._core.out
+        if not out:
+            return
+        begin = max(now, self._tx_wire_free)
+        self._tx_wire.append([begin + 1.0 / self._bytes_per_s + self.latency_s, bytearray(out)])
+        self._tx_wire_free = begin + len(out) / self._bytes_per_s
+        out.clear()
+
+    def _flush_tx(self, now: float, master: int | None) -> None:
+        """Write to the pty every byte that has reached the host by ``now``."""
+        rate = self._bytes_per_s
+        self._tx_blocked = False
+        while self._tx_wire:
+            entry = self._tx_wire[0]
+            due_s, buf = entry
+            if now < due_s:
+                return
+            n = min(len(buf), 1 + int((now - due_s) * rate))
+            if master is None:
+                written = n  # nobody there: the bytes fall off the wire
+            else:
+                try:
+                    written = os.write(master, buf[:n])
+                except BlockingIOError:
+                    self._tx_blocked = True  # the reader is behind: wait until it drains
+                    return
+                except OSError as exc:
+                    log.debug("pty write failed: %s", exc)
+                    written = n
+                self.record.bytes_out += written
+            del buf[:written]
+            entry[0] = due_s + written / rate
+            if not buf:
+                self._tx_wire.popleft()
+
+    def _next_due_s(self, now: float) -> float:
+        """Seconds until the next batch of wire bytes is due (a ~1 ms batch, for CPU's sake)."""
+        wait = IDLE_WAKE_S
+        rate = self._bytes_per_s
+        if self._rx_wire:
+            due_s, buf = self._rx_wire[0]
+            wait = min(wait, due_s + (min(len(buf), self._granule) - 1) / rate - now)
+        if self._tx_wire and not self._tx_blocked:
+            due_s, buf = self._tx_wire[0]
+            wait = min(wait, due_s + (min(len(buf), self._granule) - 1) / rate - now)
+        return max(0.0, wait)
+
+    def _run(self) -> None:
         while True:
             now = time.monotonic()
-            rx_tokens = min(burst, rx_tokens + (now - last) * rate)
-            tx_tokens = min(burst, tx_tokens + (now - last) * rate)
-            last = now
             with self._lock:
                 if not self._running:
                     return
                 core = self._core
-                core.tick(now)
-                inbox = self._inbox
-                if inbox and rx_tokens >= 1:
-                    n = min(len(inbox), int(rx_tokens))
-                    chunk = bytes(inbox[:n])
-                    del inbox[:n]
-                    rx_tokens -= n
-                    core.receive(chunk, now)
                 master = self._master
-                out = core.out
-                tx_blocked = False
-                if out and master is not None and tx_tokens >= 1:
-                    n = min(len(out), int(tx_tokens))
-                    try:
-                        written = os.write(master, out[:n])
-                    except BlockingIOError:
-                        written = 0
-                        tx_blocked = True  # the reader is behind: wait until it drains
-                    except OSError as exc:
-                        log.debug("pty write failed: %s", exc)
-                        written = n  # nobody listening: the bytes are lost, as on a wire
-                    del out[:written]
-                    tx_tokens -= written
-                    self.record.bytes_out += written
-                timeout = min(IDLE_WAKE_S, core.next_wake_s())
-                if inbox:
-                    need = min(len(inbox), self._granule)
-                    timeout = min(timeout, max(0.0, (need - rx_tokens) / rate))
-                if out and master is not None and not tx_blocked:
-                    need = min(len(out), self._granule)
-                    timeout = min(timeout, max(0.0, (need - tx_tokens) / rate))
+                core.tick(now)
+                self._deliver_rx(now)
+                self._collect_tx(now)
+                self._flush_tx(now, master)
+                timeout = min(core.next_wake_s(), self._next_due_s(now))
                 rlist = [self._wake_r]
-                if master is not None and len(inbox) < INBOX_LIMIT_BYTES:
+                if master is not None and self._rx_wire_bytes < INBOX_LIMIT_BYTES:
                     rlist.append(master)
+                wlist = [master] if self._tx_blocked and master is not None else []
             try:
-                wlist = [master] if tx_blocked and master is not None else []
                 readable, _, _ = select.select(rlist, wlist, [], timeout)
             except (OSError, ValueError):
                 readable = []  # the master was closed by unplug() meanwhile
@@ -335,11 +390,12 @@ class SimulatedGrbl:
             if master != self._master:
                 return
             try:
-                data = os.read(master, INBOX_LIMIT_BYTES - len(self._inbox))
+                data = os.read(master, INBOX_LIMIT_BYTES - self._rx_wire_bytes)
             except BlockingIOError:
                 return
             except OSError as exc:
                 if exc.errno != errno.EIO:
                     log.debug("pty read failed: %s", exc)
                 return
-            self._inbox += data
+            if data:
+                self._on_host_write(data, time.monotonic())
