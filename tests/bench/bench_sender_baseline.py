@@ -92,8 +92,12 @@ def main() -> int:
     parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--time-scale", type=float, default=100.0)
     parser.add_argument("--mode", choices=("wait", "counting"), default="wait")
-    parser.add_argument("--latency-ms", type=float, default=1.0,
-                        help="USB-serial adapter latency, each direction (simulated)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=1.0,
+        help="USB-serial adapter latency, each direction (simulated)",
+    )
     args = parser.parse_args()
 
     lines = raster_lines(args.lines)

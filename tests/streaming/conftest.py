@@ -114,7 +114,6 @@ class PtyClient:
             time.sleep(poll_s)
         raise AssertionError(f"state {state!r} not reached; last report {report!r}")
 
-
     @staticmethod
     def is_response(line: str) -> bool:
         return line == "ok" or line.startswith("error:")
