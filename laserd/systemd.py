@@ -387,9 +387,7 @@ class _StreamFormatter(logging.Formatter):
         return text
 
 
-def journal_handler(
-    env: Mapping[str, str] | None = None, *, stream: Any = None
-) -> logging.Handler:
+def journal_handler(env: Mapping[str, str] | None = None, *, stream: Any = None) -> logging.Handler:
     """The daemon's log handler: journald with structured fields under systemd, else stderr.
 
     Under systemd without systemd-python the stderr lines still reach the journal (the unit's

@@ -31,11 +31,15 @@ def main() -> int:
         copy.write_text(text)
         human = subprocess.run(
             [analyze, "security", "--offline=true", "--no-pager", str(copy)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
         detail = subprocess.run(
             [analyze, "security", "--offline=true", "--json=short", str(copy)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
         version = subprocess.run(
             [analyze, "--version"], capture_output=True, text=True, timeout=60
@@ -46,13 +50,18 @@ def main() -> int:
         for c in json.loads(detail or "[]")
         if not c.get("set") and c.get("exposure")
     ]
-    print(json.dumps({
-        "unit": str(UNIT.relative_to(UNIT.parents[1])),
-        "systemd": version,
-        "exposure": float(match.group(1)) if match else None,
-        "rating": match.group(2) if match else None,
-        "open_checks": sorted(open_checks, key=lambda c: -c["exposure"]),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "unit": str(UNIT.relative_to(UNIT.parents[1])),
+                "systemd": version,
+                "exposure": float(match.group(1)) if match else None,
+                "rating": match.group(2) if match else None,
+                "open_checks": sorted(open_checks, key=lambda c: -c["exposure"]),
+            },
+            indent=2,
+        )
+    )
     return 0 if match else 1
 
 

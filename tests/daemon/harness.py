@@ -147,6 +147,7 @@ class Daemon:
         sections: dict[str, dict[str, Any]] = {
             "server": {"host": "127.0.0.1", "port": self.port, "debug": True, "log_level": "info"},
             "storage": {"state_dir": str(self.state_dir)},
+            # The simulated GRBL on a pty and gpiozero mock pins: the real serial and GPIO code.
             "machine": {"simulate": True},
             "simulator": {"time_scale": 1.0},
             "auth": {"bcrypt_rounds": 4},
@@ -284,3 +285,105 @@ def running(workdir: Path, **kw: Any) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.close()
+
+
+# ---------------------------------------------------------------------------- jobs through the API
+
+ADMIN = {"username": "admin", "email": "admin@example.com", "password": "correct horse 42"}
+
+
+def create_admin(d: Daemon) -> None:
+    """``laserd create-admin`` against the daemon's configuration (the operator's way)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "laserd",
+            "create-admin",
+            "--username",
+            ADMIN["username"],
+            "--email",
+            ADMIN["email"],
+            "--password-stdin",
+        ],
+        input=ADMIN["password"] + "\n",
+        capture_output=True,
+        text=True,
+        env=d.env(),
+        cwd=d.workdir,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def login(d: Daemon) -> str:
+    status, body = d.request(
+        "POST",
+        "/api/v1/auth/login",
+        {"username": ADMIN["username"], "password": ADMIN["password"]},
+    )
+    assert status == 200, body
+    return body["access_token"]
+
+
+def upload(d: Daemon, token: str, name: str, content: bytes, timeout_s: float = 120) -> dict:
+    """A project, one uploaded file, processed to ``ready``; returns the file."""
+    status, project = d.request("POST", "/api/v1/projects", {"name": "daemon test"}, token)
+    assert status == 201, project
+    boundary = "laserd-daemon-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        f"{d.base_url}/api/v1/projects/{project['id']}/files", data=body, method="POST"
+    )
+    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        file = json.loads(resp.read())
+    deadline = time.monotonic() + timeout_s
+    while file["status"] in ("pending", "processing"):
+        assert time.monotonic() < deadline, f"file not processed: {file}"
+        time.sleep(0.2)
+        status, file = d.request("GET", f"/api/v1/files/{file['id']}", token=token)
+        assert status == 200, file
+    assert file["status"] == "ready", file
+    return file
+
+
+def long_gcode(moves: int = 400, step_mm: float = 10.0, feed_mm_min: int = 1200) -> bytes:
+    """A raster-like job that runs for minutes at time_scale 1: the laser on, back and forth."""
+    lines = ["G21", "G90", "M4 S0", f"G1 F{feed_mm_min}"]
+    for i in range(moves):
+        x = step_mm if i % 2 == 0 else 0.0
+        lines.append(f"G1 X{x:.1f} Y{(i // 2) * 0.2:.1f} S{300 + (i % 5) * 100}")
+    lines += ["M5", "G0 X0 Y0"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def start_job(d: Daemon, token: str, file_id: int, timeout_s: float = 60) -> dict:
+    """Submit and wait until the job is ``running`` with some lines acknowledged."""
+    status, job = d.request("POST", "/api/v1/jobs", {"file_id": file_id}, token)
+    assert status == 201, job
+    deadline = time.monotonic() + timeout_s
+    while not (job["state"] == "running" and job["lines_acked"] > 5):
+        assert job["state"] in ("queued", "waiting_start", "running"), job
+        assert time.monotonic() < deadline, f"job did not get going: {job}"
+        time.sleep(0.1)
+        status, job = d.request("GET", f"/api/v1/jobs/{job['id']}", token=token)
+    return job
+
+
+def wait_machine_idle(d: Daemon, token: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, machine = d.request("GET", "/api/v1/machine", token=token)
+        if status == 200 and machine.get("connected") and machine.get("state") in ("idle", "Idle"):
+            return machine
+        assert time.monotonic() < deadline, f"machine not idle: {status} {machine}"
+        time.sleep(0.2)
