@@ -5,6 +5,10 @@ the loop it would starve the G-code stream, so every hash and check goes to a sm
 thread pool (bcrypt releases the GIL), behind a semaphore so that a burst of logins queues in
 asyncio instead of piling up threads.
 
+The pool's threads also run at a lower CPU priority (a higher nice value, per thread on
+Linux): on a two- or four-core Pi a burst of logins would otherwise compete with the event
+loop for the cores, and the loop must win.
+
 Unknown users are checked against a dummy hash of the same cost, so "no such user" and "wrong
 password" take the same path and the same time.
 """
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -22,6 +28,9 @@ from laserd import errors
 from laserd.settings import AuthSettings
 
 log = logging.getLogger(__name__)
+
+#: Added to the nice value of the hashing threads (0 = normal, 19 = lowest priority).
+HASHER_NICE_INCREMENT = 10
 
 #: bcrypt reads at most this many bytes; longer passwords would be silently truncated.
 BCRYPT_MAX_BYTES = 72
@@ -42,6 +51,22 @@ def check_password_bytes(password: str) -> str:
     return password
 
 
+def _lower_thread_priority() -> None:
+    """Thread-pool initializer: on Linux, nice values apply to single threads."""
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + HASHER_NICE_INCREMENT))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+def _make_pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        workers, thread_name_prefix="bcrypt", initializer=_lower_thread_priority
+    )
+
+
 def _cost_of(password_hash: str) -> int | None:
     parts = password_hash.split("$")
     if len(parts) >= 4 and parts[2].isdigit():
@@ -54,7 +79,7 @@ class PasswordHasher:
         self.rounds = auth.bcrypt_rounds
         self.min_length = auth.min_password_length
         self._concurrency = auth.bcrypt_concurrency
-        self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="bcrypt")
+        self._pool = _make_pool(self._concurrency)
         self._sem = asyncio.Semaphore(self._concurrency)
         self._dummy: str | None = None
 
@@ -67,7 +92,7 @@ class PasswordHasher:
         if auth.bcrypt_concurrency != self._concurrency:
             old = self._pool
             self._concurrency = auth.bcrypt_concurrency
-            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="bcrypt")
+            self._pool = _make_pool(self._concurrency)
             self._sem = asyncio.Semaphore(self._concurrency)
             old.shutdown(wait=False)
 
