@@ -196,6 +196,58 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_register_then_admin_approves(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page((390, 844))
+    page.goto(daemon.base + "/#/register")
+    page.get_by_label("Username").fill("newbie")
+    page.get_by_label("Email").fill("newbie@example.org")
+    page.get_by_label("Password", exact=True).fill("first burn 1")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("An admin must activate your account")).to_be_visible()
+
+    page.get_by_role("link", name="Back to sign in").click()
+    page.get_by_label("Username or email").fill("newbie")
+    page.get_by_label("Password", exact=True).fill("first burn 1")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("form", name="Sign in").locator(".form-error")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+
+    admin, admin_watch = new_page()
+    sign_in(admin, daemon, *ADMIN)
+    admin.get_by_role("link", name="Admin", exact=True).click()
+    row = admin.locator("tr[data-user=newbie]")
+    expect(row).to_contain_text("pending")
+    row.get_by_role("button", name="Approve").click()
+    expect(admin.locator("tr[data-user=newbie]")).to_have_attribute("data-status", "active")
+
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#machine-state")).to_be_visible()
+    expect(page.get_by_role("heading", name="Jog", exact=True)).to_be_visible()
+    watch.check()
+    admin_watch.check()
+
+
+def test_live_connection_comes_back_after_restart(fresh_daemon: Daemon, new_page: Any) -> None:
+    fresh_daemon.create_admin("owner", "restart me 1")
+    page, watch = new_page()
+    sign_in(page, fresh_daemon, "owner", "restart me 1")
+    pill = page.locator("#link-status")
+    expect(pill).to_have_text("Ready")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+
+    fresh_daemon.stop()
+    expect(pill).to_have_text("Reconnecting…")
+    expect(page.locator("#machine-state")).to_contain_text("(not live)")
+    fresh_daemon.start()
+    expect(pill).to_have_text("Ready", timeout=60_000)
+    expect(page.locator("#machine-state")).to_have_text("Ready")
+    # Same page, same session: no reload and no new sign-in.
+    expect(page.locator("#who")).to_contain_text("owner")
+    assert not [u for u in requests if u.endswith("/auth/login")]
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)

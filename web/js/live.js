@@ -5,7 +5,7 @@
 import { refresh, token } from "./api.js";
 
 const MIN_DELAY_MS = 500;
-const MAX_DELAY_MS = 15000;
+const MAX_DELAY_MS = 5000; // a LAN appliance with a few clients: come back quickly
 
 class Live extends EventTarget {
   constructor() {
@@ -112,3 +112,16 @@ class Live extends EventTarget {
 }
 
 export const live = new Live();
+
+// Back on the network or back on the tab: try at once instead of waiting out the backoff.
+function retryNow() {
+  if (live.wanted && !live.ws && live.timer) {
+    clearTimeout(live.timer);
+    live.timer = null;
+    live.open();
+  }
+}
+window.addEventListener("online", retryNow);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") retryNow();
+});
