@@ -11,6 +11,7 @@ which also produces the precise error messages. The tests check both paths agree
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,9 @@ from laserd.gcode.dialect import MAX_LINE_CHARS
 from laserd.gcode.interp import ModalState
 from laserd.gcode.segments import Segments
 
+# Only literal-led patterns are fast in ``re``; the other shape checks are numpy passes.
+_BAD_LINE_START = re.compile(rb"\n[^A-Z]")
+_TWO_DOTS = re.compile(rb"\.[0-9]*+\.")
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _FAST_CHARS = b"GMXYFS0123456789.-\n"
 _LETTERS_TO_SPACE = bytes.maketrans(b"GMXYFS", b"      ")
@@ -33,6 +37,10 @@ _G_GROUP[61], _G_GROUP[90], _G_GROUP[94] = 7, 8, 9
 _M_GROUP = np.zeros(10, dtype=np.int16)
 _M_GROUP[[3, 4, 5]] = 10
 _M_GROUP[[7, 8, 9]] = 11
+# One bit per kind of word (value letters and the G/M groups above) for the repeat check.
+_GROUP_BIT = np.zeros(128, dtype=np.int32)
+for _bit, _kind in enumerate([_F, _S, _X, _Y, *range(1, 12)]):
+    _GROUP_BIT[_kind] = 1 << _bit
 
 
 @dataclass(slots=True)
@@ -44,12 +52,15 @@ class FastResult:
 
 
 def _carry(
-    tok_lines: np.ndarray, tok_vals: np.ndarray, at: np.ndarray, before: float
+    tok_lines: np.ndarray, tok_vals: np.ndarray, at: np.ndarray, before: float, nlines: int
 ) -> np.ndarray:
     """For each line in ``at``, the value of the last token at or before it (else ``before``)."""
     if tok_lines.size == 0:
         return np.full(at.shape, before, dtype=np.float64)
-    idx = np.searchsorted(tok_lines, at, side="right") - 1
+    last = np.full(nlines, -1, dtype=np.int64)
+    last[tok_lines] = np.arange(tok_lines.size)
+    np.maximum.accumulate(last, out=last)
+    idx = last[at]
     out = tok_vals[np.maximum(idx, 0)].astype(np.float64)
     out[idx < 0] = before
     return out
@@ -70,12 +81,13 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         norm = norm[1:]
     if not norm:
         return FastResult(b"", 0, Segments.empty(), state.copy())
+    # Shape checks: lines start with a letter and fit GRBL's buffer; every letter is followed
+    # by a number with a digit, at most one dot, and a minus sign only right after the letter.
+    if not (65 <= norm[0] <= 90) or _BAD_LINE_START.search(norm) or _TWO_DOTS.search(norm):
+        return None
     arr = np.frombuffer(norm, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
-    starts = np.empty_like(nl)
-    starts[0] = 0
-    starts[1:] = nl[:-1] + 1
-    if int((nl - starts).max()) > MAX_LINE_CHARS or (arr[starts] < 65).any():
+    if nl[0] > MAX_LINE_CHARS or (nl.size > 1 and int(np.diff(nl).max()) > MAX_LINE_CHARS + 1):
         return None
     is_letter = arr >= 65
     lpos = np.flatnonzero(is_letter)
@@ -85,25 +97,23 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     minus = np.flatnonzero(arr == 45)
     if minus.size and (arr[minus - 1] < 65).any():
         return None
-    special = np.flatnonzero(is_letter | (arr == 10))
-    ends = special[np.flatnonzero(arr[special] >= 65) + 1]
-    body = ends - lpos - 1
-    one = lpos[body == 1] + 1
-    if one.size and (arr[one] < 48).any():
+    # A body of one or two bytes must hold a digit ("-", ".", "-." do not).
+    # (Indices stay in range: every body is followed by at least a newline.)
+    after = arr[lpos + 2]
+    if ((nxt < 48) & ((after >= 65) | (after == 10))).any():
         return None
-    two = lpos[body == 2] + 1
-    if two.size and ((arr[two] == 45) & (arr[two + 1] == 46)).any():
-        return None
-    dots = np.flatnonzero(arr == 46)
-    if dots.size > 1:
-        dtok = np.searchsorted(lpos, dots, side="right")
-        if (np.diff(dtok) == 0).any():
+    minus_dot = lpos[(nxt == 45) & (after == 46)]
+    if minus_dot.size:
+        third = arr[minus_dot + 3]
+        if ((third >= 65) | (third == 10)).any():
             return None
     vals = np.fromstring(norm.translate(_LETTERS_TO_SPACE), dtype=np.float64, sep=" ")
     if vals.shape[0] != lpos.shape[0]:
         return None
     letters = arr[lpos]
-    tline = np.searchsorted(nl, lpos)
+    # Every line starts with a letter, so a token opens a line when the byte before it is a
+    # newline (for the very first token, arr[-1] is the chunk's final newline).
+    tline = np.cumsum(arr[lpos - 1] == 10) - 1
 
     group = letters.astype(np.int16)
     is_g = letters == _G
@@ -126,10 +136,12 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         if not mg.all():
             return None
         group[is_m] = mg
-    for g in np.unique(group):
-        sub = tline[group == g]
-        if sub.size > 1 and (np.diff(sub) == 0).any():
-            return None  # two words of one kind on a line: the reference path says which
+    # Two words of one kind on a line (GRBL refuses them; the reference path says which):
+    # per line, the sum of one bit per kind differs from their OR exactly when one repeats.
+    bits = _GROUP_BIT[group]
+    line_first = np.flatnonzero(np.diff(tline, prepend=-1))
+    if (np.add.reduceat(bits, line_first) != np.bitwise_or.reduceat(bits, line_first)).any():
+        return None
 
     is_f = letters == _F
     is_s = letters == _S
@@ -142,26 +154,28 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     mot_codes = np.where(vals[is_motion] == 1, 10, 0)
     is_x = letters == _X
     is_y = letters == _Y
-    nlines = nl.shape[0]
+    nlines = int(tline[-1]) + 1  # every line holds at least one word
     has_xy = np.zeros(nlines, dtype=bool)
     has_xy[tline[is_x]] = True
     has_xy[tline[is_y]] = True
     move_lines = np.flatnonzero(has_xy)
     f_lines = tline[is_f]
 
-    mode = _carry(mot_lines, mot_codes, move_lines, state.motion)
-    feed_needed = np.union1d(mot_lines[mot_codes == 10], move_lines[mode == 10])
-    if feed_needed.size and (_carry(f_lines, fv, feed_needed, state.feed_mm_min) <= 0).any():
-        return None
+    mode = _carry(mot_lines, mot_codes, move_lines, state.motion, nlines)
+    for feed_needed in (mot_lines[mot_codes == 10], move_lines[mode == 10]):
+        if feed_needed.size:
+            feed_at = _carry(f_lines, fv, feed_needed, state.feed_mm_min, nlines)
+            if (feed_at <= 0).any():
+                return None
 
     new = state.copy()
     if move_lines.size:
-        x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x)
-        y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y)
-        s_at = _carry(tline[is_s], sv, move_lines, state.s)
+        x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x, nlines)
+        y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y, nlines)
+        s_at = _carry(tline[is_s], sv, move_lines, state.s, nlines)
         sp_tok = is_m & (group == 10)
-        spindle = _carry(tline[sp_tok], vals[sp_tok], move_lines, float(state.spindle))
-        feed = _carry(f_lines, fv, move_lines, state.feed_mm_min)
+        spindle = _carry(tline[sp_tok], vals[sp_tok], move_lines, float(state.spindle), nlines)
+        feed = _carry(f_lines, fv, move_lines, state.feed_mm_min, nlines)
         rapid = mode == 0
         x0 = np.empty_like(x1)
         y0 = np.empty_like(y1)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from laserd.gcode import MAX_ISSUES, GcodeError, ProgramReader, analyse_gcode
+from laserd.gcode.errors import LineError
 from laserd.gcode.fast import fast_chunk
-from laserd.gcode.interp import ModalState
+from laserd.gcode.interp import Interpreter, ModalState
+from laserd.gcode.lexer import lex_line
 from laserd.gcode.segments import MotionStats
 from laserd.laser import LaserSettings
 from laserd.raster import image_to_gcode
@@ -264,3 +267,48 @@ def test_analysis_of_sample_image_output_matches_the_converter(tmp_path: Path, n
     assert report.warnings == raster.warnings == []
     (fast_text, fast_stats), (slow_text, slow_stats) = _both_paths(gcode)
     assert fast_text == slow_text and fast_stats == slow_stats
+
+
+def _slow_chunk(raw: bytes, state: ModalState):
+    interp = Interpreter(state, 5000.0)
+    text = []
+    for line in raw.split(b"\n")[:-1]:
+        lexed = lex_line(line)
+        interp.execute(lexed)
+        if lexed.text:
+            text.append(lexed.text + b"\n")
+    return b"".join(text), interp.take_segments(), interp.state
+
+
+def test_fast_path_never_accepts_what_the_reference_refuses() -> None:
+    """Random near-G-code: the fast path either declines or agrees with the reference."""
+    rng = np.random.default_rng(11)
+    alphabet = list("GMXYFS") * 3 + list("0123456789") * 4 + list(".-- \n")
+    words = ["G0", "G1", "G01", "M3", "M4", "M5", "M8", "X1", "Y-2.5", "X.5", "Y-.25", "F300",
+             "S0", "S250", "G21", "G90", "X3.", "G17", "M9"]  # fmt: skip
+    accepted = refused_by_both = 0
+    for _ in range(1500):
+        lines = []
+        for _ in range(int(rng.integers(1, 6))):
+            if rng.random() < 0.6:
+                parts = rng.choice(words, size=int(rng.integers(1, 4)))
+                lines.append("".join(parts))
+            else:
+                lines.append("".join(rng.choice(alphabet, size=int(rng.integers(1, 12)))))
+        raw = ("\n".join(lines) + "\n").encode()
+        start = ModalState(feed_mm_min=100.0 if rng.random() < 0.5 else 0.0, x=1.0)
+        fast = fast_chunk(raw, start.copy(), 5000.0)
+        try:
+            text, seg, end = _slow_chunk(raw, start.copy())
+        except LineError:
+            assert fast is None, raw
+            refused_by_both += 1
+            continue
+        if fast is None:
+            continue
+        accepted += 1
+        assert fast.text == text, raw
+        assert fast.state == end, raw
+        for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
+            np.testing.assert_array_equal(getattr(fast.segments, name), getattr(seg, name))
+    assert accepted > 200 and refused_by_both > 200

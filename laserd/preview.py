@@ -1,0 +1,172 @@
+"""Toolpath → PNG: what the laser will do, drawn from the G-code that will be streamed.
+
+The file is streamed through :class:`laserd.gcode.ProgramReader` (constant memory; the fast
+vectorised path makes millions of segments cheap) and every segment is sampled at least once
+per output pixel with numpy. Burning moves are averaged per pixel, weighted by length, so a
+dithered or grayscale raster engraved at 0.1 mm shows its tones at preview scale instead of
+turning black; laser-off moves (G0 and S0 feeds) are drawn faint. ``np.bincount`` does the
+accumulation, which is far faster than per-segment drawing calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from laserd.gcode.output import atomic_writer
+from laserd.gcode.program import ProgramReader
+from laserd.gcode.segments import Segments
+
+Progress = Callable[[float], None]
+
+#: Samples drawn per batch: bounds the temporary arrays whatever the segment lengths.
+MAX_SAMPLES = 1 << 21
+BACKGROUND = np.array([250, 250, 248], dtype=np.float32)
+GRID = np.array([232, 234, 238], dtype=np.float32)
+TRAVEL = np.array([160, 190, 230], dtype=np.float32)
+BURN = np.array([25, 20, 15], dtype=np.float32)
+
+
+@dataclass(slots=True)
+class PreviewInfo:
+    width_px: int
+    height_px: int
+    view_mm: tuple[float, float, float, float]  # xmin, xmax, ymin, ymax
+
+
+class _Canvas:
+    """Accumulators for one picture of the area ``view_mm`` at ``scale`` pixels per mm."""
+
+    def __init__(self, view_mm: tuple[float, float, float, float], size_px: int) -> None:
+        xmin, xmax, ymin, ymax = view_mm
+        span = max(xmax - xmin, ymax - ymin, 1e-6)
+        self.scale = (size_px - 1) / span
+        self.w = max(1, round((xmax - xmin) * self.scale) + 1)
+        self.h = max(1, round((ymax - ymin) * self.scale) + 1)
+        self.xmin, self.ymax = xmin, ymax
+        n = self.w * self.h
+        self.burn = np.zeros(n, dtype=np.float64)  # length-weighted power fraction
+        self.feed = np.zeros(n, dtype=np.float64)  # length of feed moves
+        self.travel = np.zeros(n, dtype=np.float64)  # length of G0 moves
+
+    def draw(self, seg: Segments, max_power_s: float) -> None:
+        if len(seg) == 0:
+            return
+        sx0 = (seg.x0 - self.xmin) * self.scale
+        sx1 = (seg.x1 - self.xmin) * self.scale
+        sy0 = (self.ymax - seg.y0) * self.scale
+        sy1 = (self.ymax - seg.y1) * self.scale
+        length = np.hypot(sx1 - sx0, sy1 - sy0)
+        samples = np.ceil(length).astype(np.int64) + 1
+        power = np.clip(seg.power_s / max_power_s, 0.0, 1.0)
+        start = 0
+        n = len(seg)
+        while start < n:
+            # Take as many segments as fit the sample budget (at least one).
+            csum = np.cumsum(samples[start:])
+            stop = start + max(1, int(np.searchsorted(csum, MAX_SAMPLES, side="right")))
+            self._draw_batch(
+                slice(start, stop), sx0, sy0, sx1, sy1, length, samples, power, seg.rapid
+            )
+            start = stop
+
+    def _draw_batch(self, sl: slice, sx0, sy0, sx1, sy1, length, samples, power, rapid) -> None:
+        counts = samples[sl]
+        owner = np.repeat(np.arange(counts.size), counts)
+        first = np.cumsum(counts) - counts
+        step = np.arange(owner.size) - first[owner]
+        denom = np.maximum(counts - 1, 1)[owner]
+        t = step / denom
+        x0, y0 = sx0[sl][owner], sy0[sl][owner]
+        px = np.rint(x0 + (sx1[sl][owner] - x0) * t).astype(np.int64)
+        py = np.rint(y0 + (sy1[sl][owner] - y0) * t).astype(np.int64)
+        inside = (px >= 0) & (px < self.w) & (py >= 0) & (py < self.h)
+        idx = (py * self.w + px)[inside]
+        weight = (np.maximum(length[sl], 0.5) / counts)[owner][inside]
+        is_rapid = rapid[sl][owner][inside]
+        size = self.w * self.h
+        if is_rapid.any():
+            self.travel += np.bincount(idx[is_rapid], weights=weight[is_rapid], minlength=size)
+        feed = ~is_rapid
+        if feed.any():
+            w_feed = weight[feed]
+            self.feed += np.bincount(idx[feed], weights=w_feed, minlength=size)
+            p = power[sl][owner][inside][feed]
+            self.burn += np.bincount(idx[feed], weights=w_feed * p, minlength=size)
+
+    def image(self, grid_mm: float | None) -> Image.Image:
+        rgb = np.empty((self.h * self.w, 3), dtype=np.float32)
+        rgb[:] = BACKGROUND
+        if grid_mm:
+            grid = np.zeros((self.h, self.w), dtype=bool)
+            x_lines = np.arange(math.ceil(self.xmin / grid_mm) * grid_mm,
+                                self.xmin + self.w / self.scale, grid_mm)  # fmt: skip
+            y_lines = np.arange(math.floor(self.ymax / grid_mm) * grid_mm,
+                                self.ymax - self.h / self.scale, -grid_mm)  # fmt: skip
+            cols = np.rint((x_lines - self.xmin) * self.scale).astype(np.int64)
+            rows = np.rint((self.ymax - y_lines) * self.scale).astype(np.int64)
+            grid[:, cols[(cols >= 0) & (cols < self.w)]] = True
+            grid[rows[(rows >= 0) & (rows < self.h)], :] = True
+            rgb[grid.reshape(-1)] = GRID
+        faint = (self.travel > 0) | ((self.feed > 0) & (self.burn <= 0))
+        rgb[faint] = TRAVEL
+        burnt = self.burn > 0
+        dark = (self.burn[burnt] / self.feed[burnt]).astype(np.float32)
+        # Even the faintest burn stays visible: a quarter of the way to full darkness at least.
+        dark = 0.25 + 0.75 * dark
+        rgb[burnt] = BACKGROUND + (BURN - BACKGROUND) * dark[:, None]
+        return Image.fromarray(rgb.reshape(self.h, self.w, 3).round().astype(np.uint8), "RGB")
+
+
+def _grid_step(scale_px_mm: float) -> float:
+    """A grid of 1, 5, 10, 50 or 100 mm whose lines are at least 40 px apart."""
+    for step in (1.0, 5.0, 10.0, 50.0, 100.0, 500.0):
+        if step * scale_px_mm >= 40:
+            return step
+    return 1000.0
+
+
+def render_preview(
+    gcode: Path,
+    png_out: Path,
+    *,
+    bed_mm: tuple[float, float],
+    size_px: int = 1024,
+    thumb_out: Path | None = None,
+    thumb_px: int = 256,
+    bounds_mm: dict[str, float] | None = None,
+    max_power_s: float = 1000.0,
+    progress: Progress | None = None,
+) -> PreviewInfo:
+    """Draw the toolpath of ``gcode`` into ``png_out`` (and a thumbnail), atomically.
+
+    The picture shows the bed, or, when ``bounds_mm`` (the file's ``stats.bounds``) is given,
+    the job with a small margin, so small engravings stay legible. ``size_px`` is the longer
+    side. Synchronous and CPU-bound: run it in a worker.
+    """
+    bx, by = bed_mm
+    if bounds_mm is not None and bounds_mm["xmax"] >= bounds_mm["xmin"]:
+        xmin, xmax = bounds_mm["xmin"], bounds_mm["xmax"]
+        ymin, ymax = bounds_mm["ymin"], bounds_mm["ymax"]
+        margin = max(xmax - xmin, ymax - ymin, 1.0) * 0.04
+        view = (xmin - margin, xmax + margin, ymin - margin, ymax + margin)
+    else:
+        view = (0.0, float(bx), 0.0, float(by))
+    canvas = _Canvas(view, size_px)
+    reader = ProgramReader(Path(gcode), progress=progress)
+    for chunk in reader.chunks():
+        canvas.draw(chunk.segments, max_power_s)
+    img = canvas.image(_grid_step(canvas.scale))
+    with atomic_writer(Path(png_out)) as fh:
+        img.save(fh, format="PNG", compress_level=3)
+    if thumb_out is not None:
+        thumb = img.copy()
+        thumb.thumbnail((thumb_px, thumb_px), Image.Resampling.LANCZOS)
+        with atomic_writer(Path(thumb_out)) as fh:
+            thumb.save(fh, format="PNG")
+    return PreviewInfo(canvas.w, canvas.h, view)
