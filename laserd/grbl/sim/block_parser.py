@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 MM_PER_INCH = 25.4
@@ -431,8 +432,11 @@ def _arc_length(position: tuple[float, ...], move: Move) -> float:
 
 
 def arc_points(position: tuple[float, ...], move: Move,
-               arc_tolerance_mm: float) -> list[tuple[float, float, float]]:  # fmt: skip
-    """The chord end points GRBL's ``mc_arc`` would queue, the last one the exact target."""
+               arc_tolerance_mm: float) -> Iterator[tuple[float, float, float]]:  # fmt: skip
+    """The chord end points GRBL's ``mc_arc`` would queue, the last one the exact target.
+
+    A generator: a huge arc costs time (as on the board), not a list of a million points.
+    """
     assert move.arc is not None
     cx, cy, sweep, plane, _cw = move.arc
     a0, a1, lin = PLANES[plane]
@@ -440,7 +444,6 @@ def arc_points(position: tuple[float, ...], move: Move,
     tol = max(arc_tolerance_mm, 1e-6)
     chord = math.sqrt(max(tol * (2 * radius - tol), 1e-12))
     segments = int(abs(0.5 * sweep * radius) / chord)
-    points: list[tuple[float, float, float]] = []
     if segments > 1:
         start_angle = math.atan2(position[a1] - cy, position[a0] - cx)
         dz = (move.target[lin] - position[lin]) / segments
@@ -450,9 +453,8 @@ def arc_points(position: tuple[float, ...], move: Move,
             p[a0] = cx + radius * math.cos(angle)
             p[a1] = cy + radius * math.sin(angle)
             p[lin] = position[lin] + dz * k
-            points.append((p[0], p[1], p[2]))
-    points.append(tuple(move.target))  # type: ignore[arg-type]
-    return points
+            yield (p[0], p[1], p[2])
+    yield (move.target[0], move.target[1], move.target[2])
 
 
 JOG_G_ALLOWED = frozenset({200, 210, 900, 910, 530})

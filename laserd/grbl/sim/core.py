@@ -306,6 +306,14 @@ class GrblCore:
         self.suspend_complete = not moving
         self.spindle_stop_ovr = False
 
+    def door_switch(self, open_: bool) -> None:
+        """The door input changed: opening acts like 0x84 (without a byte on the wire)."""
+        was_open = self.door_pin_open
+        self.door_pin_open = open_
+        if open_ and not was_open and self.powered:
+            self._safety_door()
+            self._update_beam()
+
     def _stopped_after_hold(self) -> None:
         if self.state == JOG:
             self.motion.stop_here()
@@ -574,7 +582,7 @@ class GrblCore:
             yield from self._wait_sim(plan.dwell_s)
         for move in plan.moves:
             points = (
-                arc_points(self.planned, move, self.settings[12]) if move.arc else [move.target]
+                arc_points(self.planned, move, self.settings[12]) if move.arc else (move.target,)
             )
             for point in points:
                 if int(self.settings[20]) and not self._within_travel(point):

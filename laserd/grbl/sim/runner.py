@@ -218,10 +218,7 @@ class SimulatedGrbl:
         """The door switch input (``Pn:D``); opening it also triggers the safety door."""
         with self._lock:
             self._core.tick(time.monotonic())
-            was_open = self._core.door_pin_open
-            self._core.door_pin_open = open_
-            if open_ and not was_open:
-                self._core.receive(bytes([0x84]), time.monotonic())
+            self._core.door_switch(open_)
         self._wake()
 
     def clear_record(self) -> None:
@@ -366,8 +363,13 @@ class SimulatedGrbl:
                     return
                 core = self._core
                 master = self._master
-                core.tick(now)
-                self._deliver_rx(now)
+                try:
+                    core.tick(now)
+                    self._deliver_rx(now)
+                except Exception as exc:  # a simulator bug must not kill the "hardware"
+                    log.exception("simulated controller failed; rebooting it")
+                    self.record.fault(f"simulator error: {exc!r}")
+                    core.power_up()
                 self._collect_tx(now)
                 self._flush_tx(now, master)
                 timeout = min(core.next_wake_s(), self._next_due_s(now))
