@@ -4,24 +4,34 @@ Usage::
 
     .venv/bin/python tests/bench/bench_safety.py [--trips 1000] [--conditions idle,busy,stalled]
 
-For each trip a thread drives the lid's mock pin to "open" (timestamp taken just before),
-exactly as gpiozero's callback thread would deliver a real edge. Measured:
+How an edge is made, so that the figure includes what a real edge pays: on a Pi, lgpio's
+callback thread sleeps in the kernel and, on an edge, must take the GIL before any Python
+runs. Here a separate *edge process* stamps ``t0`` (CLOCK_MONOTONIC, the clock of
+``perf_counter_ns`` in every process) and writes one byte to a pipe; in laserd's process a
+"GPIO thread" sleeping in ``os.read`` on that pipe wakes, takes the GIL and drives the lid's
+mock pin, which runs the supervisor's callback exactly as gpiozero would.
 
-* ``byte_ms``: until the 0x84 arrives at the far end of the pty, written by the real
-  ``GrblLink.realtime`` and stamped by the peer thread reading the controller side;
-* ``output_ms``: until the laser-enable mock pin changes to "off" (stamped inside the pin).
+Measured from ``t0``:
+
+* ``byte_ms``: until the 0x84 is read at the far end of the pty by the scripted GRBL peer,
+  which runs in its own process (so its wake-up does not wait for our GIL); the byte is
+  written by the real ``GrblLink.realtime``;
+* ``byte_written_ms``: until ``GrblLink.realtime`` returned (the byte is in the tty driver);
+* ``output_ms``: until the laser-enable mock pin changed to "off" (stamped inside the pin);
+* ``gpio_thread_wake_ms``: until the GPIO thread ran again (OS scheduling plus the GIL),
+  and the ``reflex_only_*`` figures from that wake-up: the supervisor's own path.
 
 Conditions:
 
 * ``idle``: the link is connected and polling status; nothing else runs.
-* ``busy``: the link streams an endless job to a peer that acknowledges each line after
-  1 ms, while 50 HTTP clients poll ``GET /interlocks`` and ``GET /machine`` on an aiohttp
-  server on the same loop, and 50 event-hub subscribers drain every event.
+* ``busy``: the link streams an endless job to the peer (which acknowledges each line after
+  1 ms) while 50 HTTP clients poll ``GET /interlocks`` and ``GET /machine`` at 10 Hz each on
+  an aiohttp server on the same loop, and 50 event-hub subscribers drain every event.
 * ``stalled``: as idle, but the event loop is frozen for 100 ms (``time.sleep`` in a loop
   callback) and the edge arrives during the freeze.
 
-Prints one JSON object. Not collected by pytest. On a real Pi add the kernel's GPIO interrupt
-latency (tens of µs with the lgpio factory) to these figures.
+Prints one JSON object. Not collected by pytest. A real Pi adds the kernel's GPIO interrupt
+latency (tens of µs with the lgpio factory) and is slower per instruction than a PC core.
 """
 
 from __future__ import annotations
@@ -29,9 +39,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import multiprocessing
 import os
 import platform
+import random
+import signal
 import statistics
+import struct
 import sys
 import threading
 import time
@@ -71,16 +86,124 @@ class TimedPin(MockPin):
         return changed
 
 
-class StampedBytes(list):
-    """Replaces the peer's list of real-time bytes: stamps each one as the peer reads it."""
+STAMP = struct.Struct("=q")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.stamps: list[tuple[int, int]] = []
 
-    def append(self, byte: int) -> None:  # type: ignore[override]
-        self.stamps.append((time.perf_counter_ns(), byte))
-        super().append(byte)
+def _read_exact(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+class PeerProcess:
+    """The scripted GRBL peer of the link tests, run in a forked process.
+
+    Every 0x84 it reads is stamped there and the stamp sent back through a pipe.
+    """
+
+    def __init__(self, line_delay_s: float) -> None:
+        self.peer = FakePeer(line_delay_s=line_delay_s)
+        self.path = self.peer.path
+        self._stamp_r, self._stamp_w = os.pipe()
+        self.arrivals: list[int] = []
+        ctx = multiprocessing.get_context("fork")
+        self._proc = ctx.Process(target=self._child, daemon=True)
+        self._proc.start()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
+
+    def _child(self) -> None:
+        stamp_w = self._stamp_w
+
+        class Stamping(list):
+            def append(self, byte: int) -> None:  # type: ignore[override]
+                if byte == SAFETY_DOOR:
+                    os.write(stamp_w, STAMP.pack(time.perf_counter_ns()))
+                if len(self) < 1000:
+                    super().append(byte)
+
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        self.peer.realtime = Stamping()
+        self.peer._run()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                (t,) = STAMP.unpack(_read_exact(self._stamp_r, STAMP.size))
+            except (EOFError, OSError):
+                return
+            self.arrivals.append(t)
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.join(5)
+        os.close(self._stamp_w)
+        self._collector.join(5)
+        os.close(self._stamp_r)
+        for fd in (self.peer.master, self.peer.slave):
+            os.close(fd)
+
+
+class EdgeSource:
+    """A forked process that makes the GPIO edges, and the GPIO thread that receives them.
+
+    The child stamps ``t0`` and writes the command to the GPIO pipe; the GPIO thread here
+    sleeps in ``os.read`` (GIL released, like lgpio's callback thread in the kernel) and
+    drives the mock pin on wake-up.
+    """
+
+    def __init__(self, lid: MockPin) -> None:
+        self._ctrl_r, self._ctrl_w = os.pipe()
+        self._gpio_r, self._gpio_w = os.pipe()
+        self._t0_r, self._t0_w = os.pipe()
+        ctx = multiprocessing.get_context("fork")
+        self._proc = ctx.Process(target=self._child, daemon=True)
+        self._proc.start()
+        self._lid = lid
+        #: perf_counter_ns when the GPIO thread runs Python again after the edge (OS wake-up
+        #: plus taking the GIL): everything before this is outside laserd's code.
+        self.woke: list[int] = []
+        self._thread = threading.Thread(target=self._gpio_thread, name="gpio", daemon=True)
+        self._thread.start()
+
+    def _child(self) -> None:
+        while True:
+            cmd = os.read(self._ctrl_r, 1)
+            if cmd in (b"", b"q"):
+                os.write(self._gpio_w, b"q")
+                return
+            t0 = time.perf_counter_ns()
+            os.write(self._gpio_w, cmd)
+            os.write(self._t0_w, STAMP.pack(t0))
+
+    def _gpio_thread(self) -> None:
+        while True:
+            cmd = os.read(self._gpio_r, 1)
+            if cmd == b"U":
+                self.woke.append(time.perf_counter_ns())
+                self._lid.drive_high()  # pulled up, normally closed: high is an open lid
+            elif cmd == b"S":
+                self._lid.drive_low()
+            else:
+                return
+
+    def request(self, cmd: bytes) -> None:
+        """Ask for an edge: b"U" (unsafe) or b"S" (safe). Safe from a frozen loop too."""
+        os.write(self._ctrl_w, cmd)
+
+    def read_t0(self) -> int:
+        return STAMP.unpack(_read_exact(self._t0_r, STAMP.size))[0]
+
+    def stop(self) -> None:
+        os.write(self._ctrl_w, b"q")
+        self._proc.join(5)
+        self._thread.join(5)
+        for fd in (self._ctrl_r, self._ctrl_w, self._gpio_r, self._gpio_w, self._t0_r, self._t0_w):
+            os.close(fd)
 
 
 def percentiles(values_ns: list[int]) -> dict[str, float]:
@@ -162,13 +285,19 @@ async def drain_subscribers(hub: EventHub, stop: asyncio.Event) -> None:
 
 async def run_condition(condition: str, trips: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    peer = FakePeer(line_delay_s=0.001 if condition == "busy" else 0.0).start()
-    peer.realtime = StampedBytes()
+    peer = PeerProcess(line_delay_s=0.001 if condition == "busy" else 0.0)
     hub = EventHub()
     hub.bind_loop(loop)
     link = GrblLink(peer.path, 115200, hub=hub, reconnect_s=0.2, banner_timeout_s=0.5)
     await link.start()
     await link.connect(timeout_s=10)
+    written: list[int] = []
+
+    def realtime(byte: int) -> bool:
+        ok = link.realtime(byte)
+        written.append(time.perf_counter_ns())
+        return ok
+
     factory = MockFactory(pin_class=TimedPin)
     settings = SafetySettings.model_validate(
         {
@@ -177,73 +306,84 @@ async def run_condition(condition: str, trips: int) -> dict[str, Any]:
             "interlocks": [{"name": "lid", "kind": "lid", "pin": LID_PIN, "debounce_ms": 0}],
         }
     )
-    sup = SafetySupervisor(settings, factory, link.realtime, hub)
+    sup = SafetySupervisor(settings, factory, realtime, hub)
     sup.drive_all_safe()
     await sup.start()
     lid: TimedPin = factory.pin(LID_PIN)
     laser: TimedPin = factory.pin(LASER_PIN)
+    edges = EdgeSource(lid)
 
     stop = asyncio.Event()
     background: list[asyncio.Task[Any]] = []
     stream_task: asyncio.Task[Any] | None = None
+    acked = {"lines": 0}
     if condition == "busy":
-        stream_task = asyncio.create_task(link.stream(endless_job()))
+
+        def progress(p: Any) -> None:
+            acked["lines"] = p.lines_acked
+
+        stream_task = asyncio.create_task(
+            link.stream(endless_job(), on_progress=progress, progress_interval_s=0.1)
+        )
         background.append(asyncio.create_task(serve_clients(sup, link, stop)))
         background.append(asyncio.create_task(drain_subscribers(hub, stop)))
         await asyncio.sleep(1.0)  # let the clients and the stream get going
 
     byte_ns: list[int] = []
+    written_ns: list[int] = []
     output_ns: list[int] = []
+    wake_ns: list[int] = []
+    reflex_byte_ns: list[int] = []
+    reflex_output_ns: list[int] = []
     missing_bytes = 0
-    lines_before = len(peer.lines)
+    acked_before = acked["lines"]
     started = time.monotonic()
 
-    def one_trip(stalled: threading.Event | None) -> tuple[int, int, int]:
-        """Runs in a thread, like gpiozero's callback thread. Returns (t0, marks)."""
-        if stalled is not None:
-            stalled.wait(timeout=10)
-        seen_bytes = len(peer.realtime.stamps)
-        seen_changes = len(laser.changes)
-        t0 = time.perf_counter_ns()
-        lid.drive_high()  # pulled-up, normally closed: high is an open lid
-        return t0, seen_bytes, seen_changes
-
+    rng = random.Random(6)
     for _ in range(trips):
+        # Edges land at random moments of the loop's work, not right after our own await.
+        await asyncio.sleep(rng.uniform(0.002, 0.010))
         sup.arm()
-        stalled: threading.Event | None = None
+        seen_arrivals = len(peer.arrivals)
+        seen_written = len(written)
+        seen_changes = len(laser.changes)
+        seen_woke = len(edges.woke)
         if condition == "stalled":
-            stalled = threading.Event()
 
-            def freeze(ev: threading.Event = stalled) -> None:
-                ev.set()
+            def freeze() -> None:
+                edges.request(b"U")  # the edge comes while the loop sleeps
                 time.sleep(STALL_S)
 
             loop.call_soon(freeze)
-        t0, seen_bytes, seen_changes = await asyncio.to_thread(one_trip, stalled)
-        # Collect the byte's arrival (the peer thread stamps it; give it up to a second).
-        deadline = time.monotonic() + 1.0
-        arrived = None
-        while arrived is None and time.monotonic() < deadline:
-            for t, b in peer.realtime.stamps[seen_bytes:]:
-                if b == SAFETY_DOOR:
-                    arrived = t
-                    break
-            else:
-                await asyncio.sleep(0.0005)
-        if arrived is None:
-            missing_bytes += 1
         else:
-            byte_ns.append(arrived - t0)
+            edges.request(b"U")
+        t0 = await loop.run_in_executor(None, edges.read_t0)
+        deadline = time.monotonic() + 2.0
+        while len(peer.arrivals) <= seen_arrivals and time.monotonic() < deadline:
+            await asyncio.sleep(0.0005)
+        if len(peer.arrivals) > seen_arrivals:
+            byte_ns.append(peer.arrivals[seen_arrivals] - t0)
+        else:
+            missing_bytes += 1
+        woke = edges.woke[seen_woke] if len(edges.woke) > seen_woke else None
+        if woke is not None:
+            wake_ns.append(woke - t0)
+        if len(written) > seen_written:
+            written_ns.append(written[seen_written] - t0)
+            if woke is not None:
+                reflex_byte_ns.append(written[seen_written] - woke)
         drops = [t for t, v in laser.changes[seen_changes:] if v is False]
         if drops:
             output_ns.append(drops[0] - t0)
+            if woke is not None:
+                reflex_output_ns.append(drops[0] - woke)
         # Close the lid again and wait for the supervisor to count it safe.
-        lid.drive_low()
+        edges.request(b"S")
+        await loop.run_in_executor(None, edges.read_t0)
         while not sup.all_safe():
             await asyncio.sleep(0.0005)
 
     duration_s = time.monotonic() - started
-    lines_during = len(peer.lines) - lines_before
     stop.set()
     extra: dict[str, Any] = {"duration_s": round(duration_s, 2)}
     results = await asyncio.gather(*background, return_exceptions=True)
@@ -252,9 +392,10 @@ async def run_condition(condition: str, trips: int) -> dict[str, Any]:
             extra["http_requests"] = r["requests"]
             extra["http_requests_per_s"] = round(r["requests"] / (duration_s + 1.0), 1)
     if stream_task is not None:
+        extra["job_lines_acked_per_s"] = round((acked["lines"] - acked_before) / duration_s, 1)
         await link.cancel()
         await asyncio.gather(stream_task, return_exceptions=True)
-        extra["job_lines_acked_per_s"] = round(lines_during / duration_s, 1)
+    edges.stop()
     await sup.close()
     await link.close()
     factory.close()
@@ -262,7 +403,12 @@ async def run_condition(condition: str, trips: int) -> dict[str, Any]:
     return {
         "trips": trips,
         "byte_ms": percentiles(byte_ns),
+        "byte_written_ms": percentiles(written_ns),
         "output_ms": percentiles(output_ns),
+        "gpio_thread_wake_ms": percentiles(wake_ns),
+        "reflex_only_byte_written_ms": percentiles(reflex_byte_ns),
+        "reflex_only_output_ms": percentiles(reflex_output_ns),
+        "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "missing_bytes": missing_bytes,
         "missing_output_drops": trips - len(output_ns),
         **extra,
@@ -273,14 +419,26 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trips", type=int, default=1000)
     parser.add_argument("--conditions", default="idle,busy,stalled")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for the run (Python's default is 5 ms): how long a "
+        "thread that wants the GIL waits before the holder is asked to let go",
+    )
     args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+    logging.getLogger("laserd").setLevel(logging.ERROR)  # a thousand trip warnings otherwise
     out: dict[str, Any] = {
         "benchmark": "safety_reflex_latency",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_avg": [round(v, 2) for v in os.getloadavg()],
-        "transport": "GrblLink.realtime -> pty -> scripted GRBL peer thread",
+        "edge": "separate process stamps t0, wakes a GPIO thread blocked in os.read",
+        "transport": "GrblLink.realtime -> pty -> scripted GRBL peer in its own process",
         "target": {"p99_ms": 2.0, "max_ms": 10.0},
+        "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
         "conditions": {},
     }
     for condition in args.conditions.split(","):
