@@ -66,6 +66,10 @@ class CharCounter(Generic[T]):
     def oldest(self) -> T | None:
         return self._inflight[0][1] if self._inflight else None
 
+    def items(self) -> list[T]:
+        """The lines in flight, oldest first (still counted)."""
+        return [item for _, item in self._inflight]
+
     def clear(self) -> list[T]:
         """The controller's buffer was flushed (reset, alarm, lost link): forget everything."""
         items = [item for _, item in self._inflight]

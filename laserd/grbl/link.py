@@ -270,9 +270,12 @@ class GrblLink:
         self._pending: deque[_Item] = deque()
         self._stream: _Stream | None = None
         #: Lines are held back until the controller is known to be in sync with our counting
-        #: (after connect or reset: its banner; after an alarm: the next status report).
+        #: (after connect or reset: its banner; after an alarm: answers to what was in flight).
         self._hold_queue = True
-        self._sync_on_status = False
+        self._settling = False
+        self._settle_handle: asyncio.TimerHandle | None = None
+        #: After an alarm, how long without answers before lines in flight count as lost.
+        self._settle_s = 0.5
 
         self._state = MachineState.DISCONNECTED
         self._tracker = StatusTracker()
@@ -406,6 +409,11 @@ class GrblLink:
             fd = self._fd
             if fd is None:
                 return False
+            if value == RT.RESET:
+                # From this instant no queued line may follow the reset onto the wire: the
+                # controller would run it after restarting (see _write). Set under the fd
+                # lock, so a write already in progress on the loop thread finishes first.
+                self._hold_queue = True
             try:
                 written = _write_all(fd, data)
             except OSError as exc:
@@ -690,7 +698,9 @@ class GrblLink:
         if transport.get_write_buffer_size() == 0:
             with self._fd_lock:
                 fd = self._fd
-                if fd is None:
+                if fd is None or self._hold_queue:
+                    # A reset was written from another thread since _pump looked: these
+                    # lines belong to the old session and are failed by _note_reset_sent.
                     return
                 try:
                     n = os.write(fd, data)
@@ -741,11 +751,27 @@ class GrblLink:
                 self._version = msg.version
                 self._firmware = f"Grbl {msg.version}"
 
+    def _end_settling(self) -> None:
+        self._settling = False
+        if self._settle_handle is not None:
+            self._settle_handle.cancel()
+            self._settle_handle = None
+
     def _ack(self, error: ErrorReply | None) -> None:
         item = self._counter.pop()
+        if self._settling:
+            # After an alarm: answers to lines that were failed already.
+            if len(self._counter) == 0:
+                self._end_settling()
+                if self._fd is not None and self._banner_waiter is None:
+                    self._hold_queue = False
+                    self._pump()
+            else:
+                self._arm_settle()
+            return
         if item is None:
             if error is not None:
-                log.warning("unexpected error:%d with nothing in flight", error.code)
+                log.info("error:%d with nothing in flight (a late answer)", error.code)
             self._pump()
             return
         st = item.stream
@@ -782,10 +808,6 @@ class GrblLink:
             and self._counter.used == 0
         ):
             self._set_rx_capacity(report.rx_free, "Bf:")
-        if self._sync_on_status:
-            self._sync_on_status = False
-            self._hold_queue = False
-            self._pump()
         for entry in tuple(self._status_waiters):
             predicate, fut = entry
             if not fut.done() and predicate(status):
@@ -798,15 +820,39 @@ class GrblLink:
         if self._state not in (MachineState.DISCONNECTED, MachineState.CONNECTING):
             self._state = MachineState.ALARM
         self._tracker.with_state(MachineState.ALARM)
-        # GRBL flushes its receive buffer on the alarms that stop motion; lines in flight
-        # will not be answered. Hold the queue until a status report shows the controller
-        # is talking again, so a stray answer cannot be matched to a new line.
-        self._fail_all(GrblAlarm(msg.code, msg.meaning))
-        if not self._hold_queue:
-            self._hold_queue = True
-            self._sync_on_status = True
+        # Whatever waited on the stream or a command fails now. The lines already in flight
+        # may still be answered (error:9 for each, when the alarm left the receive buffer
+        # alone) or never (when GRBL reset itself and flushed it). Keep counting them and hold
+        # the queue until they are answered or the line goes quiet, so that no late answer
+        # can be matched to a new line.
+        self._fail_all(GrblAlarm(msg.code, msg.meaning), keep_inflight=True)
+        self._hold_queue = True
+        if len(self._counter):
+            self._settling = True
+            self._arm_settle()
+        elif self._fd is not None and self._banner_waiter is None:
+            self._hold_queue = False
         self.realtime(RT.STATUS)
         self._publish()
+
+    def _arm_settle(self) -> None:
+        if self._settle_handle is not None:
+            self._settle_handle.cancel()
+        assert self._loop is not None
+        self._settle_handle = self._loop.call_later(self._settle_s, self._settled)
+
+    def _settled(self) -> None:
+        """No answer for a while after an alarm: whatever is still counted will never be."""
+        self._settle_handle = None
+        if not self._settling:
+            return
+        self._settling = False
+        stale = self._counter.clear()
+        if stale:
+            log.info("alarm: %d line(s) in flight were discarded by the controller", len(stale))
+        if self._fd is not None and self._banner_waiter is None:
+            self._hold_queue = False
+            self._pump()
 
     def _on_banner(self, msg: Banner) -> None:
         log.info("controller banner: %s", msg.raw)
@@ -829,13 +875,15 @@ class GrblLink:
             return
         self._fail_all(ControllerReset())
         self._hold_queue = True
-        self._sync_on_status = False
 
-    def _fail_all(self, exc: Exception) -> None:
+    def _fail_all(self, exc: Exception, *, keep_inflight: bool = False) -> None:
         st = self._stream
         if st is not None:
             st.fail(exc)
-        for item in self._counter.clear():
+        if not keep_inflight:
+            self._end_settling()
+        inflight = self._counter.items() if keep_inflight else self._counter.clear()
+        for item in inflight:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
         for item in self._pending:
@@ -949,7 +997,7 @@ class GrblLink:
                                     baudrate=self._baudrate, exclusive=True))
         protocol = _SerialProtocol(self)
         self._hold_queue = True
-        self._sync_on_status = False
+        self._end_settling()
         self._counter.clear()
         self._rx_learned = False
         self._protocol = protocol
@@ -990,9 +1038,9 @@ class GrblLink:
 
     async def _after_banner_sync(self) -> None:
         """After a banner we waited for: counting starts from an empty buffer."""
+        self._end_settling()
         self._counter.clear()
         self._hold_queue = False
-        self._sync_on_status = False
         self._pump()
 
     def _on_lost(self, protocol: _SerialProtocol, exc: Exception | None) -> None:
