@@ -183,7 +183,10 @@ class SafetySupervisor:
         was_safe = inp.safe
         inp.safe = False
         self._trip_epoch += 1
-        self.laser_enable.drop()
+        try:
+            self.laser_enable.drop()
+        except Exception:  # a pin closed under us during shutdown: the byte must still go
+            pass
         if not was_safe:
             return  # already unsafe (chatter, or not yet confirmed safe): nothing new to say
         try:
