@@ -248,6 +248,51 @@ def test_live_connection_comes_back_after_restart(fresh_daemon: Daemon, new_page
     watch.check()
 
 
+def test_api_key_shown_once_and_listed(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.get_by_role("link", name="Account", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("shop pc")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_label("New API key")
+    expect(key).to_be_visible()
+    secret = key.input_value()
+    assert len(secret) >= 20
+    assert daemon.api("GET", "/auth/me", headers={"X-Api-Key": secret})["username"] == ADMIN[0]
+    page.get_by_role("button", name="I have stored it").click()
+    expect(key).to_have_count(0)
+    expect(page.locator("table").get_by_text("shop pc")).to_be_visible()
+    assert secret not in page.content()  # shown once, never again
+    watch.check()
+
+
+def test_admin_console_and_controller_settings(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    page.on("dialog", lambda d: d.accept())
+    sign_in(page, daemon, *ADMIN)
+    expect(page.locator("#link-status")).to_have_text("Ready")
+    page.goto(daemon.base + "/#/admin/console")
+    page.get_by_label("Command", exact=True).fill("$I")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_label("Reply to your last command")).to_contain_text("[VER:")
+    expect(page.get_by_role("log", name="Controller console")).to_contain_text("$I")
+
+    page.get_by_role("link", name="Controller settings").click()
+    rate = page.get_by_label("$110", exact=True)
+    expect(rate).to_be_visible()
+    old = rate.input_value()
+    new = "5000" if old != "5000" else "5500"
+    rate.fill(new)
+    page.get_by_role("button", name="Write changed settings").click()
+    expect(page.locator(".toast")).to_contain_text("Settings written")
+    page.get_by_role("button", name="Read again").click()
+    expect(page.get_by_label("$110", exact=True)).to_have_value(new)
+    assert float(daemon.api("GET", "/machine/settings", token=daemon.admin_token)["$110"]) == float(
+        new
+    )  # type: ignore[attr-defined]
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)
