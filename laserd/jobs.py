@@ -240,8 +240,8 @@ class JobRunner:
                 raise errors.Conflict(
                     "The file's G-code is missing; process it again.", code="file_not_ready"
                 )
-            self.check_machine_ready()
             self._safety.check_can_start()
+            self.check_machine_ready()
             stats = file.get("stats") or {}
             laser = file.get("laser") or {}
             row = await store.insert(
