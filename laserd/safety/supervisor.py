@@ -236,7 +236,7 @@ class SafetySupervisor:
             except Exception:
                 log.exception("trip listener %r failed for %s", fn, inp.name)
         self._audit_later(
-            "interlock.trip",
+            "interlock_tripped",
             {
                 "name": inp.name,
                 "kind": inp.kind.value,
@@ -272,7 +272,7 @@ class SafetySupervisor:
         log.info("interlock %s (%s) closed", inp.name, inp.kind.value)
         self._publish(inp)
         self._audit_later(
-            "interlock.closed",
+            "interlock_closed",
             {"name": inp.name, "kind": inp.kind.value, "at": self._iso(now)},
         )
 

@@ -38,7 +38,7 @@ async def test_each_kind_trips(rig: Rig, interlock: dict, cuts_beam: bool) -> No
     assert rig.interlock_events(interlock["name"])[-1] is False
     await until(lambda: rig.audits)
     event, details = rig.audits[-1]
-    assert event == "interlock.trip"
+    assert event == "interlock_tripped"
     assert details["name"] == interlock["name"] and details["action"] == action
     assert details["byte"] == f"0x{expected_byte:02X}" and details["byte_sent"] is True
     assert sup.open_interlocks() == [interlock["name"]]
