@@ -2,7 +2,7 @@
 
 import * as API from "../api.js";
 import { h } from "../dom.js";
-import { JOB_WORDS, duration, pct, when } from "../format.js";
+import { JOB_WORDS, duration, pauseReason, pct, when } from "../format.js";
 import { live } from "../live.js";
 
 const PAGE = 50;
@@ -37,7 +37,7 @@ export async function render(view) {
       h("td", { "data-label": "Progress", class: "num" }, `${Math.round(value)} %`),
       h("td", { "data-label": "Started" }, when(job.started_at)),
       h("td", { "data-label": "Duration", class: "num" }, duration(job.elapsed_s)),
-      h("td", { "data-label": "Note" }, job.error || (job.pause_reason && job.state === "paused" ? job.pause_reason : "")));
+      h("td", { "data-label": "Note" }, job.error || (job.state === "paused" && job.pause_reason ? pauseReason(job.pause_reason) : null)));
   }
 
   async function load(reset) {
