@@ -118,14 +118,14 @@ function frame() {
 
   logoutBtn.addEventListener("click", async () => {
     logoutBtn.disabled = true;
+    live.stop();
+    update({ user: null, machine: null, interlocks: [], lastJob: null });
     try {
       await API.logout();
     } catch {
       /* the token is dropped locally either way */
     }
     logoutBtn.disabled = false;
-    live.stop();
-    update({ user: null, machine: null, interlocks: [] });
     go("#/login");
   });
 
