@@ -120,6 +120,21 @@ def test_wrong_password_shows_error(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_sign_out_ends_the_session(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.reload()  # the refresh cookie brings the session back after a reload
+    expect(page.locator("#who")).to_contain_text(ADMIN[0])
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator(".toast.error")).to_have_count(0)
+    assert not [c for c in page.context.cookies() if c["value"]]
+    page.reload()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    watch.check()
+
+
 def test_guest_sees_no_controls(daemon: Daemon, new_page: Any) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     daemon.api(
