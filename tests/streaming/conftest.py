@@ -148,6 +148,9 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimulatedGrbl]]:
         sim = SimulatedGrbl(**kwargs)  # type: ignore[arg-type]
         sims.append(sim)
         sim.start()
+        deadline = time.monotonic() + 5
+        while sim.tx_pending_bytes and time.monotonic() < deadline:
+            time.sleep(0.002)  # the power-up banner goes to nobody, not to the first client
         return sim
 
     yield factory
@@ -157,13 +160,22 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimulatedGrbl]]:
 
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., PtyClient]]:
-    """``make_client(sim_or_path, read_banner=True)``: a client closed after the test."""
+    """``make_client(sim_or_path, read_banner=True)``: a client closed after the test.
+
+    With ``read_banner`` the client starts in step with a freshly booted board: the simulator
+    is power-cycled through fault injection (no byte on the wire, unless the board reboots on
+    open by itself) or, for a bare path, soft-reset; the banner is read.
+    """
     clients: list[PtyClient] = []
 
     def factory(target: SimulatedGrbl | str, *, read_banner: bool = True) -> PtyClient:
         client = PtyClient(target if isinstance(target, str) else target.link_path)
         clients.append(client)
         if read_banner:
+            if isinstance(target, str):
+                client.send(b"\x18")
+            elif not target.reset_on_open:
+                target.reset_controller()
             client.expect(BANNER)
         return client
 

@@ -123,10 +123,42 @@ def test_other_alarm_locks_gcode_until_unlock(port: PtyClient, sim: SimulatedGrb
 def test_controller_reboots_by_itself(port: PtyClient, sim: SimulatedGrbl) -> None:
     assert port.command("G0 X5") == ["ok"]
     port.wait_state("Idle")
+    banners = sim.record.banners
     sim.reset_controller()
     assert port.expect(BANNER)
     assert port.position(port.status()) == (0.0, 0.0, 0.0)
-    assert sim.record.banners == 2
+    assert sim.record.banners == banners + 1
+
+
+def test_without_dtr_reset_the_board_carries_on(
+    make_sim: Callable[..., SimulatedGrbl], make_client: Callable[..., PtyClient]
+) -> None:
+    sim = make_sim(reset_on_open=False)
+    time.sleep(0.1)  # the power-up banner is sent before anyone opens the port
+    first = make_client(sim, read_banner=False)
+    assert first.read_line(0.2) is None  # its power-up banner went to nobody
+    assert first.command("G0 X5") == ["ok"]
+    first.wait_state("Idle")
+    first.close()
+    time.sleep(0.1)  # a close and reopen within the same instant is not seen (see runner)
+    second = make_client(sim, read_banner=False)
+    assert second.read_line(0.2) is None  # no reset on open: no banner, position kept
+    assert second.position(second.status()) == (5.0, 0.0, 0.0)
+    second.send(b"\x18")
+    assert second.expect(BANNER)
+
+
+def test_dtr_reset_on_every_open(
+    make_sim: Callable[..., SimulatedGrbl], make_client: Callable[..., PtyClient]
+) -> None:
+    sim = make_sim(reset_on_open=True, boot_delay_s=0.05)
+    first = make_client(sim)
+    assert first.command("G0 X5") == ["ok"]
+    first.wait_state("Idle")
+    first.close()
+    time.sleep(0.1)
+    second = make_client(sim)  # reads the banner of the rebooted board
+    assert second.position(second.status()) == (0.0, 0.0, 0.0)
 
 
 def test_realtime_log_and_byte_counts(port: PtyClient, sim: SimulatedGrbl) -> None:

@@ -264,8 +264,8 @@ def test_homing_and_soft_limits(
     make_sim: Callable[..., SimulatedGrbl], make_client: Callable[..., PtyClient]
 ) -> None:
     sim = make_sim(settings={22: 1, 20: 1})
-    port = make_client(sim, read_banner=False)
-    assert port.expect("[MSG:'$H'|'$X' to unlock]")[-2] == BANNER
+    port = make_client(sim)
+    assert port.read_line() == "[MSG:'$H'|'$X' to unlock]"  # right after the banner
     assert port.state() == "Alarm"
     assert port.command("$H", timeout_s=10) == ["ok"]
     assert port.state() == "Idle"

@@ -203,7 +203,9 @@ def test_run_simulator_cli(tmp_path: Path, make_client: Callable[..., PtyClient]
         path = proc.stdout.readline().strip()
         assert path == str(tmp_path / "state" / "sim" / "ttyGRBL")
         assert os.readlink(path).startswith("/dev/pts/")
-        client = make_client(path)
+        client = make_client(path, read_banner=False)  # no DTR reset: no banner on open
+        client.send(b"\x18")
+        client.expect(BANNER)
         assert client.command("$I")[-1] == "ok"
         client.close()
         proc.send_signal(signal.SIGTERM)

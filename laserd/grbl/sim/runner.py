@@ -40,6 +40,8 @@ INBOX_LIMIT_BYTES = 4096  # like a host serial driver's transmit buffer
 IDLE_WAKE_S = 0.1
 DELIVERY_GRANULE_S = 0.001  # hand bytes over in ~1 ms batches: ~11 bytes at 115200 baud
 DEFAULT_LATENCY_S = 0.001  # one USB full-speed frame each way, as a CH340/16U2 adapter adds
+DEFAULT_BOOT_DELAY_S = 0.1  # reset_on_open: bootloader time before GRBL's banner
+PRESENCE_POLL_S = 0.01  # how often an unopened port is checked for a newcomer
 
 
 class SimulatedGrbl:
@@ -49,6 +51,13 @@ class SimulatedGrbl:
     ``starve_window_s`` is how soon after the planner ran dry a new motion line must arrive to
     count as a starvation (a longer pause is taken as the end of a job, not a slow sender);
     ``latency_s`` is added once in each direction (0 for an ideal wire).
+
+    Nobody holds the pty's slave end but the daemon, so the simulator knows when the port is
+    open: while it is closed, what the board says is lost (as on a wire nobody listens to).
+    ``reset_on_open`` models Arduino-based boards, whose DTR line resets the controller each
+    time the port opens: silence for ``boot_delay_s``, then a fresh banner. Without it the board
+    carries on untouched, as boards with a native USB or no DTR reset do. (A close and
+    reopen faster than the thread wakes — microseconds — is seen as one long open.)
     """
 
     def __init__(
@@ -63,6 +72,8 @@ class SimulatedGrbl:
         settings: dict[int, float] | None = None,
         starve_window_s: float = 0.5,
         latency_s: float = DEFAULT_LATENCY_S,
+        reset_on_open: bool = False,
+        boot_delay_s: float = DEFAULT_BOOT_DELAY_S,
     ) -> None:
         if time_scale <= 0 or baudrate <= 0 or latency_s < 0:
             raise ValueError("time_scale and baudrate must be positive")
@@ -82,10 +93,14 @@ class SimulatedGrbl:
         self._link_dir = Path(link_dir)
         self._lock = threading.RLock()
         self._master: int | None = None
-        self._slave: int | None = None
         self._slave_name = ""
         self.latency_s = latency_s
+        self.reset_on_open = reset_on_open
+        self.boot_delay_s = boot_delay_s
         self._reset_wire()
+        self._poller: select.poll | None = None
+        self._client_present = False
+        self._boot_at: float | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -142,10 +157,15 @@ class SimulatedGrbl:
 
     def _open_pty(self) -> None:
         master, slave = os.openpty()
-        tty.setraw(slave)
+        tty.setraw(slave)  # the line discipline keeps these termios for the next opener
         os.set_blocking(master, False)
-        self._master, self._slave = master, slave
         self._slave_name = os.ttyname(slave)
+        os.close(slave)  # only the daemon holds the slave: its open and close are visible
+        self._master = master
+        self._poller = select.poll()
+        self._poller.register(master, select.POLLIN)
+        self._client_present = False
+        self._boot_at = None
         tmp = self._link_dir / f".{LINK_NAME}.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -157,11 +177,13 @@ class SimulatedGrbl:
         with contextlib.suppress(OSError):
             if os.readlink(link) == self._slave_name:
                 link.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+        self._master = None
+        self._poller = None
+        self._client_present = False
+        self._boot_at = None
         self._reset_wire()
 
     def _wake(self) -> None:
@@ -268,6 +290,12 @@ class SimulatedGrbl:
             return len(self._core.motion.blocks)
 
     @property
+    def tx_pending_bytes(self) -> int:
+        """Bytes the board has said that have not yet left the wire (0: all delivered or lost)."""
+        with self._lock:
+            return len(self._core.out) + sum(len(buf) for _, buf in self._tx_wire)
+
+    @property
     def rx_buffered(self) -> int:
         with self._lock:
             return len(self._core.rx)
@@ -326,8 +354,8 @@ class SimulatedGrbl:
             if now < due_s:
                 return
             n = min(len(buf), 1 + int((now - due_s) * rate))
-            if master is None:
-                written = n  # nobody there: the bytes fall off the wire
+            if master is None or not self._client_present:
+                written = n  # nobody listening: the bytes fall off the wire
             else:
                 try:
                     written = os.write(master, buf[:n])
@@ -355,6 +383,23 @@ class SimulatedGrbl:
             wait = min(wait, due_s + (min(len(buf), self._granule) - 1) / rate - now)
         return max(0.0, wait)
 
+    def _watch_client(self, now: float) -> None:
+        """Notice the daemon opening or closing the port; reboot the board if it has DTR reset."""
+        if self._poller is None:
+            return
+        hung_up = any(ev & select.POLLHUP for _, ev in self._poller.poll(0))
+        if hung_up:
+            self._client_present = False
+        elif not self._client_present:
+            self._client_present = True
+            if self.reset_on_open:
+                self._core.power_down()  # held in the bootloader: deaf and mute
+                self._reset_wire()
+                self._boot_at = now + self.boot_delay_s
+        if self._boot_at is not None and now >= self._boot_at:
+            self._boot_at = None
+            self._core.power_up()
+
     def _run(self) -> None:
         while True:
             now = time.monotonic()
@@ -363,6 +408,7 @@ class SimulatedGrbl:
                     return
                 core = self._core
                 master = self._master
+                self._watch_client(now)
                 try:
                     core.tick(now)
                     self._deliver_rx(now)
@@ -374,8 +420,12 @@ class SimulatedGrbl:
                 self._flush_tx(now, master)
                 timeout = min(core.next_wake_s(), self._next_due_s(now))
                 rlist = [self._wake_r]
-                if master is not None and self._rx_wire_bytes < INBOX_LIMIT_BYTES:
+                if master is not None and not self._client_present:
+                    timeout = min(timeout, PRESENCE_POLL_S)
+                elif master is not None and self._rx_wire_bytes < INBOX_LIMIT_BYTES:
                     rlist.append(master)
+                if self._boot_at is not None:
+                    timeout = max(0.0, min(timeout, self._boot_at - now))
                 wlist = [master] if self._tx_blocked and master is not None else []
             try:
                 readable, _, _ = select.select(rlist, wlist, [], timeout)
@@ -396,7 +446,9 @@ class SimulatedGrbl:
             except BlockingIOError:
                 return
             except OSError as exc:
-                if exc.errno != errno.EIO:
+                if exc.errno == errno.EIO:
+                    self._client_present = False  # the daemon closed the port
+                else:
                     log.debug("pty read failed: %s", exc)
                 return
             if data:
