@@ -77,6 +77,8 @@ class Interlock:
         self.safe = False
         self.since = now
         self.generation = 0
+        #: Generation whose debounce is under way on the loop (None: none pending).
+        self.confirming: int | None = None
         self._supervisor = supervisor
         self.device = InputDevice(cfg.pin, pull_up=cfg.pull_up, pin_factory=pin_factory)
         self.pin = self.device.pin

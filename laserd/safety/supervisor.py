@@ -63,6 +63,8 @@ class SafetySupervisor:
     Collaborators are plain objects (never the app): ``pin_factory`` is a gpiozero pin
     factory (``MockFactory()`` when simulating), ``realtime`` the GRBL link's thread-safe
     real-time writer, ``hub`` the event hub, ``audit`` an optional async audit writer.
+    ``poll_s`` is the period of the backstop that re-reads every input on the loop, in case
+    an edge was never reported (see :meth:`_watch`).
     """
 
     def __init__(
@@ -73,8 +75,11 @@ class SafetySupervisor:
         hub: EventHub,
         clock: Callable[[], float] = time.monotonic,
         audit: AuditWriter | None = None,
+        poll_s: float = 0.05,
     ) -> None:
         self._settings = settings
+        self._poll_s = poll_s
+        self._watcher: asyncio.Task[None] | None = None
         self._realtime = realtime
         self._hub = hub
         self._clock = clock
@@ -134,6 +139,7 @@ class SafetySupervisor:
             await asyncio.sleep(max(i.debounce_s for i, _ in settling))
         for inp, generation in settling:
             self._confirm_safe(inp, generation)
+        self._watcher = self._loop.create_task(self._watch(), name="interlock-watch")
         log.info(
             "safety supervisor started: %d interlock(s), laser enable %s (%s), open: %s",
             len(self.interlocks),
@@ -145,6 +151,9 @@ class SafetySupervisor:
     async def close(self) -> None:
         """Disarm, switch every output off, fail pending start waits, close the devices."""
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         await self.laser_enable.close()
         if self._exhaust_off is not None:
             self._exhaust_off.cancel()
@@ -250,6 +259,7 @@ class SafetySupervisor:
     def _debounce_safe(self, inp: Interlock, generation: int) -> None:
         if self._closed or inp.generation != generation:
             return
+        inp.confirming = generation
         if inp.debounce_s <= 0:
             self._confirm_safe(inp, generation)
         else:
@@ -258,6 +268,8 @@ class SafetySupervisor:
 
     def _confirm_safe(self, inp: Interlock, generation: int) -> None:
         """The input stayed safe for its debounce time: it counts as safe from now on."""
+        if inp.confirming == generation:
+            inp.confirming = None
         if self._closed or inp.generation != generation or inp.safe or not inp.reads_safe():
             return
         inp.safe = True
@@ -275,6 +287,24 @@ class SafetySupervisor:
             "interlock_closed",
             {"name": inp.name, "kind": inp.kind.value, "at": self._iso(now)},
         )
+
+    async def _watch(self) -> None:
+        """Backstop for edges that were never reported (a driver glitch, a lost interrupt).
+
+        Re-reads every input each ``poll_s``: one that reads unsafe while counted safe gets
+        the same reflex as an edge (so do unreadable inputs: fail safe); one that reads safe
+        while counted unsafe, with no confirmation under way, starts its debounce. The reflex
+        itself never depends on this loop; the poll only covers what the edges missed.
+        """
+        while not self._closed:
+            await asyncio.sleep(self._poll_s)
+            for inp in self.interlocks:
+                reads_safe = inp.reads_safe()
+                if inp.safe and not reads_safe:
+                    log.error("interlock %s reads open but no edge was reported", inp.name)
+                    self._unsafe_edge(inp)
+                elif not inp.safe and reads_safe and inp.confirming is None:
+                    self._safe_edge(inp)
 
     def _publish(self, inp: Interlock | StartButton) -> None:
         self._hub.publish("interlock", self._describe(inp, with_pin=False))

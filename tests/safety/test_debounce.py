@@ -159,3 +159,33 @@ async def test_an_edge_racing_the_safe_confirmation_wins(line: SerialLine) -> No
         for sup in rig.supervisors:
             await sup.close()
         factory.close()
+
+
+async def test_a_missed_edge_is_caught_by_the_poll(rig: Rig) -> None:
+    sup = await rig.started(interlocks=[SLOW_LID], laser_enable={"pin": LASER_PIN})
+    sup.arm()
+    pin = rig.pin(LID["pin"])
+    pin._state = True  # the lid opens, but the driver never reports the edge
+    await until(lambda: rig.line.bytes_written == [0x84])
+    assert rig.pin(LASER_PIN).state is False and not sup.armed
+    await until(lambda: rig.trips == [("lid", "lid", "pause")])
+    pin._state = False  # the lid closes, unreported too: still debounced before it counts
+    await asyncio.sleep(0.1)
+    assert not sup.all_safe()
+    await until(sup.all_safe)
+    assert rig.interlock_events("lid") == [False, True]
+
+
+async def test_an_unreadable_input_counts_as_open(rig: Rig) -> None:
+    sup = await rig.started(interlocks=[LID], laser_enable={"pin": LASER_PIN})
+    sup.arm()
+    pin = rig.pin(LID["pin"])
+
+    def unreadable() -> bool:
+        raise OSError("GPIO read failed")
+
+    pin._get_state = unreadable
+    await until(lambda: rig.line.bytes_written == [0x84])
+    assert rig.pin(LASER_PIN).state is False
+    with pytest.raises(InterlockOpen):
+        sup.arm()
