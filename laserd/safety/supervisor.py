@@ -301,7 +301,7 @@ class SafetySupervisor:
             for inp in self.interlocks:
                 reads_safe = inp.reads_safe()
                 if inp.safe and not reads_safe:
-                    log.error("interlock %s reads open but no edge was reported", inp.name)
+                    log.error("interlock %s read open by the poll, no edge seen", inp.name)
                     self._unsafe_edge(inp)
                 elif not inp.safe and reads_safe and inp.confirming is None:
                     self._safe_edge(inp)
