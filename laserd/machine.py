@@ -255,6 +255,6 @@ class Machine:
         for key in values:
             if not SETTING_KEY.match(key):
                 raise errors.ValidationFailed.field(key, "settings are named like $30")
-        for key, value in sorted(values.items(), key=lambda kv: int(kv[0][1:])):
+        for key, value in values.items():  # in the caller's order: $22 before $20, say
             await self._link.command(f"{key}={_fmt(float(value))}", timeout_s=10)
         return self.controller_settings()
