@@ -151,6 +151,7 @@ class SafetySupervisor:
     async def close(self) -> None:
         """Disarm, switch every output off, fail pending start waits, close the devices."""
         self._closed = True
+        self.laser_enable.lower()  # first, before anything that yields to the loop
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
