@@ -17,10 +17,10 @@ from laserd.errors import NotFound
 
 def find_web_dir() -> Path | None:
     """The ``web/`` folder of a source checkout, or the copy installed under ``share/laserd``."""
-    candidates = [
-        Path(__file__).resolve().parent.parent / "web",
-        Path(sys.prefix) / "share" / "laserd" / "web",
-    ]
+    checkout = Path(__file__).resolve().parent.parent
+    candidates = [Path(sys.prefix) / "share" / "laserd" / "web"]
+    if (checkout / "pyproject.toml").is_file():  # a source checkout or an editable install
+        candidates.insert(0, checkout / "web")
     for c in candidates:
         if (c / "index.html").is_file():
             return c
