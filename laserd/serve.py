@@ -1,4 +1,7 @@
-"""``laserd serve``: build the app, bind the port, run until a signal, stop cleanly."""
+"""``laserd serve``: build the app, bind the port, run until a signal, stop cleanly.
+
+Owned by the systemd work from here on (readiness, watchdog, signals, reload).
+"""
 
 from __future__ import annotations
 
