@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from laserd.gcode.output import atomic_writer
 from laserd.gcode.program import ProgramReader
@@ -25,7 +25,9 @@ from laserd.gcode.segments import Segments
 Progress = Callable[[float], None]
 
 #: Samples drawn per batch: bounds the temporary arrays whatever the segment lengths.
-MAX_SAMPLES = 1 << 21
+MAX_SAMPLES = 1 << 18
+#: Segments longer than this many pixels are drawn by Pillow instead of sampled.
+LONG_PX = 12.0
 BACKGROUND = np.array([250, 250, 248], dtype=np.float32)
 GRID = np.array([232, 234, 238], dtype=np.float32)
 TRAVEL = np.array([160, 190, 230], dtype=np.float32)
@@ -53,6 +55,12 @@ class _Canvas:
         self.burn = np.zeros(n, dtype=np.float64)  # length-weighted power fraction
         self.feed = np.zeros(n, dtype=np.float64)  # length of feed moves
         self.travel = np.zeros(n, dtype=np.float64)  # length of G0 moves
+        # Long segments (vector work) are drawn by Pillow, one C call each, instead of being
+        # sampled pixel by pixel: burning ones at their power, the rest as travel.
+        self.long_burn = Image.new("L", (self.w, self.h), 0)
+        self.long_travel = Image.new("L", (self.w, self.h), 0)
+        self._draw_burn = ImageDraw.Draw(self.long_burn)
+        self._draw_travel = ImageDraw.Draw(self.long_travel)
 
     def draw(self, seg: Segments, max_power_s: float) -> None:
         if len(seg) == 0:
@@ -62,18 +70,35 @@ class _Canvas:
         sy0 = (self.ymax - seg.y0) * self.scale
         sy1 = (self.ymax - seg.y1) * self.scale
         length = np.hypot(sx1 - sx0, sy1 - sy0)
-        samples = np.ceil(length).astype(np.int64) + 1
         power = np.clip(seg.power_s / max_power_s, 0.0, 1.0)
+        long = length > LONG_PX
+        if long.any():
+            self._draw_long(sx0[long], sy0[long], sx1[long], sy1[long], power[long])
+            short = ~long
+            sx0, sy0, sx1, sy1 = sx0[short], sy0[short], sx1[short], sy1[short]
+            length, power, rapid = length[short], power[short], seg.rapid[short]
+        else:
+            rapid = seg.rapid
+        samples = np.ceil(length).astype(np.int64) + 1
         start = 0
-        n = len(seg)
+        n = length.size
         while start < n:
             # Take as many segments as fit the sample budget (at least one).
             csum = np.cumsum(samples[start:])
             stop = start + max(1, int(np.searchsorted(csum, MAX_SAMPLES, side="right")))
             self._draw_batch(
-                slice(start, stop), sx0, sy0, sx1, sy1, length, samples, power, seg.rapid
+                slice(start, stop), sx0, sy0, sx1, sy1, length, samples, power, rapid
             )
             start = stop
+
+    def _draw_long(self, x0, y0, x1, y1, power) -> None:
+        level = np.rint(power * 255).astype(np.int64)
+        coords = np.stack([x0, y0, x1, y1], axis=1).round(1).tolist()
+        for (ax, ay, bx, by), ink in zip(coords, level.tolist(), strict=True):
+            if ink > 0:
+                self._draw_burn.line((ax, ay, bx, by), fill=ink)
+            else:
+                self._draw_travel.line((ax, ay, bx, by), fill=255)
 
     def _draw_batch(self, sl: slice, sx0, sy0, sx1, sy1, length, samples, power, rapid) -> None:
         counts = samples[sl]
@@ -113,13 +138,17 @@ class _Canvas:
             grid[:, cols[(cols >= 0) & (cols < self.w)]] = True
             grid[rows[(rows >= 0) & (rows < self.h)], :] = True
             rgb[grid.reshape(-1)] = GRID
-        faint = (self.travel > 0) | ((self.feed > 0) & (self.burn <= 0))
+        long_travel = np.asarray(self.long_travel).reshape(-1) > 0
+        faint = (self.travel > 0) | ((self.feed > 0) & (self.burn <= 0)) | long_travel
         rgb[faint] = TRAVEL
-        burnt = self.burn > 0
-        dark = (self.burn[burnt] / self.feed[burnt]).astype(np.float32)
+        dark = np.zeros(self.w * self.h, dtype=np.float32)
+        sampled = self.burn > 0
+        dark[sampled] = self.burn[sampled] / self.feed[sampled]
+        np.maximum(dark, np.asarray(self.long_burn).reshape(-1) / np.float32(255), out=dark)
+        burnt = dark > 0
         # Even the faintest burn stays visible: a quarter of the way to full darkness at least.
-        dark = 0.25 + 0.75 * dark
-        rgb[burnt] = BACKGROUND + (BURN - BACKGROUND) * dark[:, None]
+        shade = 0.25 + 0.75 * dark[burnt]
+        rgb[burnt] = BACKGROUND + (BURN - BACKGROUND) * shade[:, None]
         return Image.fromarray(rgb.reshape(self.h, self.w, 3).round().astype(np.uint8), "RGB")
 
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float], None]
 
 #: Rows handled per chunk for the non-diffusing modes: bounds the temporary arrays.
-CHUNK_PIXELS = 1 << 20
+CHUNK_PIXELS = 1 << 16
 
 
 class ImageError(LaserdError):

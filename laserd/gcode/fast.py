@@ -21,6 +21,7 @@ from laserd.gcode.interp import ModalState
 from laserd.gcode.segments import Segments
 
 # Only literal-led patterns are fast in ``re``; the other shape checks are numpy passes.
+_COMMENTS = re.compile(rb"\([^)\n]*\)?|;[^\n]*")
 _BAD_LINE_START = re.compile(rb"\n[^A-Z]")
 _TWO_DOTS = re.compile(rb"\.[0-9]*+\.")
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -70,6 +71,8 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     """Evaluate complete lines ``raw`` (each ending in ``\\n``), or ``None`` if not plain."""
     if state.motion not in (0, 10) or not state.absolute or state.inches:
         return None
+    if b"(" in raw or b";" in raw:
+        raw = _COMMENTS.sub(b"", raw)  # (the reference path reports nothing in comments either)
     if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
         return None
     norm = raw.translate(_UPPER, b" \t\r")

@@ -231,13 +231,14 @@ def _both_paths(path: Path) -> tuple[tuple[bytes, dict], tuple[bytes, dict]]:
 def test_fast_path_agrees_with_reference_on_plain_code(tmp_path: Path) -> None:
     lines = ["G21G90", "M4S0", "G0X1.5Y2", "g1 x3 s250 f1200", "X-4.25S0", "", "G0X0Y0",
              "M3", "G1X.5Y-.5S999", "Y7", "M5", "G0 X10", "G1 F300", "X11 S1", "M4 S2",
-             "G54 G17 G94 G40 G49 G61 M8", "X12", "M9", "X13"]  # fmt: skip
+             "G54 G17 G94 G40 G49 G61 M8", "X12", "M9", "X13 (comment ! ~ \u00e9)",
+             "; note"]  # fmt: skip
     path = tmp_path / "plain.gcode"
     path.write_text("\n".join(lines * 3000) + "\n")
     # The fast path really takes such code (else this test would compare the slow path twice).
     plain = ("\n".join(lines[1:]) + "\n").encode()
     assert fast_chunk(plain, ModalState(feed_mm_min=100), 5000.0) is not None
-    assert fast_chunk(b"G1X1;c\n", ModalState(feed_mm_min=100), 5000.0) is None
+    assert fast_chunk(b"G2X1Y1I1F10\n", ModalState(feed_mm_min=100), 5000.0) is None
     (fast_text, fast_stats), (slow_text, slow_stats) = _both_paths(path)
     assert fast_text == slow_text
     assert fast_stats == slow_stats
@@ -283,7 +284,7 @@ def _slow_chunk(raw: bytes, state: ModalState):
 def test_fast_path_never_accepts_what_the_reference_refuses() -> None:
     """Random near-G-code: the fast path either declines or agrees with the reference."""
     rng = np.random.default_rng(11)
-    alphabet = list("GMXYFS") * 3 + list("0123456789") * 4 + list(".-- \n")
+    alphabet = list("GMXYFS") * 3 + list("0123456789") * 4 + list(".-- \n();!")
     words = ["G0", "G1", "G01", "M3", "M4", "M5", "M8", "X1", "Y-2.5", "X.5", "Y-.25", "F300",
              "S0", "S250", "G21", "G90", "X3.", "G17", "M9"]  # fmt: skip
     accepted = refused_by_both = 0

@@ -1,0 +1,132 @@
+"""G-code analysis speed (MB/s) and peak memory on a generated 100 MB file (issue 4).
+
+Run: .venv/bin/python tests/bench/bench_gcode.py [--mb 100]
+Prints JSON. Two files are generated into a temporary folder and deleted afterwards:
+``raster``: camera.png engraved at 0.1 mm in grayscale (the heaviest realistic content per
+byte: one short line per run), repeated up to the size, behind a commented header; and
+``vector``: random G1 polylines with X and Y words, comments every 50 lines. Each analysis runs
+in a fresh child process; peak RSS is the child's VmHWM (constant-memory check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO.parent / "shared" / "data" / "camera.png"
+
+
+def vm_hwm_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def child(src: Path, preview: bool) -> None:
+    sys.path.insert(0, str(REPO))
+    from laserd.gcode import analyse_gcode
+    from laserd.preview import render_preview
+
+    out = src.with_suffix(".norm")
+    t0 = time.perf_counter()
+    report = analyse_gcode(src, out, bed_mm=(400, 400), max_power_s=1000)
+    seconds = time.perf_counter() - t0
+    result = {"seconds": seconds, "lines": report.stats["lines"], "rss_mb": vm_hwm_kb() / 1024}
+    out.unlink()
+    if preview:
+        t0 = time.perf_counter()
+        render_preview(src, src.with_suffix(".png"), bed_mm=(400, 400))
+        result["preview_s"] = time.perf_counter() - t0
+        result["rss_with_preview_mb"] = vm_hwm_kb() / 1024
+    print(json.dumps(result))
+
+
+def make_raster(path: Path, size_mb: int, tmp: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from PIL import Image
+
+    from laserd.laser import LaserSettings
+    from laserd.raster import image_to_gcode
+
+    img = tmp / "cam.png"
+    with Image.open(SAMPLE) as im:
+        im.convert("L").resize((2000, 2000), Image.Resampling.BICUBIC).save(img)
+    one = tmp / "one.gcode"
+    laser = LaserSettings(width_mm=200, line_interval_mm=0.1, origin_mm={"x": 10, "y": 10})
+    image_to_gcode(img, one, laser, max_power_s=1000, max_megapixels=80, bed_mm=(400, 400))
+    body = one.read_bytes()
+    with open(path, "wb") as fh:
+        fh.write(b"; generated for the analysis benchmark\n(laser: camera.png, grayscale)\n")
+        while fh.tell() < size_mb * 1_000_000:
+            fh.write(body)
+    one.unlink()
+    img.unlink()
+
+
+def make_vector(path: Path, size_mb: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    with open(path, "wb") as fh:
+        fh.write(b"G21 G90\nM4 S0\n")
+        while fh.tell() < size_mb * 1_000_000:
+            xy = rng.uniform(5, 395, size=(5000, 2))
+            s = rng.integers(100, 1000, size=5000)
+            lines = [
+                f"G0 X{x:.3f} Y{y:.3f}\n" if i % 50 == 0 else f"G1 X{x:.3f} Y{y:.3f} S{p} F2400\n"
+                for i, ((x, y), p) in enumerate(zip(xy, s, strict=True))
+            ]
+            lines[0] = "; next shape\n" + lines[0]
+            fh.write("".join(lines).encode())
+        fh.write(b"M5\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--child")
+    parser.add_argument("--preview", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child), args.preview)
+        return
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp_name:
+        tmp = Path(tmp_name)
+        for kind in ("raster", "vector"):
+            path = tmp / f"{kind}.gcode"
+            if kind == "raster":
+                make_raster(path, args.mb, tmp)
+            else:
+                make_vector(path, args.mb)
+            size = path.stat().st_size
+            cmd = [sys.executable, __file__, "--child", str(path)]
+            if args.preview:
+                cmd.append("--preview")
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            run = json.loads(out)
+            entry = {
+                "file_mb": round(size / 1e6, 1),
+                "lines": run["lines"],
+                "seconds": round(run["seconds"], 2),
+                "mb_per_s": round(size / 1e6 / run["seconds"], 1),
+                "peak_rss_mb": round(run["rss_mb"], 1),
+            }
+            if args.preview:
+                entry["preview_s"] = round(run["preview_s"], 2)
+                entry["peak_rss_with_preview_mb"] = round(run["rss_with_preview_mb"], 1)
+            figures[kind] = entry
+            path.unlink()
+    figures["target_mb_per_s"] = ">= 20"
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
