@@ -166,7 +166,7 @@ def test_realtime_log_and_byte_counts(port: PtyClient, sim: SimulatedGrbl) -> No
     deadline = time.monotonic() + 2
     while len(sim.record.realtime_log) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
-    log = list(sim.record.realtime_log)
+    log = list(sim.record_snapshot().realtime_log)
     assert [b for _, b in log] == [0x3F, 0x91, 0x21, 0x7E, 0x90]
     assert [t for t, _ in log] == sorted(t for t, _ in log)
     assert sim.record.bytes_in == 5

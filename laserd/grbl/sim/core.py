@@ -236,6 +236,12 @@ class GrblCore:
         if moving and self.motion.blocks:
             head = self.motion.time_to_head_end(self.feed_ovr, self.rapid_ovr) / self.time_scale
             wait = min(wait, min(0.02, max(0.0005, head)))
+            stopping = (self.state in (HOLD, DOOR) and not self.suspend_complete) or (
+                self.state == JOG and self.jog_cancel_pending
+            )
+            if stopping:  # wake when the hold ends, so the beam-off time is exact
+                stop_s = self.motion.speed_mm_s / self.motion.blocks[0].accel_mm_s2
+                wait = min(wait, max(0.0005, stop_s / self.time_scale))
         return max(0.0, wait)
 
     def _emit(self, text: str) -> None:

@@ -243,6 +243,19 @@ class SimulatedGrbl:
             self._core.door_switch(open_)
         self._wake()
 
+    def record_snapshot(self) -> SimRecord:
+        """A consistent copy of the record (iterating the live one races the thread)."""
+        with self._lock:
+            copy = SimRecord()
+            for name in copy.__dataclass_fields__:
+                value = getattr(self.record, name)
+                if isinstance(value, deque):
+                    value = deque(value, maxlen=value.maxlen)
+                elif isinstance(value, list):
+                    value = list(value)
+                setattr(copy, name, value)
+            return copy
+
     def clear_record(self) -> None:
         """Start a fresh record (between phases of a benchmark)."""
         with self._lock:
