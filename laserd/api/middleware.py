@@ -18,7 +18,7 @@ from aiohttp import web
 
 from laserd import errors
 from laserd.keys import SETTINGS
-from laserd.logs import request_id_var
+from laserd.logs import request_id_var, user_var
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("laserd.access")
@@ -107,12 +107,16 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     rid = supplied if _SANE_ID.match(supplied) else secrets.token_hex(8)
     request[REQUEST_ID] = rid
     token = request_id_var.set(rid)
+    # The route layer sets the caller's name once authenticated; scoped here, so it never
+    # carries over to the next request on a kept-alive connection.
+    user_token = user_var.set("")
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # only reached for errors raised outside the error layer
         exc.headers["X-Request-ID"] = rid
         raise
     finally:
+        user_var.reset(user_token)
         request_id_var.reset(token)
     response.headers["X-Request-ID"] = rid
     return response

@@ -33,6 +33,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from laserd import errors
 from laserd.auth.principal import Principal, Role
 from laserd.keys import AUTHENTICATOR, ROUTE_SPECS
+from laserd.logs import user_var
 
 API_PREFIX = "/api/v1"
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -228,6 +229,7 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
             if not who.role.allows(spec.role):
                 raise errors.Forbidden(f"This needs the {spec.role.value} role.")
             request[PRINCIPAL] = who
+            user_var.set(who.username)  # log lines of this request carry USER (journald)
         kwargs: dict[str, Any] = {}
         if spec.query is not None:
             try:
