@@ -36,6 +36,9 @@ _SYSLOG_PRIORITY = {
     logging.DEBUG: 7,
 }
 
+#: Where journald listens for native-protocol datagrams (fixed by sd-journal).
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
 #: Record attributes that become structured journal fields, and the field names they get.
 STRUCTURED_FIELDS: Mapping[str, str] = {
     "request_id": "REQUEST_ID",
@@ -387,16 +390,23 @@ class _StreamFormatter(logging.Formatter):
         return text
 
 
-def journal_handler(env: Mapping[str, str] | None = None, *, stream: Any = None) -> logging.Handler:
+def journal_handler(
+    env: Mapping[str, str] | None = None,
+    *,
+    stream: Any = None,
+    journal_socket: str | os.PathLike[str] = JOURNAL_SOCKET,
+) -> logging.Handler:
     """The daemon's log handler: journald with structured fields under systemd, else stderr.
 
-    Under systemd without systemd-python the stderr lines still reach the journal (the unit's
-    stdout/stderr are journal streams), with priority prefixes so ``journalctl -p`` works.
+    journald is used when systemd started us, systemd-python imports, and journald's socket
+    exists (a container may pass INVOCATION_ID without running journald). Under systemd
+    without systemd-python the stderr lines still reach the journal (the unit's stderr is a
+    journal stream), with priority prefixes so ``journalctl -p`` works.
     """
     env = os.environ if env is None else env
     handler: logging.Handler
     journal = _journal_module() if running_under_systemd(env) else None
-    if journal is not None:
+    if journal is not None and os.path.exists(journal_socket):
         handler = _make_journal_handler(journal)
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)

@@ -213,7 +213,18 @@ def test_stderr_handler_outside_systemd_and_priority_prefix_on_journal_stream():
     assert not systemd.running_under_systemd({})
 
 
-def test_journal_handler_under_systemd_is_the_journal_one_when_importable():
+def test_journal_handler_under_systemd_is_the_journal_one_when_journald_listens(tmp_path):
     journal = pytest.importorskip("systemd.journal")
-    handler = systemd.journal_handler({"INVOCATION_ID": "x"})
-    assert isinstance(handler, journal.JournalHandler)
+    sock_path = tmp_path / "socket"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    try:
+        env = {"INVOCATION_ID": "x"}
+        handler = systemd.journal_handler(env, journal_socket=sock_path)
+        assert isinstance(handler, journal.JournalHandler)
+        # systemd said so, but no journald is listening (a container): stderr, not errors.
+        fallback = systemd.journal_handler(env, journal_socket=tmp_path / "absent")
+        assert not isinstance(fallback, journal.JournalHandler)
+        assert isinstance(fallback, logging.StreamHandler)
+    finally:
+        sock.close()
