@@ -26,7 +26,6 @@ HOMING_SETTLE_S = 0.05
 class SystemCommands:
     """``$`` commands; mixed into :class:`GrblCore`, whose state they read and change."""
 
-
     def _system(self: GrblCore, cmd: str) -> Waiting:
         state = self.state
         if not cmd:
