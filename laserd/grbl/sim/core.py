@@ -101,7 +101,8 @@ class GrblCore(SystemCommands):
         self.sim_time_s = 0.0
         self.door_pin_open = False
         self.slow_ack_s = 0.0
-        self._error_on: dict[int, int] = {}
+        self._error_on: dict[int, int] = {}  # by lines taken since start (never reset)
+        self._lines_taken = 0
         self._rotation = reports.StatusRotation()
         self.laser_on = False
         self.laser_power = 0.0
@@ -529,8 +530,9 @@ class GrblCore(SystemCommands):
     def _run_line(self, line: str, overflow: bool) -> Waiting:
         self.record.lines_received += 1
         self._line_no = self.record.lines_received
+        self._lines_taken += 1
         self.record.last_lines.append(line)
-        injected = self._error_on.pop(self._line_no, None)
+        injected = self._error_on.pop(self._lines_taken, None)
         is_motion = False
         if injected is not None:
             yield from self._reply(injected)
@@ -549,7 +551,7 @@ class GrblCore(SystemCommands):
             self._starve_since = None
 
     def error_on_line(self, n: int, code: int) -> None:
-        self._error_on[self.record.lines_received + n] = code
+        self._error_on[self._lines_taken + n] = code
 
     # ------------------------------------------------------------------ G-code
 
