@@ -159,6 +159,8 @@ class GrblCore(SystemCommands):
         self._emit(reports.BANNER)
         if self.state == ALARM:
             self._emit(reports.MSG_UNLOCK_NEEDED)
+        elif self.door_pin_open:  # GRBL checks the door before the startup lines
+            self._safety_door()
         else:
             self._run_startup_lines()
 
@@ -383,9 +385,9 @@ class GrblCore(SystemCommands):
     def _beam_now(self) -> tuple[bool, float]:
         if self.state in (ALARM, SLEEP, HOMING, CHECK) or self.spindle_stop_ovr:
             return False, 0.0
-        if self.state in (HOLD, DOOR) and self.suspend_complete:
-            return False, 0.0
         laser_mode = bool(int(self.settings[32]))
+        if self.suspend_complete and (self.state == DOOR or (self.state == HOLD and laser_mode)):
+            return False, 0.0  # a door stops the spindle; a hold stops the laser (laser mode)
         max_s = self.settings[30] or 1.0
         moving = bool(self.motion.blocks) and (
             self.state in MOVING_STATES or self.state in (HOLD, DOOR)
