@@ -67,7 +67,7 @@ def test_first_run_upload_preview_run_history(fresh_daemon: Daemon, new_page: An
 
     # A project, made small so the simulated job is short.
     page.get_by_role("link", name="Projects", exact=True).click()
-    page.get_by_text("New project").click()
+    expect(page.get_by_text("No projects yet.")).to_be_visible()  # then the form is open
     page.get_by_label("Name", exact=True).fill("Camera test")
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_role("heading", name="Camera test")).to_be_visible()
