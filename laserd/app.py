@@ -18,10 +18,13 @@ from aiohttp import web
 from laserd import db as dbmod
 from laserd.api import auth as auth_api
 from laserd.api import debug, debug_loop, interlocks, jobs, machine, setup, system, users, ws
+from laserd.api import files as files_api
+from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth.context import auth_ctx
 from laserd.events import EventHub
+from laserd.files import processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
 from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
@@ -60,6 +63,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 CONTEXTS: list[Context] = [
     state_ctx,
     database_ctx,
+    processing_ctx,  # uploads' processing pool; leftovers from a crash are queued again
     auth_ctx,
     safety_ctx,  # laser-enable off before the controller is opened
     link_ctx,
@@ -73,6 +77,8 @@ ROUTE_TABLES: list[ApiRoutes] = [
     setup.routes,
     auth_api.routes,
     users.routes,
+    projects_api.routes,
+    files_api.routes,
     debug.routes,
     machine.routes,
     jobs.routes,

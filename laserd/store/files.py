@@ -12,10 +12,14 @@ from typing import Any
 
 import aiosqlite
 
+from laserd.db import utcnow
+
 COLUMNS = (
     "id, project_id, owner_id, name, kind, size, sha256, stored_name, status, progress, error,"
-    " stats_json, laser_json, created_at, updated_at, processed_at"
+    " stats_json, laser_json, warnings_json, created_at, updated_at, processed_at"
 )
+#: Job states in which a job still needs its file.
+ACTIVE_JOB_STATES = ("queued", "waiting_start", "running", "paused")
 
 
 def decode(row: aiosqlite.Row | dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +27,7 @@ def decode(row: aiosqlite.Row | dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["stats"] = json.loads(out.pop("stats_json") or "null")
     out["laser"] = json.loads(out.pop("laser_json") or "null")
+    out["warnings"] = json.loads(out.pop("warnings_json", None) or "[]")
     return out
 
 
@@ -30,3 +35,125 @@ async def get(conn: aiosqlite.Connection, file_id: int) -> dict[str, Any] | None
     async with conn.execute(f"SELECT {COLUMNS} FROM files WHERE id = ?", (file_id,)) as cur:
         row = await cur.fetchone()
     return decode(row) if row is not None else None
+
+
+async def insert(
+    conn: aiosqlite.Connection,
+    *,
+    project_id: int,
+    owner_id: int,
+    name: str,
+    kind: str,
+    size: int,
+    sha256: str,
+    stored_name: str,
+    laser: dict[str, Any],
+) -> dict[str, Any]:
+    """A new upload, ``pending`` processing with a snapshot of its project's laser settings."""
+    now = utcnow()
+    cur = await conn.execute(
+        "INSERT INTO files (project_id, owner_id, name, kind, size, sha256, stored_name, status,"
+        " progress, laser_json, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        (project_id, owner_id, name, kind, size, sha256, stored_name, json.dumps(laser), now, now),
+    )
+    row = await get(conn, int(cur.lastrowid or 0))
+    assert row is not None
+    return row
+
+
+async def page_for_project(
+    conn: aiosqlite.Connection, project_id: int, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    async with conn.execute(
+        "SELECT count(*) FROM files WHERE project_id = ?", (project_id,)
+    ) as cur:
+        total = int((await cur.fetchone())[0])
+    async with conn.execute(
+        f"SELECT {COLUMNS} FROM files WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        (project_id, limit, offset),
+    ) as cur:
+        rows = [decode(r) for r in await cur.fetchall()]
+    return rows, total
+
+
+async def in_project(conn: aiosqlite.Connection, project_id: int) -> list[dict[str, Any]]:
+    async with conn.execute(
+        f"SELECT {COLUMNS} FROM files WHERE project_id = ?", (project_id,)
+    ) as cur:
+        return [decode(r) for r in await cur.fetchall()]
+
+
+async def unfinished_ids(conn: aiosqlite.Connection) -> list[int]:
+    """Files a crash or restart left ``pending`` or ``processing``, oldest first."""
+    async with conn.execute(
+        "SELECT id FROM files WHERE status IN ('pending', 'processing') ORDER BY id"
+    ) as cur:
+        return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def mark_pending(
+    conn: aiosqlite.Connection, file_id: int, laser: dict[str, Any] | None = None
+) -> None:
+    """Queue (again): clears the previous result; a new laser snapshot when given."""
+    sets = "status = 'pending', progress = 0, error = NULL, updated_at = ?"
+    args: list[Any] = [utcnow()]
+    if laser is not None:
+        sets += ", laser_json = ?"
+        args.append(json.dumps(laser))
+    await conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*args, file_id))
+
+
+async def mark_processing(conn: aiosqlite.Connection, file_id: int) -> None:
+    await conn.execute(
+        "UPDATE files SET status = 'processing', progress = 0, error = NULL, updated_at = ?"
+        " WHERE id = ?",
+        (utcnow(), file_id),
+    )
+
+
+async def set_progress(conn: aiosqlite.Connection, file_id: int, progress: float) -> None:
+    await conn.execute(
+        "UPDATE files SET progress = ? WHERE id = ? AND status = 'processing'",
+        (progress, file_id),
+    )
+
+
+async def mark_done(
+    conn: aiosqlite.Connection,
+    file_id: int,
+    *,
+    stats: dict[str, Any],
+    warnings: list[str],
+) -> None:
+    now = utcnow()
+    await conn.execute(
+        "UPDATE files SET status = 'ready', progress = 1, error = NULL, stats_json = ?,"
+        " warnings_json = ?, updated_at = ?, processed_at = ? WHERE id = ?",
+        (json.dumps(stats), json.dumps(warnings), now, now, file_id),
+    )
+
+
+async def mark_failed(conn: aiosqlite.Connection, file_id: int, error: str) -> None:
+    now = utcnow()
+    await conn.execute(
+        "UPDATE files SET status = 'failed', progress = 0, error = ?, stats_json = NULL,"
+        " warnings_json = NULL, updated_at = ?, processed_at = ? WHERE id = ?",
+        (error, now, now, file_id),
+    )
+
+
+async def used_by_active_job(conn: aiosqlite.Connection, file_ids: list[int]) -> bool:
+    if not file_ids:
+        return False
+    marks = ", ".join("?" * len(file_ids))
+    states = ", ".join("?" * len(ACTIVE_JOB_STATES))
+    async with conn.execute(
+        f"SELECT 1 FROM jobs WHERE file_id IN ({marks}) AND state IN ({states}) LIMIT 1",
+        (*file_ids, *ACTIVE_JOB_STATES),
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
+async def delete(conn: aiosqlite.Connection, file_id: int) -> None:
+    await conn.execute("DELETE FROM files WHERE id = ?", (file_id,))

@@ -1,0 +1,146 @@
+"""``/files/{id}``: one uploaded file, its downloads and preview, re-processing, deletion.
+
+Access is the owner's (and admins'); another user's file answers 404 (see
+:mod:`laserd.api.files_access`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from laserd import errors
+from laserd.api.files_access import readable_file
+from laserd.api.routing import ApiRoutes, path_id
+from laserd.auth.principal import Role
+from laserd.files import artefacts, remove_paths
+from laserd.keys import DB, PROCESSING, SETTINGS
+from laserd.laser import LaserSettings
+from laserd.schemas.projects import FileOut, PreviewQuery, file_out
+from laserd.store import files as files_store
+from laserd.store import projects as projects_store
+
+routes = ApiRoutes("files")
+
+
+def _not_ready(file: dict[str, Any]) -> errors.Conflict:
+    return errors.Conflict(
+        f"The file is not processed yet (status {file['status']}).", code="file_not_ready"
+    )
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition that survives any display name (RFC 6266 / 5987)."""
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _send(path: Path, content_type: str, headers: dict[str, str]) -> web.FileResponse:
+    if not path.is_file():
+        raise errors.NotFound("The file's data is missing on the server.")
+    return web.FileResponse(path, headers={"Content-Type": content_type, **headers})
+
+
+@routes.get("/files/{id}", role=Role.user, response=FileOut, summary="One file", errors=(404,))
+async def get_file(request: web.Request) -> FileOut:
+    return FileOut.model_validate(file_out(await readable_file(request, path_id(request))))
+
+
+@routes.get(
+    "/files/{id}/original",
+    role=Role.user,
+    summary="Download the upload as it was received",
+    produces={"application/octet-stream": "the uploaded bytes"},
+    errors=(404,),
+)
+async def download_original(request: web.Request) -> web.FileResponse:
+    file = await readable_file(request, path_id(request))
+    settings = request.app[SETTINGS]
+    if file["kind"] == "gcode":
+        ctype = "text/plain"
+    else:
+        ctype = mimetypes.guess_type(file["stored_name"])[0] or "application/octet-stream"
+    return _send(
+        settings.uploads_dir / file["stored_name"],
+        ctype,
+        {"Content-Disposition": _attachment(file["name"])},
+    )
+
+
+@routes.get(
+    "/files/{id}/gcode",
+    role=Role.user,
+    summary="Download the G-code that a job streams (normalised: no comments or spaces)",
+    produces={"text/plain": "one command per line"},
+    errors=(404, 409),
+)
+async def download_gcode(request: web.Request) -> web.FileResponse:
+    file = await readable_file(request, path_id(request))
+    if file["status"] != "ready":
+        raise _not_ready(file)
+    stem = os.path.splitext(file["name"])[0] or "file"
+    return _send(
+        request.app[SETTINGS].gcode_path(file["id"]),
+        "text/plain; charset=us-ascii",
+        {"Content-Disposition": _attachment(f"{stem}.gcode")},
+    )
+
+
+@routes.get(
+    "/files/{id}/preview.png",
+    role=Role.user,
+    query=PreviewQuery,
+    summary="A picture of the toolpath (?size=thumb for the small one)",
+    produces={"image/png": "burns darker with power, travel faint"},
+    errors=(404, 409),
+)
+async def preview(request: web.Request, query: PreviewQuery) -> web.FileResponse:
+    file = await readable_file(request, path_id(request))
+    if file["status"] != "ready":
+        raise _not_ready(file)
+    path = request.app[SETTINGS].preview_path(file["id"], thumb=query.size == "thumb")
+    return _send(path, "image/png", {"Cache-Control": "private, no-cache"})
+
+
+@routes.post(
+    "/files/{id}/process",
+    role=Role.user,
+    response=FileOut,
+    status=202,
+    summary="Process again with the project's current laser settings",
+    errors=(404, 409),
+)
+async def reprocess(request: web.Request) -> FileOut:
+    file = await readable_file(request, path_id(request))
+    conn = request.app[DB]
+    if await files_store.used_by_active_job(conn, [file["id"]]):
+        raise errors.Conflict("A job is using this file.", code="file_in_use")
+    project = await projects_store.get(conn, file["project_id"])
+    laser = LaserSettings.model_validate((project or {}).get("laser") or {})
+    await files_store.mark_pending(conn, file["id"], laser.model_dump(mode="json"))
+    request.app[PROCESSING].enqueue(file["id"])
+    row = await files_store.get(conn, file["id"])
+    assert row is not None
+    return FileOut.model_validate(file_out(row))
+
+
+@routes.delete(
+    "/files/{id}",
+    role=Role.user,
+    summary="Delete a file and what was made from it (409 while a job uses it)",
+    errors=(404, 409),
+)
+async def delete_file(request: web.Request) -> None:
+    file = await readable_file(request, path_id(request))
+    conn = request.app[DB]
+    if await files_store.used_by_active_job(conn, [file["id"]]):
+        raise errors.Conflict("A job is using this file.", code="file_in_use")
+    await files_store.delete(conn, file["id"])
+    paths = artefacts(request.app[SETTINGS], file)
+    await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)

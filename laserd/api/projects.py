@@ -1,0 +1,212 @@
+"""``/projects``: a user's projects with their laser settings, and uploads into them.
+
+Owners see their own projects, admins everyone's; another user's project answers 404 (no
+existence leak). Guests have no projects (the routes need the ``user`` role).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from laserd import errors
+from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
+from laserd.auth.principal import Role
+from laserd.files import artefacts, receive_upload, remove_paths
+from laserd.keys import DB, PROCESSING, SETTINGS
+from laserd.laser import LaserSettings
+from laserd.schemas.common import PageQuery
+from laserd.schemas.projects import (
+    FileOut,
+    FilePage,
+    ProjectCreate,
+    ProjectOut,
+    ProjectPage,
+    ProjectPatch,
+    ProjectQuery,
+    file_out,
+)
+from laserd.store import files as files_store
+from laserd.store import projects as store
+
+routes = ApiRoutes("projects")
+
+
+def project_out(row: dict[str, Any]) -> ProjectOut:
+    return ProjectOut(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        owner_id=row["owner_id"],
+        laser=LaserSettings.model_validate(row["laser"] or {}),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def owned_project(request: web.Request, project_id: int) -> dict[str, Any]:
+    """The project if the caller may see it (owner or admin), else 404."""
+    who = principal(request)
+    row = await store.get(request.app[DB], project_id)
+    if row is None or (not who.is_admin and row["owner_id"] != who.user_id):
+        raise errors.NotFound("No such project.")
+    return row
+
+
+@routes.get(
+    "/projects",
+    role=Role.user,
+    query=ProjectQuery,
+    response=ProjectPage,
+    summary="List projects (yours; every user's for admins), newest first",
+)
+async def list_projects(request: web.Request, query: ProjectQuery) -> ProjectPage:
+    who = principal(request)
+    rows, total = await store.page(
+        request.app[DB],
+        owner_id=None if who.is_admin else who.user_id,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return ProjectPage(
+        items=[project_out(r) for r in rows], total=total, limit=query.limit, offset=query.offset
+    )
+
+
+@routes.post(
+    "/projects",
+    role=Role.user,
+    body=ProjectCreate,
+    response=ProjectOut,
+    status=201,
+    summary="Create a project (laser settings default where not given)",
+    errors=(422,),
+)
+async def create_project(request: web.Request, body: ProjectCreate) -> ProjectOut:
+    who = principal(request)
+    row = await store.insert(
+        request.app[DB],
+        owner_id=who.user_id,
+        name=body.name,
+        description=body.description,
+        laser=body.laser.model_dump(mode="json"),
+    )
+    return project_out(row)
+
+
+@routes.get(
+    "/projects/{id}", role=Role.user, response=ProjectOut, summary="One project", errors=(404,)
+)
+async def get_project(request: web.Request) -> ProjectOut:
+    return project_out(await owned_project(request, path_id(request)))
+
+
+@routes.patch(
+    "/projects/{id}",
+    role=Role.user,
+    body=ProjectPatch,
+    response=ProjectOut,
+    summary="Rename, describe, or change some laser settings",
+    errors=(404, 422),
+)
+async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
+    """``laser`` names only the fields to change; the result is validated as a whole. Files
+    keep the settings they were processed with until re-processed (``POST /files/{id}/process``).
+    """
+    row = await owned_project(request, path_id(request))
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name
+    if body.description is not None:
+        changes["description"] = body.description
+    if body.laser is not None:
+        merged = LaserSettings.model_validate(row["laser"] or {}).model_dump(mode="json")
+        merged.update(body.laser.model_dump(mode="json", exclude_unset=True))
+        try:
+            laser = LaserSettings.model_validate(merged)
+        except ValidationError as exc:
+            raise_validation(exc, "laser")
+        changes["laser"] = laser.model_dump(mode="json")
+    if changes:
+        await store.update(request.app[DB], row["id"], changes)
+    updated = await store.get(request.app[DB], row["id"])
+    assert updated is not None
+    return project_out(updated)
+
+
+@routes.delete(
+    "/projects/{id}",
+    role=Role.user,
+    summary="Delete a project with its files (409 while a job uses one of them)",
+    errors=(404, 409),
+)
+async def delete_project(request: web.Request) -> None:
+    row = await owned_project(request, path_id(request))
+    conn = request.app[DB]
+    files = await files_store.in_project(conn, row["id"])
+    if await files_store.used_by_active_job(conn, [f["id"] for f in files]):
+        raise errors.Conflict("A job is using a file of this project.", code="file_in_use")
+    await store.delete(conn, row["id"])
+    settings = request.app[SETTINGS]
+    paths = [p for f in files for p in artefacts(settings, f)]
+    await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)
+
+
+@routes.get(
+    "/projects/{id}/files",
+    role=Role.user,
+    query=PageQuery,
+    response=FilePage,
+    summary="The project's files, newest first",
+    errors=(404,),
+)
+async def list_files(request: web.Request, query: PageQuery) -> FilePage:
+    row = await owned_project(request, path_id(request))
+    rows, total = await files_store.page_for_project(
+        request.app[DB], row["id"], limit=query.limit, offset=query.offset
+    )
+    return FilePage(
+        items=[FileOut.model_validate(file_out(r)) for r in rows],
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
+    )
+
+
+@routes.post(
+    "/projects/{id}/files",
+    role=Role.user,
+    response=FileOut,
+    status=201,
+    consumes="multipart/form-data",
+    summary="Upload G-code or an image (multipart field 'file'); processing follows",
+    errors=(400, 404, 413, 415, 422, 507),
+)
+async def upload_file(request: web.Request) -> FileOut:
+    """Streamed to disk with the size limit enforced while it arrives. Accepted: G-code
+    (``.gcode .nc .ngc .gc .tap .txt`` holding G-code) and images (PNG, JPEG, BMP, GIF, WebP,
+    TIFF), recognised by their content. Answers ``pending``; ``file`` events follow the
+    processing, and ``GET /files/{id}`` shows the result."""
+    project = await owned_project(request, path_id(request))
+    settings = request.app[SETTINGS]
+    upload = await receive_upload(request, settings)
+    try:
+        row = await files_store.insert(
+            request.app[DB],
+            project_id=project["id"],
+            owner_id=project["owner_id"],
+            name=upload.name,
+            kind=upload.kind,
+            size=upload.size,
+            sha256=upload.sha256,
+            stored_name=upload.stored_name,
+            laser=LaserSettings.model_validate(project["laser"] or {}).model_dump(mode="json"),
+        )
+    except BaseException:
+        remove_paths([settings.uploads_dir / upload.stored_name])
+        raise
+    request.app[PROCESSING].enqueue(row["id"])
+    return FileOut.model_validate(file_out(row))

@@ -1,0 +1,142 @@
+"""The work done for one uploaded file, inside a processing worker process.
+
+:func:`run_processing` turns an upload into the streamable G-code (analysed and normalised, or
+converted from an image) and its previews, and returns the statistics or a readable error.
+It runs in a separate process (see :class:`laserd.files.Processing`): image and G-code work
+holds the GIL for long stretches, and the daemon's event loop, the streamer and the safety
+threads must never wait for it. Progress goes back through a multiprocessing queue given to
+each worker when it starts. Workers run at a lower CPU priority for the same reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from laserd.gcode import GcodeError, analyse_gcode
+from laserd.laser import LaserSettings
+from laserd.preview import render_preview
+from laserd.raster import ImageError, image_to_gcode
+
+log = logging.getLogger(__name__)
+
+#: Share of the progress bar taken by the conversion; the preview takes the rest.
+CONVERT_SHARE = 0.85
+#: Progress messages are sent at most this often per file (and on every 5 %).
+PROGRESS_INTERVAL_S = 0.25
+WORKER_NICE = 10
+
+_progress_queue: Any = None
+
+
+def init_worker(progress_queue: Any) -> None:
+    """Process-pool initializer: remember the progress queue, step back on CPU priority."""
+    global _progress_queue
+    _progress_queue = progress_queue
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRequest:
+    """Everything a worker needs, as plain picklable values (paths as strings)."""
+
+    file_id: int
+    kind: str
+    src: str
+    gcode_out: str
+    preview_out: str
+    thumb_out: str
+    laser: dict[str, Any]
+    bed_mm: tuple[float, float]
+    max_power_s: int
+    max_megapixels: float
+    rapid_mm_min: float
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    ok: bool
+    stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class _Reporter:
+    """Sends ``(file_id, fraction)`` sparsely: on 5 % steps or every quarter second."""
+
+    def __init__(self, file_id: int) -> None:
+        self.file_id = file_id
+        self.last_value = 0.0
+        self.last_time = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        if _progress_queue is None:
+            return
+        now = time.monotonic()
+        if fraction - self.last_value < 0.05 and now - self.last_time < PROGRESS_INTERVAL_S:
+            return
+        self.last_value, self.last_time = fraction, now
+        with contextlib.suppress(Exception):  # a full or closed queue never fails the work
+            _progress_queue.put_nowait((self.file_id, round(min(1.0, fraction), 3)))
+
+
+def format_issues(err: GcodeError) -> str:
+    """All refusals of a G-code file in one readable line each."""
+    text = "; ".join(f"line {i['line']}: {i['message']}" for i in err.issues)
+    if err.truncated:
+        text += "; (further problems not listed)"
+    return text
+
+
+def run_processing(req: ProcessRequest) -> ProcessResult:
+    """Convert or analyse, then draw the previews. Never raises: errors become results."""
+    report_progress = _Reporter(req.file_id)
+    try:
+        if req.kind == "gcode":
+            report = analyse_gcode(
+                Path(req.src),
+                Path(req.gcode_out),
+                bed_mm=req.bed_mm,
+                max_power_s=req.max_power_s,
+                rapid_mm_min=req.rapid_mm_min,
+                progress=lambda f: report_progress(CONVERT_SHARE * f),
+            )
+        elif req.kind == "image":
+            laser = LaserSettings.model_validate(req.laser)
+            report = image_to_gcode(
+                Path(req.src),
+                Path(req.gcode_out),
+                laser,
+                max_power_s=req.max_power_s,
+                max_megapixels=req.max_megapixels,
+                bed_mm=req.bed_mm,
+                progress=lambda f: report_progress(CONVERT_SHARE * f),
+            )
+        else:
+            return ProcessResult(False, error=f"files of kind {req.kind!r} cannot be processed")
+        render_preview(
+            Path(req.gcode_out),
+            Path(req.preview_out),
+            bed_mm=req.bed_mm,
+            thumb_out=Path(req.thumb_out),
+            bounds_mm=report.stats["bounds"] if report.stats.get("lines") else None,
+            max_power_s=req.max_power_s,
+            progress=lambda f: report_progress(CONVERT_SHARE + (1 - CONVERT_SHARE) * f),
+        )
+        report_progress(1.0)
+        return ProcessResult(True, stats=report.stats, warnings=report.warnings)
+    except GcodeError as exc:
+        return ProcessResult(False, error=format_issues(exc))
+    except ImageError as exc:
+        return ProcessResult(False, error=exc.message)
+    except MemoryError:
+        return ProcessResult(False, error="the file needs more memory than is available")
+    except Exception as exc:
+        log.exception("processing file %s failed", req.file_id)
+        return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")

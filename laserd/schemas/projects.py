@@ -1,0 +1,119 @@
+"""Projects and files: request and response models (API.md, "Projects and files")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from laserd.laser import LaserSettings
+from laserd.schemas.common import Page, PageQuery, StrictModel
+
+#: One line of printable text with something visible in it.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+
+
+class ProjectCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
+    description: str = Field("", max_length=5000)
+    laser: LaserSettings = Field(default_factory=LaserSettings)
+
+
+#: Every laser field optional: a PATCH names only what changes; the merged result is then
+#: validated as a whole (ranges and cross-field rules), with errors under ``laser.<field>``.
+LaserPatch = create_model(  # type: ignore[call-overload]
+    "LaserPatch",
+    __config__={"extra": "forbid"},
+    **{
+        name: (info.annotation | None, Field(None, description=info.description))
+        for name, info in LaserSettings.model_fields.items()
+    },
+)
+
+
+class ProjectPatch(StrictModel):
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=NAME_PATTERN)
+    description: str | None = Field(None, max_length=5000)
+    laser: LaserPatch | None = Field(  # type: ignore[valid-type]
+        None, description="only the laser fields to change"
+    )
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    owner_id: int
+    laser: LaserSettings
+    created_at: str
+    updated_at: str
+
+
+class ProjectPage(Page[ProjectOut]):
+    pass
+
+
+class ProjectQuery(PageQuery):
+    pass
+
+
+class Bounds(BaseModel):
+    xmin: float
+    xmax: float
+    ymin: float
+    ymax: float
+
+
+class FileStats(BaseModel):
+    lines: int = Field(description="lines the streamer sends")
+    bounds: Bounds = Field(description="extent of the toolpath in work coordinates (mm)")
+    estimated_s: float
+    laser_on_mm: float = Field(description="distance travelled with the beam on")
+    travel_mm: float = Field(0.0, description="distance travelled with the beam off")
+
+
+class FileOut(BaseModel):
+    id: int
+    project_id: int
+    owner_id: int
+    name: str = Field(description="the uploaded name, sanitised; never a path on the server")
+    kind: Literal["gcode", "image", "svg"]
+    size: int
+    sha256: str
+    status: Literal["pending", "processing", "ready", "failed"]
+    progress: float = Field(description="0..1 while processing")
+    error: str | None
+    stats: FileStats | None
+    warnings: list[str] = Field(default_factory=list)
+    created_at: str
+    updated_at: str
+    processed_at: str | None
+
+
+class FilePage(Page[FileOut]):
+    pass
+
+
+class PreviewQuery(StrictModel):
+    size: Literal["full", "thumb"] = "full"
+
+
+def file_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``files`` row (decoded) as the API shape: also the payload of ``file`` events."""
+    return {
+        "id": row["id"],
+        "project_id": row["project_id"],
+        "owner_id": row["owner_id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "status": row["status"],
+        "progress": row["progress"],
+        "error": row["error"],
+        "stats": row["stats"],
+        "warnings": row.get("warnings") or [],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "processed_at": row["processed_at"],
+    }
