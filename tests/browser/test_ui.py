@@ -168,7 +168,7 @@ def test_guest_sees_no_controls(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
-def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
+def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any, artifacts: Path) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api("POST", "/projects", {"name": "Lid test"}, token=token)
     f = daemon.upload(token, project["id"], "long.gcode", long_gcode(), "text/plain")
@@ -183,6 +183,7 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
         expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
         pause = page.get_by_role("button", name="Pause", exact=True)
         expect(pause).to_be_enabled()
+        page.screenshot(path=str(artifacts / "dashboard-job-running-laptop.png"))
 
         daemon.api("POST", "/debug/gpio/lid", {"safe": False}, token=token)
         expect(lid).to_have_class(re.compile(r"\bopen\b"))
@@ -192,6 +193,7 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any) -> None:
         expect(resume).to_be_disabled()
         expect(resume).to_have_attribute("title", re.compile("Close the lid"))
         expect(page.locator(".job-panel .reason")).to_contain_text("Close the lid")
+        page.screenshot(path=str(artifacts / "dashboard-interlock-open-laptop.png"))
 
         daemon.api("POST", "/debug/gpio/lid", {"safe": True}, token=token)
         expect(lid).to_have_class(re.compile(r"\bok\b"))

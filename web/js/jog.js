@@ -22,7 +22,11 @@ export function motionBlock(state) {
   if (job && ACTIVE_JOB_STATES.includes(job.state)) {
     return job.user_id !== undefined && job.user_id !== user.id && user.role !== "admin"
       ? "Another person's job is running."
-      : "A job is running; wait for it to finish.";
+      : job.state === "paused"
+        ? "A job is paused; resume or cancel it first."
+        : job.state === "waiting_start"
+          ? "A job is waiting for the start button."
+          : "A job is running; wait for it to finish.";
   }
   if (key === "alarm") return "Alarm: unlock or home first.";
   if (key === "door") return "The door is open.";

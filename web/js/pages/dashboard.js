@@ -349,6 +349,16 @@ export function render(view) {
     paintOverrides(state);
   }
 
+  // With no job seen in this tab yet, show the newest one from the history (one request).
+  if (!getState().lastJob && !getState().machine?.job) {
+    API.get("/jobs?limit=1").then((page) => {
+      const newest = (Array.isArray(page) ? page : page?.items || [])[0];
+      if (newest && !getState().lastJob) {
+        getState().lastJob = newest;
+        paint(getState());
+      }
+    }).catch(() => {});
+  }
   const unsub = subscribe(paint);
   const offStatus = live.on("status", () => paint(getState()));
   // The resume countdown is a local clock, not a request: it only repaints.

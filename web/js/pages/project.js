@@ -117,7 +117,7 @@ export async function render(view, { id }) {
   const emptyFiles = h("p", { class: "muted" }, "No files yet.");
 
   function thumbUrl(file) {
-    const key = `thumb:${file.id}:${file.sha256 || ""}:${file.status}`;
+    const key = `thumb:${file.id}:${file.processed_at || file.sha256 || ""}`;
     return { key, path: `/files/${encodeURIComponent(file.id)}/preview.png?size=thumb` };
   }
 
@@ -230,7 +230,7 @@ export async function render(view, { id }) {
       return;
     }
     const f = entry.file;
-    const key = `${f.id}:${f.status}:${f.sha256}:${JSON.stringify(f.stats || {})}:${f.error || ""}`;
+    const key = `${f.id}:${f.status}:${f.processed_at}:${JSON.stringify(f.stats || {})}:${f.error || ""}`;
     if (!force && key === detailKey) return;
     detailKey = key;
     detail.hidden = false;
@@ -241,7 +241,7 @@ export async function render(view, { id }) {
     const previewBox = h("div", { class: "preview-box" });
     if (f.status === "ready") {
       previewBox.append(big);
-      loadImage(big, `big:${f.id}:${f.sha256 || ""}`, `/files/${encodeURIComponent(f.id)}/preview.png`);
+      loadImage(big, `big:${f.id}:${f.processed_at || f.sha256 || ""}`, `/files/${encodeURIComponent(f.id)}/preview.png`);
     } else {
       previewBox.append(h("p", { class: "muted" }, f.status === "failed" ? "No preview: processing failed." : "The preview appears when processing finishes."));
     }
@@ -258,6 +258,9 @@ export async function render(view, { id }) {
       h("strong", {}, "Processing failed: "), f.error || "no reason given.",
       h("p", {}, "Change the laser settings below and re-process, or upload a corrected file.")) : null;
 
+    const warnings = Array.isArray(f.warnings) && f.warnings.length ? h("div", { class: "notice warn" },
+      h("strong", {}, "Check before running:"),
+      h("ul", {}, f.warnings.map((w) => h("li", {}, typeof w === "string" ? w : w.message || JSON.stringify(w))))) : null;
     const actions = h("div", { class: "actions" });
     runReason = h("p", { class: "reason", "aria-live": "polite" });
     if (can.control()) {
@@ -312,7 +315,7 @@ export async function render(view, { id }) {
     if (can.control() && f.status === "ready") detailJog = jogPanel({ fileId: f.id, fileName: f.name });
     mount(detail,
       h("h2", { id: "detail-h", tabindex: "-1" }, f.name),
-      h("div", { class: "detail-grid" }, previewBox, h("div", {}, facts, failure, actions, runReason, downloads)),
+      h("div", { class: "detail-grid" }, previewBox, h("div", {}, facts, failure, warnings, actions, runReason, downloads)),
       detailJog?.el);
     paintRun(getState());
   }
