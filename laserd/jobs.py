@@ -291,11 +291,16 @@ class JobRunner:
             raise errors.Conflict(f"Only a paused job can resume (it is {a.state}).")
         if not self._link.connected:
             raise errors.Unavailable("The controller is not connected.")
-        self._safety.resume(self._link.resume)  # gates, then "~", then the race check
+        self._safety.check_can_resume()  # interlocks closed, resume delay over: else 409
+        if not self._safety.armed:
+            self._safety.arm()  # the enable output first, so motion restarts with it up
+        try:
+            self._safety.resume(self._link.resume)  # gates again, "~", then the race check
+        except BaseException:
+            self._safety.disarm()
+            raise
         reason = a.pause_reason
         a.state, a.pause_reason = "running", None
-        if not self._safety.armed:
-            self._safety.arm()
         self._publish(a)
         await self._persist(a)
         await self._record("job_resumed", who, a, {"pause_reason": reason})
