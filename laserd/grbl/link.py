@@ -269,13 +269,17 @@ class GrblLink:
         self._counter: CharCounter[_Item] = CharCounter(rx_buffer_bytes)
         self._pending: deque[_Item] = deque()
         self._stream: _Stream | None = None
-        #: Lines are held back until the controller is known to be in sync with our counting
-        #: (after connect or reset: its banner; after an alarm: answers to what was in flight).
-        self._hold_queue = True
+        #: Lines are held back until the controller is known to be in step with our counting:
+        #: after opening the port or a soft reset, until its banner (``_awaiting_banner``);
+        #: after an alarm, until what was in flight is answered or given up (``_settling``).
+        self._awaiting_banner = True
         self._settling = False
         self._settle_handle: asyncio.TimerHandle | None = None
         #: After an alarm, how long without answers before lines in flight count as lost.
         self._settle_s = 0.5
+        #: Soft resets written (any thread) and answered by a banner, to order the two.
+        self._resets_sent = 0
+        self._resets_answered = 0
 
         self._state = MachineState.DISCONNECTED
         self._tracker = StatusTracker()
@@ -413,14 +417,16 @@ class GrblLink:
                 # From this instant no queued line may follow the reset onto the wire: the
                 # controller would run it after restarting (see _write). Set under the fd
                 # lock, so a write already in progress on the loop thread finishes first.
-                self._hold_queue = True
+                self._awaiting_banner = True
+                self._resets_sent += 1
+                seq = self._resets_sent
             try:
                 written = _write_all(fd, data)
             except OSError as exc:
                 log.warning("real-time byte 0x%02x not written: %s", value, exc)
                 return False
         if value == RT.RESET and written:
-            self._call_on_loop(self._note_reset_sent)
+            self._call_on_loop(functools.partial(self._note_reset_sent, seq))
         return written
 
     def pause(self) -> bool:
@@ -650,7 +656,7 @@ class GrblLink:
 
     def _pump(self) -> None:
         """Send as many queued lines as fit the controller's buffer, in one write."""
-        if self._hold_queue or self._fd is None:
+        if self._awaiting_banner or self._settling or self._fd is None:
             return
         counter = self._counter
         chunks: list[bytes] = []
@@ -698,7 +704,7 @@ class GrblLink:
         if transport.get_write_buffer_size() == 0:
             with self._fd_lock:
                 fd = self._fd
-                if fd is None or self._hold_queue:
+                if fd is None or self._awaiting_banner:
                     # A reset was written from another thread since _pump looked: these
                     # lines belong to the old session and are failed by _note_reset_sent.
                     return
@@ -763,9 +769,7 @@ class GrblLink:
             # After an alarm: answers to lines that were failed already.
             if len(self._counter) == 0:
                 self._end_settling()
-                if self._fd is not None and self._banner_waiter is None:
-                    self._hold_queue = False
-                    self._pump()
+                self._pump()
             else:
                 self._arm_settle()
             return
@@ -826,12 +830,9 @@ class GrblLink:
         # the queue until they are answered or the line goes quiet, so that no late answer
         # can be matched to a new line.
         self._fail_all(GrblAlarm(msg.code, msg.meaning), keep_inflight=True)
-        self._hold_queue = True
         if len(self._counter):
             self._settling = True
             self._arm_settle()
-        elif self._fd is not None and self._banner_waiter is None:
-            self._hold_queue = False
         self.realtime(RT.STATUS)
         self._publish()
 
@@ -850,33 +851,41 @@ class GrblLink:
         stale = self._counter.clear()
         if stale:
             log.info("alarm: %d line(s) in flight were discarded by the controller", len(stale))
-        if self._fd is not None and self._banner_waiter is None:
-            self._hold_queue = False
-            self._pump()
+        self._pump()
 
     def _on_banner(self, msg: Banner) -> None:
         log.info("controller banner: %s", msg.raw)
         self._firmware = self._firmware if self._version else f"Grbl {msg.version}"
         self._tracker.reset()
-        self._fail_all(ControllerReset())
+        # Whether we reset it or it reset itself (safety supervisor, button, power blip),
+        # its buffers are empty now: counting starts again from zero. Commands queued since
+        # a reset we sent (none were sent yet) go out now.
+        self._fail_all(ControllerReset(), keep_pending=True)
+        self._awaiting_banner = False
+        self._resets_answered = self._resets_sent
         waiter = self._banner_waiter
         self._banner_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
-        elif self._state not in (MachineState.DISCONNECTED, MachineState.CONNECTING):
-            # A reset we did not wait for (safety supervisor, button, power blip).
-            self._hold_queue = False
-            self._pump()
+        self._pump()
         self.realtime(RT.STATUS)
 
-    def _note_reset_sent(self) -> None:
-        """A soft reset went out: GRBL discards its buffers, so must we (until the banner)."""
-        if self._fd is None:
+    def _note_reset_sent(self, seq: int) -> None:
+        """A soft reset went out: GRBL discards its buffers, so must we (until the banner).
+
+        From another thread this runs a little later on the loop, possibly after the banner
+        that answered the reset was already handled; then there is nothing left to do.
+        """
+        if self._fd is None or seq <= self._resets_answered:
             return
         self._fail_all(ControllerReset())
-        self._hold_queue = True
+        self._awaiting_banner = True
 
-    def _fail_all(self, exc: Exception, *, keep_inflight: bool = False) -> None:
+    def _fail_all(
+        self, exc: Exception, *, keep_inflight: bool = False, keep_pending: bool = False
+    ) -> None:
+        """Fail the stream and the commands in flight (unless ``keep_inflight``: they stay
+        counted) and those not sent yet (unless ``keep_pending``)."""
         st = self._stream
         if st is not None:
             st.fail(exc)
@@ -886,6 +895,8 @@ class GrblLink:
         for item in inflight:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
+        if keep_pending:
+            return
         for item in self._pending:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
@@ -996,7 +1007,7 @@ class GrblLink:
             None, functools.partial(serial.serial_for_url, self._port,
                                     baudrate=self._baudrate, exclusive=True))
         protocol = _SerialProtocol(self)
-        self._hold_queue = True
+        self._awaiting_banner = True
         self._end_settling()
         self._counter.clear()
         self._rx_learned = False
@@ -1040,7 +1051,7 @@ class GrblLink:
         """After a banner we waited for: counting starts from an empty buffer."""
         self._end_settling()
         self._counter.clear()
-        self._hold_queue = False
+        self._awaiting_banner = False
         self._pump()
 
     def _on_lost(self, protocol: _SerialProtocol, exc: Exception | None) -> None:
@@ -1059,7 +1070,7 @@ class GrblLink:
         self._protocol = None
         if transport is not None:
             transport.abort()
-        self._hold_queue = True
+        self._awaiting_banner = True
         self._connected_event.clear()
         if self._poller is not None:
             self._poller.cancel()
