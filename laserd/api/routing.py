@@ -175,13 +175,18 @@ class ApiRoutes:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         response: Any = None,
-        status: int = 200,
+        status: int | None = None,
         produces: dict[str, str] | None = None,
         consumes: str | None = None,
         errors: Sequence[int] = (),
         self_auth: bool = False,
         debug_only: bool = False,
     ) -> Callable[[Handler], Handler]:
+        # A route with nothing to answer is a 204 unless it says otherwise, so the documented
+        # status is the one the wrapper sends for a handler that returns None.
+        if status is None:
+            status = 204 if response is None and not produces else 200
+
         def decorate(fn: Handler) -> Handler:
             spec = RouteSpec(
                 method=method.upper(),
