@@ -263,8 +263,8 @@ class Accounts:
         revoke_reason = (
             "role_change"
             if "role" in fields
-            else "disabled"
-            if fields.get("status") == "disabled"
+            else f"status_{fields['status']}"
+            if fields.get("status") in ("disabled", "pending")
             else "password_set"
             if "password_hash" in fields
             else None

@@ -88,12 +88,23 @@ async def test_approve_a_pending_registration(client, admin) -> None:
 
 
 async def test_role_change_disable_and_password_end_logins(client, admin, make_account) -> None:
-    for change in ({"role": "guest"}, {"status": "disabled"}, {"password": "another password"}):
+    changes = (
+        {"role": "guest"},
+        {"status": "disabled"},
+        {"status": "pending"},
+        {"password": "another password"},
+    )
+    for change in changes:
         target = await make_account("user")
         assert await _me_status(client, target) == 200
         r = await client.patch(f"{USERS}/{target.id}", json=change, headers=admin.headers)
         assert r.status == 200, change
         assert await _me_status(client, target) == 401, change
+        if "status" in change:  # and they stay ended when the account is active again
+            await client.patch(
+                f"{USERS}/{target.id}", json={"status": "active"}, headers=admin.headers
+            )
+            assert await _me_status(client, target) == 401, change
     # A change that is not about rights leaves the logins alone.
     target = await make_account("user")
     await client.patch(f"{USERS}/{target.id}", json={"full_name": "X"}, headers=admin.headers)
