@@ -21,7 +21,6 @@ from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
 from laserd.auth.ratelimits import RateLimits
 from laserd.auth.sessions import Sessions, iso_in, principal_of
-from laserd.db import transaction
 from laserd.settings import Settings
 from laserd.store import tokens as user_tokens
 from laserd.store import users
@@ -117,9 +116,11 @@ class Recovery:
         fields: dict[str, object] = {"password_hash": password_hash}
         if spent.email.casefold() == user.email.casefold():
             fields["email_verified"] = True  # the mailbox owner just proved it
-        async with transaction(self._conn):
-            await users.update(self._conn, user.id, **fields)
-            await user_tokens.spend_all(self._conn, user.id, RESET)
+        # Two autocommit statements, not a transaction: the daemon shares one connection, and
+        # a BEGIN held across awaits would swallow other coroutines' statements. Either order
+        # of failure is harmless (the token used is already spent by ``consume``).
+        await users.update(self._conn, user.id, **fields)
+        await user_tokens.spend_all(self._conn, user.id, RESET)
         revoked = await self._sessions.revoke_user(user.id, "password_reset")
         self._limits.account.unlock(f"user:{user.id}")
         await self._audit.record(
@@ -183,17 +184,16 @@ class Recovery:
         self, user: UserRow, purpose: str, lifetime_s: int, *, spend_older: bool
     ) -> str:
         token = tokens.new_single_use_token()
-        async with transaction(self._conn):
-            if spend_older:
-                await user_tokens.spend_all(self._conn, user.id, purpose)
-            await user_tokens.insert(
-                self._conn,
-                user_id=user.id,
-                purpose=purpose,
-                token_hash=tokens.sha256_hex(token),
-                email=user.email,
-                expires_at=iso_in(lifetime_s),
-            )
+        if spend_older:  # a crash between the two statements only loses an unsent link
+            await user_tokens.spend_all(self._conn, user.id, purpose)
+        await user_tokens.insert(
+            self._conn,
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=tokens.sha256_hex(token),
+            email=user.email,
+            expires_at=iso_in(lifetime_s),
+        )
         return token
 
     async def close(self) -> None:
