@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
+import warnings
 
 import jwt
+import pytest
 
+from laserd import errors
 from laserd.auth import tokens
-from laserd.keys import DB, SERVER_SECRET
+from laserd.keys import AUTHENTICATOR, DB, SERVER_SECRET
 from tests.api.conftest import bearer, error_of
 
 ME = "/api/v1/auth/me"
@@ -56,7 +60,9 @@ async def test_alg_none_is_refused(client, user) -> None:
 
 async def test_other_algorithm_with_the_right_key_is_refused(client, user) -> None:
     key = await _login_key(client, user.token)
-    forged = jwt.encode(_claims(user.token), key, algorithm="HS512")
+    with warnings.catch_warnings():  # PyJWT warns that 32 bytes is short for HS512: the point
+        warnings.simplefilter("ignore")
+        forged = jwt.encode(_claims(user.token), key, algorithm="HS512")
     assert await _status(client, forged) == (401, "token_invalid")
 
 
@@ -192,3 +198,33 @@ async def test_only_hashes_of_refresh_tokens_are_stored(client, user) -> None:
         stored = [row[0] for row in await c.fetchall()]
     assert user.refresh_token not in stored
     assert tokens.sha256_hex(user.refresh_token) in stored
+
+
+async def test_racing_refreshes_count_as_reuse(client, user) -> None:
+    """Two refreshes with one token: one wins the swap, the other is reuse and ends the login
+    (clients must serialise refreshes; the web UI shares one refresh promise for this)."""
+    results = await asyncio.gather(
+        *(client.post(REFRESH, json={"refresh_token": user.refresh_token}) for _ in range(2))
+    )
+    assert sorted(r.status for r in results) == [200, 401]
+    winner = next(r for r in results if r.status == 200)
+    assert await _status(client, (await winner.json())["access_token"]) == (401, "token_invalid")
+
+
+async def test_login_past_its_expiry_ends_its_tokens(client, user) -> None:
+    await client.app[DB].execute("UPDATE logins SET expires_at = '2000-01-01T00:00:00.000Z'")
+    assert await _status(client, user.token) == (401, "token_expired")
+    r = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
+    assert r.status == 401
+
+
+async def test_websocket_style_token_check(client, user) -> None:
+    """``principal_from_token`` (the WebSocket's first message) takes JWTs and API keys."""
+    auth = client.app[AUTHENTICATOR]
+    who = await auth.principal_from_token(user.token)
+    assert who.user_id == user.id and who.login_id
+    r = await client.post("/api/v1/auth/api-keys", json={"name": "ws"}, headers=user.headers)
+    key_who = await auth.principal_from_token((await r.json())["key"])
+    assert key_who.user_id == user.id and key_who.api_key_id
+    with pytest.raises(errors.TokenInvalid):
+        await auth.principal_from_token(user.refresh_token)
