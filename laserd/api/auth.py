@@ -17,9 +17,9 @@ from aiohttp import web
 from laserd import errors
 from laserd.api.routing import API_PREFIX, ApiRoutes, json_response, path_id, principal
 from laserd.auth.accounts import Accounts
-from laserd.auth.principal import Role
+from laserd.auth.principal import Principal, Role
 from laserd.auth.sessions import IssuedPair
-from laserd.keys import ACCOUNTS, SETTINGS
+from laserd.keys import ACCOUNTS, AUTHENTICATOR, SETTINGS
 from laserd.schemas.auth import (
     Accepted,
     ApiKeyCreate,
@@ -28,6 +28,7 @@ from laserd.schemas.auth import (
     ApiKeyPage,
     ChangePasswordIn,
     LoginIn,
+    LogoutIn,
     ProfilePatch,
     RefreshIn,
     RegisterIn,
@@ -215,13 +216,33 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
 
 @routes.post(
     "/auth/logout",
-    role=Role.guest,
+    role=Role.public,
+    body=LogoutIn,
     summary="End the current login (its refresh token and access tokens)",
+    errors=(401, 403),
 )
-async def logout(request: web.Request) -> web.Response:
-    who = principal(request)
+async def logout(request: web.Request, body: LogoutIn) -> web.Response:
+    """The login is found from the access token (``Authorization``), else from a refresh
+    token (the body's, or the cookie with ``X-Refresh-Cookie: 1``), so signing out works
+    even when the access token has expired. Nothing to end: 204 all the same."""
     accounts = _accounts(request)
-    if who.login_id is not None:
+    use_cookie = cookie_mode(request)
+    who: Principal | None = None
+    if "Authorization" in request.headers or "X-Api-Key" in request.headers:
+        try:
+            who = await request.app[AUTHENTICATOR].authenticate(request)
+        except errors.NotAuthenticated:
+            if not (use_cookie or body.refresh_token):
+                raise
+    if who is None or who.login_id is None:
+        token = body.refresh_token
+        if not token and use_cookie:
+            check_origin(request)
+            token = request.cookies.get(COOKIE_NAME, "")
+        found = await accounts.sessions.login_of_refresh(token) if token else None
+        if found is not None:
+            who = found
+    if who is not None and who.login_id is not None:
         await accounts.sessions.revoke(who.login_id, "logout")
         await accounts.audit.record(
             "logout",
@@ -231,7 +252,7 @@ async def logout(request: web.Request) -> web.Response:
             request=request,
         )
     response = web.Response(status=204)
-    if cookie_mode(request):
+    if use_cookie:
         response.del_cookie(COOKIE_NAME, path=COOKIE_PATH)
     return response
 

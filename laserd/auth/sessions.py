@@ -248,6 +248,18 @@ class Sessions:
 
     # ------------------------------------------------------------------ revocation
 
+    async def login_of_refresh(self, token: str) -> Principal | None:
+        """Whose login a refresh token belongs to, for logout; None when it proves nothing.
+
+        A spent (but genuine) token is accepted here: ending a login is never harmful.
+        """
+        try:
+            login, _ = await self._verified(token, "refresh")
+        except errors.NotAuthenticated:
+            return None
+        user = await users.get(self._conn, login.user_id)
+        return principal_of(user, login.id) if user is not None else None
+
     async def revoke(self, login_id: str, reason: str) -> bool:
         return await logins.revoke(self._conn, login_id, reason)
 

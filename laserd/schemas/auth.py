@@ -51,6 +51,12 @@ class RefreshIn(StrictModel):
     )
 
 
+class LogoutIn(StrictModel):
+    refresh_token: str = Field(
+        "", max_length=4096, description="ends this token's login when no access token is sent"
+    )
+
+
 class ProfilePatch(StrictModel):
     email: Email | None = None
     full_name: FullName | None = None

@@ -98,3 +98,14 @@ async def test_logout_clears_the_cookie(client, user) -> None:
     assert _set_cookie(r).value == ""
     r = await client.post(REFRESH, json={}, headers=COOKIE)
     assert r.status == 401
+
+
+async def test_logout_with_only_the_cookie(client, user) -> None:
+    """Sign-out still ends the login when the access token is gone or expired."""
+    await login(client, user.username, **COOKIE)
+    r = await client.post(
+        "/api/v1/auth/logout", json={}, headers={**COOKIE, "Authorization": "Bearer expired.junk.x"}
+    )
+    assert r.status == 204
+    r = await client.post(REFRESH, json={}, headers=COOKIE)
+    assert r.status == 401

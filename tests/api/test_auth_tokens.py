@@ -228,3 +228,13 @@ async def test_websocket_style_token_check(client, user) -> None:
     assert key_who.user_id == user.id and key_who.api_key_id
     with pytest.raises(errors.TokenInvalid):
         await auth.principal_from_token(user.refresh_token)
+
+
+async def test_logout_with_a_refresh_token_or_nothing(client, user) -> None:
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": user.refresh_token})
+    assert r.status == 204
+    assert await _status(client, user.token) == (401, "token_invalid")
+    r = await client.post("/api/v1/auth/logout", json={})
+    assert r.status == 204  # nothing to end
+    r = await client.post("/api/v1/auth/logout", json={}, headers=bearer("junk"))
+    assert r.status == 401  # a bad token with nothing else is still an error
