@@ -17,7 +17,18 @@ from aiohttp import web
 
 from laserd import db as dbmod
 from laserd.api import auth as auth_api
-from laserd.api import debug, debug_loop, interlocks, jobs, machine, setup, system, users, ws
+from laserd.api import (
+    debug,
+    debug_loop,
+    debug_metrics,
+    interlocks,
+    jobs,
+    machine,
+    setup,
+    system,
+    users,
+    ws,
+)
 from laserd.api import files as files_api
 from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
@@ -80,6 +91,7 @@ ROUTE_TABLES: list[ApiRoutes] = [
     projects_api.routes,
     files_api.routes,
     debug.routes,
+    debug_metrics.routes,
     machine.routes,
     jobs.routes,
     interlocks.routes,

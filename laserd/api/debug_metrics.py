@@ -1,0 +1,244 @@
+"""Debug-only readings for load, fault and memory benchmarks that run ``laserd serve`` as a child.
+
+A benchmark outside the process cannot see the simulated controller's record (did the planner
+run empty? did the receive buffer overflow? is the beam off?), the laser-enable output, or how
+late the event loop runs its callbacks. These routes expose exactly that, read-only, and only
+with ``[server] debug = true`` (``debug_only``) and for admins: they are measuring instruments,
+never part of the product's API.
+
+The event-loop lag probe is a chain of ``call_later`` callbacks, not a task: each one notes how
+late it ran against when it was due and schedules the next. Nothing is left pending when the
+loop stops, it starts only when asked (``POST /debug/loop-lag``), stops by itself after the
+requested duration, and keeps a bounded number of samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from laserd import errors
+from laserd.api.routing import ApiRoutes
+from laserd.auth.principal import Role
+from laserd.keys import JOBS, SAFETY, SIMULATOR
+
+log = logging.getLogger(__name__)
+
+routes = ApiRoutes("debug")
+
+#: Samples kept per probe run: 10 minutes at the default 5 ms interval.
+MAX_SAMPLES = 120_000
+
+
+class LoopLagProbe:
+    """Measures how late the event loop runs a callback that is due every ``interval_s``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._stop_at = 0.0
+        self.interval_s = 0.005
+        self.samples_s: deque[float] = deque(maxlen=MAX_SAMPLES)
+        self.started_at = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    def start(self, interval_s: float, duration_s: float) -> None:
+        """(Re)start with a fresh set of samples."""
+        self.stop()
+        self.samples_s.clear()
+        self.interval_s = interval_s
+        self.started_at = self._loop.time()
+        self._stop_at = self.started_at + duration_s
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _schedule(self) -> None:
+        self._due = self._loop.time() + self.interval_s
+        self._handle = self._loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        self.samples_s.append(max(0.0, now - self._due))
+        if now >= self._stop_at:
+            self._handle = None
+            return
+        self._schedule()
+
+
+_probes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLagProbe] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _probe() -> LoopLagProbe:
+    """One probe per event loop (tests run several apps, each on its own loop)."""
+    loop = asyncio.get_running_loop()
+    probe = _probes.get(loop)
+    if probe is None:
+        probe = _probes[loop] = LoopLagProbe(loop)
+    return probe
+
+
+class LoopLagStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    interval_ms: float = Field(5.0, ge=1, le=1000, description="how often the probe is due")
+    duration_s: float = Field(300.0, gt=0, le=3600, description="the probe stops by itself")
+
+
+class LoopLagOut(BaseModel):
+    running: bool
+    interval_ms: float
+    samples: int
+    elapsed_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    over_50ms: int = Field(description="callbacks that ran more than 50 ms late")
+
+
+def _summary(samples_s: list[float]) -> dict[str, float | int | None]:
+    """Percentiles of a copy of the samples; sorted in an executor (up to 120k floats)."""
+    if not samples_s:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "over_50ms": 0}
+    ordered = sorted(samples_s)
+    n = len(ordered)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(n - 1, int(q * n))] * 1000.0, 3)
+
+    return {
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(ordered[-1] * 1000.0, 3),
+        "over_50ms": sum(1 for s in ordered if s > 0.050),
+    }
+
+
+async def _lag_out(probe: LoopLagProbe) -> LoopLagOut:
+    loop = asyncio.get_running_loop()
+    samples = list(probe.samples_s)
+    summary = await loop.run_in_executor(None, _summary, samples)
+    return LoopLagOut(
+        running=probe.running,
+        interval_ms=probe.interval_s * 1000.0,
+        samples=len(samples),
+        elapsed_s=round(loop.time() - probe.started_at, 3) if probe.started_at else 0.0,
+        **summary,
+    )
+
+
+@routes.post(
+    "/debug/loop-lag",
+    role=Role.admin,
+    body=LoopLagStart,
+    response=LoopLagOut,
+    debug_only=True,
+    summary="Start (or restart) the event-loop lag probe (debug mode only)",
+)
+async def start_loop_lag(request: web.Request, body: LoopLagStart) -> LoopLagOut:
+    probe = _probe()
+    probe.start(body.interval_ms / 1000.0, body.duration_s)
+    log.info("debug: loop-lag probe every %.1f ms for %.0f s", body.interval_ms, body.duration_s)
+    return await _lag_out(probe)
+
+
+@routes.get(
+    "/debug/loop-lag",
+    role=Role.admin,
+    response=LoopLagOut,
+    debug_only=True,
+    summary="Event-loop lag since the probe started: p50, p99, max (debug mode only)",
+)
+async def read_loop_lag(request: web.Request) -> LoopLagOut:
+    return await _lag_out(_probe())
+
+
+class SimulatorOut(BaseModel):
+    state: str
+    laser_on: bool
+    position_mm: list[float]
+    lines_received: int
+    lines_executed: int
+    bytes_in: int
+    bytes_out: int
+    rx_overflows: int
+    faults: list[str]
+    errors: list[list[int]]
+    alarms: list[int]
+    resets: int
+    banners: int
+    blocks_executed: int
+    planner_starved_s: float
+    starvations: int
+
+
+@routes.get(
+    "/debug/simulator",
+    role=Role.admin,
+    response=SimulatorOut,
+    debug_only=True,
+    errors=(404,),
+    summary="The simulated controller's record: overflows, faults, starvation (debug mode only)",
+)
+async def read_simulator(request: web.Request) -> SimulatorOut:
+    sim = request.app.get(SIMULATOR)
+    if sim is None:
+        raise errors.NotFound("No simulated controller is running.")
+    rec = sim.record_snapshot()
+    return SimulatorOut(
+        state=rec.state,
+        laser_on=bool(sim.laser_on),
+        position_mm=list(rec.position_mm),
+        lines_received=rec.lines_received,
+        lines_executed=rec.lines_executed,
+        bytes_in=rec.bytes_in,
+        bytes_out=rec.bytes_out,
+        rx_overflows=rec.rx_overflows,
+        faults=rec.faults[:20],
+        errors=[list(e) for e in rec.errors[:20]],
+        alarms=rec.alarms[:20],
+        resets=rec.resets,
+        banners=rec.banners,
+        blocks_executed=rec.blocks_executed,
+        planner_starved_s=round(rec.planner_starved_s, 4),
+        starvations=rec.starvations,
+    )
+
+
+class LaserEnableOut(BaseModel):
+    present: bool = Field(description="a laser-enable output is configured")
+    armed: bool = Field(description="the supervisor allows the laser")
+    output_on: bool = Field(description="the pin is at its 'on' level right now")
+    job_active: bool
+
+
+@routes.get(
+    "/debug/laser-enable",
+    role=Role.admin,
+    response=LaserEnableOut,
+    debug_only=True,
+    summary="The laser-enable output as the GPIO layer sees it (debug mode only)",
+)
+async def read_laser_enable(request: web.Request) -> LaserEnableOut:
+    enable: Any = request.app[SAFETY].laser_enable
+    jobs = request.app.get(JOBS)
+    return LaserEnableOut(
+        present=bool(enable.present),
+        armed=bool(enable.armed),
+        output_on=bool(enable.value),
+        job_active=jobs is not None and jobs.active is not None,
+    )
