@@ -90,7 +90,7 @@ class ErrorDiffuser:
         self.by_weight = [(np.float32(w / self.divisor), t) for w, t in sorted(by_weight.items())]
 
     @staticmethod
-    def band_rows(width_px: int, k: int, budget_bytes: int = 24 << 20) -> int:
+    def band_rows(width_px: int, k: int, budget_bytes: int = 12 << 20) -> int:
         """Rows per band so that the skewed working array stays within ``budget_bytes``."""
         rows = 16
         while rows < 4096 and (width_px + k * (2 * rows + 2)) * (2 * rows + 2) * 4 <= budget_bytes:

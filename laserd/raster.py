@@ -41,8 +41,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
 
-#: Rows handled per chunk for the non-diffusing modes: bounds the temporary arrays.
+#: Pixels per row chunk: bounds the temporary arrays, and small chunks stay in the CPU cache
+#: (measured: 64 Ki pixels is about twice as fast as 1 Mi on the 2000×2000 benchmark).
 CHUNK_PIXELS = 1 << 16
+#: S values are held as uint16.
+MAX_POWER_S = 65535
 
 
 class ImageError(LaserdError):
@@ -188,10 +191,11 @@ def iter_power_rows(
                 yield r0, lut[block]
         return
     diffuser = ErrorDiffuser(mode.value, w)
-    rows = ErrorDiffuser.band_rows(w, diffuser.k)
-    for r0 in range(0, h, rows):
-        burn = diffuser.process(dark[gray[r0 : r0 + rows]])
-        yield r0, np.where(burn, s_on, 0).astype(np.uint16)
+    band = ErrorDiffuser.band_rows(w, diffuser.k)
+    for b0 in range(0, h, band):
+        burn = diffuser.process(dark[gray[b0 : b0 + band]])
+        for r in range(0, burn.shape[0], rows):  # hand the writer cache-sized chunks
+            yield b0 + r, np.where(burn[r : r + rows], s_on, 0).astype(np.uint16)
 
 
 def prepare(src: Path, laser: LaserSettings, max_megapixels: float) -> np.ndarray:
@@ -245,8 +249,11 @@ def _word_table(words: list[bytes]) -> tuple[list[np.ndarray], np.ndarray]:
 class RasterWriter:
     """Turns chunks of S rows into G-code lines, tracking modal state and statistics."""
 
-    def __init__(self, fh: BinaryIO, laser: LaserSettings, width_px: int, height_px: int,
-                 max_power_s: int) -> None:  # fmt: skip
+    def __init__(
+        self, fh: BinaryIO, laser: LaserSettings, width_px: int, height_px: int, max_power_s: int
+    ) -> None:
+        if not 1 <= max_power_s <= MAX_POWER_S:
+            raise ValueError(f"max_power_s must be 1..{MAX_POWER_S}, not {max_power_s}")
         self.fh = fh
         self.laser = laser
         self.w, self.h = width_px, height_px
@@ -272,7 +279,8 @@ class RasterWriter:
         self.reset_state()
 
     def reset_state(self) -> None:
-        """Forget the modal state: the next pass must not rely on what the previous left."""
+        """Modal state unknown: the body written next states every word it relies on, so a
+        pass can be repeated byte for byte whatever the previous one left behind."""
         self.cur_x: bytes | None = None
         self.cur_y: bytes | None = None
         self.s_state = -1

@@ -378,3 +378,25 @@ def test_dithers_keep_the_average_darkness(level: float) -> None:
     for kernel in ("jarvis", "stucki", "sierra"):
         out = ErrorDiffuser(kernel, 64).process(flat)
         assert out.mean() == pytest.approx(level, abs=0.02), kernel
+
+
+@pytest.mark.parametrize("mode", ["grayscale", "jarvis", "floyd_steinberg", "ordered"])
+@pytest.mark.parametrize("overscan", [0.0, 1.0])
+def test_round_trip_across_many_small_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, overscan: float
+) -> None:
+    """Chunk borders: direction parity, carried S state and diffusion errors continue."""
+    import laserd.raster
+
+    monkeypatch.setattr(laserd.raster, "CHUNK_PIXELS", 64 * 3)  # three rows per chunk
+    src = tmp_path / "test.png"
+    make_test_image(src)
+    laser = LaserSettings(dither=mode, overscan_mm=overscan, line_interval_mm=0.5)
+    small = power_map(src, laser, max_power_s=MAX_S, max_megapixels=9)
+    _, gcode = convert(tmp_path, src, laser)
+    got, counts = render(gcode, small.shape, 0.5, (0, 0), overscan)
+    np.testing.assert_array_equal(got, small)
+    assert abs(counts["reversed_rows"] - counts["forward_rows"]) <= 1
+    monkeypatch.setattr(laserd.raster, "CHUNK_PIXELS", 1 << 16)
+    whole = power_map(src, laser, max_power_s=MAX_S, max_megapixels=9)
+    np.testing.assert_array_equal(small, whole)
