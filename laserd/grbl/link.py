@@ -50,17 +50,12 @@ import functools
 import logging
 import os
 import re
-import select
 import threading
-import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 import serial
-import serial_asyncio
 
 from laserd.events import EventHub
 from laserd.grbl.counting import CharCounter
@@ -89,144 +84,21 @@ from laserd.grbl.protocol import (
     normalise_line,
     parse_line,
 )
+from laserd.grbl.serial_io import QuietCloseTransport, SerialLineProtocol, write_all
+from laserd.grbl.stream import (
+    READ_AHEAD_LINES,
+    QueuedLine,
+    StreamProgress,
+    StreamState,
+    iter_file_lines,
+)
 
 log = logging.getLogger(__name__)
 
+__all__ = ["GrblLink", "LineListener", "StreamProgress", "iter_file_lines"]
+
 LineListener = Callable[[str, str], None]
 _SET_RE = re.compile(r"^\$(\d+)=(.*)$")
-
-#: How many normalised lines a stream reads ahead of the controller.
-_READ_AHEAD_LINES = 64
-
-
-@dataclass(slots=True)
-class StreamProgress:
-    """Where a stream stands. Line counts include blank/comment-only lines, which are not
-    sent but count as done once every line before them is acknowledged."""
-
-    lines_sent: int = 0
-    lines_acked: int = 0
-    bytes_sent: int = 0
-    last_lineno: int | None = None
-    elapsed_s: float = 0.0
-
-
-class _Item:
-    """One line in the queue or in flight."""
-
-    __slots__ = ("consumed", "data", "future", "lineno", "replies", "stream", "text")
-
-    def __init__(
-        self,
-        text: str,
-        *,
-        future: asyncio.Future[list[str]] | None = None,
-        stream: _Stream | None = None,
-        lineno: int | None = None,
-        consumed: int = 1,
-    ) -> None:
-        self.text = text
-        self.data = (text + "\n").encode("ascii")
-        self.future = future
-        self.stream = stream
-        self.lineno = lineno
-        self.consumed = consumed
-        self.replies: list[str] | None = [] if future is not None else None
-
-
-class _Stream:
-    """State of the one running stream, shared by its producer and the link's ack path."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        on_progress: Callable[[StreamProgress], None] | None,
-        progress_interval_s: float,
-    ) -> None:
-        self.buf: deque[_Item] = deque()
-        self.need_more = asyncio.Event()
-        self.need_more.set()
-        self.done: asyncio.Future[StreamProgress] = loop.create_future()
-        self.progress = StreamProgress()
-        self.exhausted = False
-        self.trailing = 0
-        self.outstanding = 0
-        self.started = time.monotonic()
-        self.on_progress = on_progress
-        self.progress_interval_s = progress_interval_s
-        self.next_progress = 0.0
-
-    @property
-    def active(self) -> bool:
-        return not self.done.done()
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)
-            self.buf.clear()
-            self.need_more.set()  # wake the producer so it notices and stops
-
-    def report(self, force: bool = False) -> None:
-        now = time.monotonic()
-        self.progress.elapsed_s = now - self.started
-        if self.on_progress is not None and (force or now >= self.next_progress):
-            self.next_progress = now + self.progress_interval_s
-            try:
-                self.on_progress(self.progress)
-            except Exception:
-                log.exception("stream progress callback failed")
-
-    def maybe_finish(self) -> None:
-        if self.exhausted and self.outstanding == 0 and not self.buf and not self.done.done():
-            self.progress.lines_acked += self.trailing
-            self.trailing = 0
-            self.report(force=True)
-            self.done.set_result(self.progress)
-
-
-class _SerialProtocol(asyncio.Protocol):
-    """Splits received bytes into lines for the link; reports the loss of the port."""
-
-    def __init__(self, link: GrblLink) -> None:
-        self._link = link
-        self._partial = b""
-
-    def data_received(self, data: bytes) -> None:
-        if self._partial:
-            data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        if len(self._partial) > 4096:  # noise without newlines: do not grow forever
-            self._partial = b""
-        on_line = self._link._on_line
-        for raw in lines:
-            line = raw.decode("ascii", "replace").strip()
-            if line:
-                on_line(line)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._link._on_lost(self, exc)
-
-
-class _Transport(serial_asyncio.SerialTransport):
-    """pyserial-asyncio's transport without the ``tcdrain`` on close.
-
-    The stock transport drains the output (``Serial.flush``) on the event loop before closing;
-    on a stalled or vanished port that can block the loop, and the link closes the port only
-    when it is giving up on it anyway.
-    """
-
-    def _call_connection_lost(self, exc: Exception | None) -> None:
-        ser, protocol = self._serial, self._protocol
-        try:
-            if protocol is not None:
-                protocol.connection_lost(exc)
-        finally:
-            self._write_buffer.clear()
-            self._serial = None
-            self._protocol = None
-            self._loop = None
-            if ser is not None:
-                ser.close()
 
 
 class GrblLink:
@@ -261,14 +133,14 @@ class GrblLink:
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._transport: _Transport | None = None
-        self._protocol: _SerialProtocol | None = None
+        self._transport: QuietCloseTransport | None = None
+        self._protocol: SerialLineProtocol | None = None
         self._fd: int | None = None
         self._fd_lock = threading.Lock()
 
-        self._counter: CharCounter[_Item] = CharCounter(rx_buffer_bytes)
-        self._pending: deque[_Item] = deque()
-        self._stream: _Stream | None = None
+        self._counter: CharCounter[QueuedLine] = CharCounter(rx_buffer_bytes)
+        self._pending: deque[QueuedLine] = deque()
+        self._stream: StreamState | None = None
         #: Lines are held back until the controller is known to be in step with our counting:
         #: after opening the port or a soft reset, until its banner (``_awaiting_banner``);
         #: after an alarm, until what was in flight is answered or given up (``_settling``).
@@ -421,7 +293,7 @@ class GrblLink:
                 self._resets_sent += 1
                 seq = self._resets_sent
             try:
-                written = _write_all(fd, data)
+                written = write_all(fd, data)
             except OSError as exc:
                 log.warning("real-time byte 0x%02x not written: %s", value, exc)
                 return False
@@ -449,7 +321,7 @@ class GrblLink:
         if self._fd is None or self._loop is None:
             raise LinkDown()
         fut: asyncio.Future[list[str]] = self._loop.create_future()
-        self._enqueue(_Item(text, future=fut))
+        self._enqueue(QueuedLine(text, future=fut))
         try:
             replies = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
         except TimeoutError:
@@ -502,7 +374,7 @@ class GrblLink:
             raise LinkDown()
         if self.streaming:
             raise StreamCancelled("Another stream is running.", code="machine_busy")
-        st = _Stream(self._loop, on_progress, progress_interval_s)
+        st = StreamState(self._loop, on_progress, progress_interval_s)
         self._stream = st
         producer = asyncio.create_task(self._produce(st, lines), name="grbl-stream-producer")
         self._kick_poller()
@@ -525,7 +397,7 @@ class GrblLink:
                 self._pending = deque(i for i in self._pending if i.stream is not st)
 
     async def _produce(
-        self, st: _Stream, lines: Iterable[tuple[int, str]] | AsyncIterable[tuple[int, str]]
+        self, st: StreamState, lines: Iterable[tuple[int, str]] | AsyncIterable[tuple[int, str]]
     ) -> None:
         skipped = 0
         try:
@@ -534,7 +406,7 @@ class GrblLink:
                     if not st.active:
                         return
                     skipped = self._offer(st, lineno, text, skipped)
-                    while len(st.buf) >= _READ_AHEAD_LINES and st.active:
+                    while len(st.buf) >= READ_AHEAD_LINES and st.active:
                         st.need_more.clear()
                         await st.need_more.wait()
             else:
@@ -542,7 +414,7 @@ class GrblLink:
                     if not st.active:
                         return
                     skipped = self._offer(st, lineno, text, skipped)
-                    while len(st.buf) >= _READ_AHEAD_LINES and st.active:
+                    while len(st.buf) >= READ_AHEAD_LINES and st.active:
                         st.need_more.clear()
                         await st.need_more.wait()
         except LineRefused as exc:
@@ -559,11 +431,11 @@ class GrblLink:
             st.exhausted = True
             st.maybe_finish()
 
-    def _offer(self, st: _Stream, lineno: int, text: str, skipped: int) -> int:
+    def _offer(self, st: StreamState, lineno: int, text: str, skipped: int) -> int:
         norm = normalise_line(text, lineno=lineno)
         if not norm:
             return skipped + 1
-        item = _Item(norm, stream=st, lineno=lineno, consumed=skipped + 1)
+        item = QueuedLine(norm, stream=st, lineno=lineno, consumed=skipped + 1)
         if len(item.data) > self._counter.capacity:
             raise LineRefused(
                 f"line does not fit the controller's {self._counter.capacity}-byte buffer",
@@ -646,7 +518,7 @@ class GrblLink:
 
     # ------------------------------------------------------------------ internals: queue
 
-    def _enqueue(self, item: _Item) -> None:
+    def _enqueue(self, item: QueuedLine) -> None:
         if len(item.data) > self._counter.capacity:
             raise LineRefused(
                 f"line does not fit the controller's {self._counter.capacity}-byte buffer",
@@ -660,7 +532,7 @@ class GrblLink:
             return
         counter = self._counter
         chunks: list[bytes] = []
-        sent: list[_Item] = []
+        sent: list[QueuedLine] = []
         pending = self._pending
         st = self._stream
         while True:
@@ -669,7 +541,7 @@ class GrblLink:
                 if item.future is not None and item.future.done():
                     pending.popleft()  # timed out or cancelled before it was sent
                     continue
-                source: deque[_Item] = pending
+                source: deque[QueuedLine] = pending
             elif st is not None and st.buf:
                 item = st.buf[0]
                 source = st.buf
@@ -690,7 +562,7 @@ class GrblLink:
             return
         data = b"".join(chunks)
         self._write(data)
-        if st is not None and len(st.buf) < _READ_AHEAD_LINES // 2:
+        if st is not None and len(st.buf) < READ_AHEAD_LINES // 2:
             st.need_more.set()
         if self._listeners:
             for item in sent:
@@ -1006,13 +878,13 @@ class GrblLink:
         ser = await self._loop.run_in_executor(
             None, functools.partial(serial.serial_for_url, self._port,
                                     baudrate=self._baudrate, exclusive=True))
-        protocol = _SerialProtocol(self)
+        protocol = SerialLineProtocol(self._on_line, self._on_lost)
         self._awaiting_banner = True
         self._end_settling()
         self._counter.clear()
         self._rx_learned = False
         self._protocol = protocol
-        self._transport = _Transport(self._loop, protocol, ser)
+        self._transport = QuietCloseTransport(self._loop, protocol, ser)
         with self._fd_lock:
             self._fd = ser.fd
         log.info("opened %s at %d baud", self._port, self._baudrate)
@@ -1054,7 +926,7 @@ class GrblLink:
         self._awaiting_banner = False
         self._pump()
 
-    def _on_lost(self, protocol: _SerialProtocol, exc: Exception | None) -> None:
+    def _on_lost(self, protocol: SerialLineProtocol, exc: Exception | None) -> None:
         if protocol is not self._protocol:
             return
         if not self._closing and self._want_connected:
@@ -1097,47 +969,3 @@ class GrblLink:
             running = self.streaming or self._state in MOVING_STATES
             self.realtime(RT.STATUS)
             await asyncio.sleep(self._running_period_s if running else self._idle_period_s)
-
-
-def _write_all(fd: int, data: bytes, timeout_s: float = 0.05) -> bool:
-    """os.write that waits briefly (select) when the non-blocking port is momentarily full."""
-    deadline = time.monotonic() + timeout_s
-    while data:
-        try:
-            n = os.write(fd, data)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        data = data[n:]
-        if data:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            select.select([], [fd], [], remaining)
-    return True
-
-
-async def iter_file_lines(
-    path: str | Path, *, chunk_bytes: int = 64 * 1024, first_lineno: int = 1
-) -> AsyncIterator[tuple[int, str]]:
-    """Yield ``(lineno, text)`` from a G-code file read in chunks off the event loop.
-
-    The file is never loaded whole; each chunk is read and decoded in the default executor.
-    Undecodable bytes become U+FFFD, which :func:`normalise_line` refuses outside comments.
-    """
-    loop = asyncio.get_running_loop()
-    fh = await loop.run_in_executor(None, functools.partial(open, path, "rb"))
-    try:
-        lineno = first_lineno
-        partial = b""
-        while True:
-            chunk = await loop.run_in_executor(None, fh.read, chunk_bytes)
-            if not chunk:
-                break
-            *lines, partial = (partial + chunk).split(b"\n")
-            for raw in lines:
-                yield lineno, raw.decode("utf-8", "replace")
-                lineno += 1
-        if partial:
-            yield lineno, partial.decode("utf-8", "replace")
-    finally:
-        await loop.run_in_executor(None, fh.close)
