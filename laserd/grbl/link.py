@@ -247,6 +247,7 @@ class GrblLink:
                 await self._supervisor
             self._supervisor = None
         self._drop(LinkDown("The link was closed."))
+        await asyncio.sleep(0)  # let the transport close the port before the loop may end
 
     async def connect(self, timeout_s: float = 15.0) -> None:
         """Open the port now (and keep it open across unplugs). Raises LinkDown if the next

@@ -307,3 +307,47 @@ async def test_disconnect_and_connect_on_request(make_peer):
         assert await link.command("G0X1") == []
     finally:
         await link.close()
+
+
+async def test_connect_to_a_missing_port_raises_and_autoconnect_off_stays_put(tmp_path):
+    link = GrblLink(str(tmp_path / "nothing-here"), 115200, reconnect_s=0.1,
+                    autoconnect=False)
+    await link.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert link.state == "disconnected"  # autoconnect off: no attempt by itself
+        with pytest.raises(LinkDown):
+            await link.connect(timeout_s=10)
+        assert not link.connected
+    finally:
+        await link.close()
+
+
+async def test_learns_the_receive_buffer_from_build_options(make_peer):
+    peer = make_peer()
+    link = await _link(peer, rx_buffer_bytes=64)
+    try:
+        assert link.rx_buffer_bytes == 128  # from [OPT:VL,15,128]
+    finally:
+        await link.close()
+
+
+async def test_line_listener_sees_console_traffic_not_status(make_peer):
+    peer = make_peer()
+    link = await _link(peer)
+    seen: list[tuple[str, str]] = []
+    everything: list[tuple[str, str]] = []
+    link.add_line_listener(lambda d, line: seen.append((d, line)))
+    link.add_line_listener(lambda d, line: everything.append((d, line)),
+                           include_status=True, include_stream=True)
+    try:
+        assert await link.command("$$") == ["$0=10", "$30=1000", "$32=1"]
+        await link.stream([(1, "G0 X1"), (2, "G0 X2")])
+        await link.wait_for_status(lambda s: True, 5)
+        assert ("tx", "$$") in seen and ("rx", "$32=1") in seen and ("rx", "ok") in seen
+        assert not any(line.startswith("<") for _, line in seen)
+        assert ("tx", "G0X1") not in seen
+        assert ("tx", "G0X1") in everything
+        assert any(line.startswith("<") for _, line in everything)
+    finally:
+        await link.close()
