@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import multiprocessing
@@ -174,6 +175,10 @@ class StoredUpload:
     stored_name: str
 
 
+#: ``OSError.errno`` values that mean the disk (or the process's file-size limit) is full.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
@@ -263,8 +268,15 @@ async def receive_upload(request: web.Request, settings: Settings) -> StoredUplo
         settings.uploads_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await loop.run_in_executor(None, sink.finish, settings.uploads_dir / stored_name)
         return StoredUpload(name, kind, size, sink.sha.hexdigest(), stored_name)
-    except BaseException:
+    except BaseException as exc:
         await asyncio.shield(loop.run_in_executor(None, sink.discard))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            # The disk filled up while the body streamed in (the size was not declared, or
+            # something else wrote meanwhile): the part file is gone, answer 507, not 500.
+            log.warning("upload refused: the disk filled up while writing it (%s)", exc)
+            raise errors.InsufficientStorage(
+                "The disk of the laserd host filled up while storing this file."
+            ) from None
         raise
 
 
