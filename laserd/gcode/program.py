@@ -22,7 +22,9 @@ from laserd.gcode.interp import Interpreter, ModalState
 from laserd.gcode.lexer import lex_line
 from laserd.gcode.segments import Segments
 
-BLOCK_BYTES = 1 << 20
+#: Read size: large enough to amortise numpy's per-call cost, small enough for the CPU cache
+#: (measured faster and lighter than 1 MiB on the 100 MB benchmark).
+BLOCK_BYTES = 1 << 18
 #: When a block is not plain, it is retried in pieces of about this size.
 PIECE_BYTES = 32 * 1024
 
