@@ -325,6 +325,7 @@ class Processing:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await self._loop.run_in_executor(None, self._remove_stale_temporaries)
         for _ in range(self._settings.processing.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name="processing-worker"))
         leftovers = await files_store.unfinished_ids(self._conn)
@@ -352,6 +353,15 @@ class Processing:
         if self._reader is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._reader.join, 2.0)
             self._reader = None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Half-written outputs and uploads of a previous run (killed mid-write); nothing else
+        writes there before the app starts serving."""
+        s = self._settings
+        stale = [*s.generated_dir.glob(".*.tmp"), *s.tmp_dir.glob("upload-*.part")]
+        remove_paths(stale)
+        if stale:
+            log.info("removed %d stale temporary file(s)", len(stale))
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

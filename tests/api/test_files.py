@@ -433,3 +433,15 @@ async def test_progress_and_status_events_on_the_websocket(client: Any, user: Ac
     await ws.close()
     assert statuses[-1] == "ready"
     assert "processing" in statuses
+
+
+async def test_stale_temporaries_are_removed_at_start(aiohttp_client: Any, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state")
+    for folder in (settings.generated_dir, settings.tmp_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    (settings.generated_dir / ".7.gcode.abc.tmp").write_bytes(b"half")
+    (settings.tmp_dir / "upload-xyz.part").write_bytes(b"half")
+    (settings.generated_dir / "7.gcode").write_bytes(b"G0X1\n")  # a real output stays
+    await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+    assert [p.name for p in settings.generated_dir.iterdir()] == ["7.gcode"]
+    assert list(settings.tmp_dir.iterdir()) == []
