@@ -53,7 +53,12 @@ class Daemon:
     """One laserd process. ``start()`` waits for /health; ``stop()`` terminates it."""
 
     def __init__(
-        self, state_dir: Path, *, resume_delay_s: float = 2, time_scale: float = 50
+        self,
+        state_dir: Path,
+        *,
+        resume_delay_s: float = 2,
+        time_scale: float = 50,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.port = free_port()
@@ -76,6 +81,7 @@ class Daemon:
         self.env.pop("LASERD_CONFIG", None)
         # Extra daemon environment as JSON, e.g. '{"LASERD_SIMULATOR__TIME_SCALE": "100"}'.
         self.env.update(json.loads(os.environ.get("LASERD_UI_TEST_ENV", "{}")))
+        self.env.update(extra_env or {})
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 60) -> Daemon:
@@ -206,6 +212,16 @@ class Daemon:
             raw=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
+
+    def wait_machine_idle(self, token: str, timeout_s: float = 60) -> Any:
+        """The simulated controller connects a moment after start: wait for it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            m = self.api("GET", "/machine", token=token)
+            if m.get("connected") and str(m.get("state")).lower() == "idle":
+                return m
+            time.sleep(0.2)
+        raise TimeoutError("the controller did not become idle")
 
     def wait_file_ready(self, token: str, file_id: Any, timeout_s: float = 90) -> Any:
         deadline = time.monotonic() + timeout_s

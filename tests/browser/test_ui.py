@@ -8,6 +8,7 @@ long G-code file) and to trip the simulated lid switch.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,7 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any, artifacts: P
     project = daemon.api("POST", "/projects", {"name": "Lid test"}, token=token)
     f = daemon.upload(token, project["id"], "long.gcode", long_gcode(), "text/plain")
     daemon.wait_file_ready(token, f["id"])
+    daemon.wait_machine_idle(token)
 
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)
@@ -308,6 +310,34 @@ def test_admin_console_and_controller_settings(daemon: Daemon, new_page: Any) ->
         new
     )  # type: ignore[attr-defined]
     watch.check()
+
+
+def test_job_waits_for_the_start_button(tmp_path: Path, new_page: Any) -> None:
+    d = Daemon(
+        tmp_path / "state",
+        extra_env={"LASERD_SAFETY__START_BUTTON": "{pin=22, timeout_s=120}"},
+    ).start()
+    try:
+        token = d.create_admin("starter", "press start 1")
+        project = d.api("POST", "/projects", {"name": "Start button"}, token=token)
+        f = d.upload(token, project["id"], "short.gcode", long_gcode(20), "text/plain")
+        d.wait_file_ready(token, f["id"])
+        d.wait_machine_idle(token)
+        page, watch = new_page()
+        sign_in(page, d, "starter", "press start 1")
+        expect(page.locator(".lights li")).to_have_count(1)  # the button is not an interlock
+        d.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
+        expect(page.locator(".job-state")).to_have_text("Press the start button on the machine.")
+        expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
+        d.api("POST", "/debug/gpio/start", {"safe": False}, token=token)
+        time.sleep(0.3)  # a real press lasts longer than the button's debounce
+        d.api("POST", "/debug/gpio/start", {"safe": True}, token=token)
+        bar = page.get_by_role("progressbar", name="Job progress")
+        expect(bar).to_have_attribute("aria-valuenow", "100", timeout=LONG_S)
+        expect(page.locator(".job-title")).to_have_text("Last job: short.gcode")
+        watch.check()
+    finally:
+        d.stop()
 
 
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
