@@ -11,6 +11,7 @@ each worker when it starts. Workers run at a lower CPU priority for the same rea
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -137,6 +138,14 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         return ProcessResult(False, error=exc.message)
     except MemoryError:
         return ProcessResult(False, error="the file needs more memory than is available")
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            log.exception("processing file %s failed", req.file_id)
+            return ProcessResult(False, error=f"internal error while processing ({exc.strerror})")
+        # The disk filled up while writing the G-code or a preview: the atomic writers have
+        # already removed their temporary files; say so in words the user can act on.
+        log.warning("processing file %s: the disk is full (%s)", req.file_id, exc)
+        return ProcessResult(False, error="not enough free disk space to write the result")
     except Exception as exc:
         log.exception("processing file %s failed", req.file_id)
         return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")
