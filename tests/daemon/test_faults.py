@@ -1,0 +1,270 @@
+"""Faults injected during a job, and what must hold afterwards.
+
+For every fault: nothing is lost or half-written (an upload is complete or absent, the database
+passes ``PRAGMA integrity_check``, job rows agree with what happened), the laser-enable output
+is off, and laserd keeps serving. Faults that can be injected into the running program (the
+board rebooting, a full disk, a database locked by another process) run against the real app
+in-process; the ones that need a process to die or its clock to jump run ``laserd serve`` as a
+child (tests/daemon/harness.py).
+
+Covered elsewhere (not repeated here): serial unplug, alarm and ``error:N`` mid-job in
+tests/api/test_jobs.py; SIGTERM and a single ``kill -9`` mid-job in
+tests/daemon/test_jobs_shutdown.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from laserd.keys import DB, LINK, SAFETY, SETTINGS, SIMULATOR
+from tests.api.conftest import Account, create_account
+from tests.api.machine_helpers import raster_lines, ready_file, sim_client, sim_settings, wait_for
+
+SAMPLE_PNG = Path("/work/shared/data/camera.png")
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def job_of(client: Any, job_id: int, account: Account) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def until_job(client: Any, job_id: int, account: Account, *states: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        job = await job_of(client, job_id, account)
+        return job if job["state"] in states else None
+
+    return await wait_for(check, 60, 0.05)
+
+
+async def start_job(client: Any, account: Account, lines: list[str]) -> dict[str, Any]:
+    f = await ready_file(client, account.id, lines)
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=account.headers)
+    assert r.status == 201, await r.text()
+    job = await r.json()
+    return await until_job(client, job["id"], account, "running")
+
+
+def laser_is_off(app: Any) -> bool:
+    """The laser-enable output as the GPIO layer sees it, and the simulated beam."""
+    enable = app[SAFETY].laser_enable
+    return not enable.armed and not enable.value and not app[SIMULATOR].laser_on
+
+
+async def integrity(client: Any) -> str:
+    async with client.app[DB].execute("PRAGMA integrity_check") as cur:
+        return (await cur.fetchone())[0]
+
+
+async def job_rows(client: Any) -> list[tuple[int, str, int, int, int]]:
+    sql = "SELECT id, state, lines_acked, lines_sent, lines_total FROM jobs ORDER BY id"
+    async with client.app[DB].execute(sql) as cur:
+        return [tuple(r) for r in await cur.fetchall()]
+
+
+async def serving(client: Any, account: Account) -> None:
+    """The daemon still answers reads and writes."""
+    r = await client.get("/api/v1/machine", headers=account.headers)
+    assert r.status == 200, await r.text()
+    r = await client.post("/api/v1/projects", json={"name": "after"}, headers=account.headers)
+    assert r.status == 201, await r.text()
+
+
+def gcode_bytes(moves: int) -> bytes:
+    lines = ["G21", "G90", "M4 S0", "G1 F3000"]
+    lines += [
+        f"G1 X{(i % 200) * 0.5:.1f} Y{(i // 200) * 0.1:.1f} S{i % 1000}" for i in range(moves)
+    ]
+    return ("\n".join(lines + ["M5"]) + "\n").encode()
+
+
+async def chunked(data: bytes, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A body without Content-Length (chunked): the size is only known as it arrives."""
+    for i in range(0, len(data), chunk):
+        yield data[i : i + chunk]
+        await asyncio.sleep(0)
+
+
+def multipart_chunks(name: str, content: bytes, boundary: str = "faultboundary") -> list[bytes]:
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return [head, content, f"\r\n--{boundary}--\r\n".encode()]
+
+
+async def upload_chunked(client: Any, account: Account, project_id: int, name: str, data: bytes):
+    boundary = "faultboundary"
+    body = b"".join(multipart_chunks(name, data, boundary))
+    return await client.post(
+        f"/api/v1/projects/{project_id}/files",
+        data=chunked(body),
+        headers={
+            **account.headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+
+
+def files_on_disk(state_dir: Path, *subdirs: str) -> list[Path]:
+    out: list[Path] = []
+    for sub in subdirs:
+        base = state_dir / sub
+        if base.exists():
+            out += [p for p in base.rglob("*") if p.is_file()]
+    return out
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, tmp_path: Path) -> Any:
+    return await sim_client(aiohttp_client, sim_settings(tmp_path / "state"))
+
+
+@pytest.fixture
+async def user(client: Any) -> Account:
+    return await create_account(client, "user")
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
+    """A small tmpfs at ``path`` (root only): a disk that really fills up (ENOSPC)."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+# --------------------------------------------------------------------------- controller reset
+
+
+async def test_controller_reboot_mid_job_fails_it_with_the_laser_off(client, user) -> None:
+    job = await start_job(client, user, raster_lines(400, 40))
+    sim = client.app[SIMULATOR]
+    await wait_for(lambda: sim.laser_on, 10)
+    sim.reset_controller()  # the board reboots: banner, planner and position gone
+    done = await until_job(client, job["id"], user, "failed")
+    assert "reset" in done["error"]
+    assert laser_is_off(client.app)
+    assert 0 < done["lines_acked"] <= done["lines_sent"] <= done["lines_total"]
+    link = client.app[LINK]
+    await wait_for(lambda: link.connected and link.state in ("idle", "alarm"), 30)
+    r = await client.get("/api/v1/machine", headers=user.headers)
+    body = await r.json()
+    assert r.status == 200 and body["job"] is None
+    assert [row[1] for row in await job_rows(client)] == ["failed"]
+    assert await integrity(client) == "ok"
+    await serving(client, user)
+    # Nothing resumed by itself: the board stays where the reboot left it.
+    before = sim.record_snapshot().lines_received
+    await asyncio.sleep(0.5)
+    assert sim.record_snapshot().lines_received == before
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+@pytest.fixture
+async def small_disk(aiohttp_client: Any, tmp_path: Path, request: Any) -> AsyncIterator[Any]:
+    """The whole state folder (database included) on a small tmpfs (``size_kb`` via indirect
+    parametrisation, 3 MB by default) with no free-space margin, so writes really run into
+    ENOSPC instead of being refused up front."""
+    size_kb = getattr(request, "param", 3 * 1024)
+    with tmpfs(tmp_path / "state", size_kb) as state:
+        settings = sim_settings(state, storage={"min_free_mb": 0})
+        client = await sim_client(aiohttp_client, settings)
+        yield client
+        await client.close()
+
+
+async def test_disk_full_during_upload_leaves_no_trace(small_disk) -> None:
+    client = small_disk
+    user = await create_account(client, "user")
+    r = await client.post("/api/v1/projects", json={"name": "full"}, headers=user.headers)
+    project = await r.json()
+    state = client.app[SETTINGS].storage.state_dir
+    before = files_on_disk(state, "uploads", "tmp", "generated")
+
+    big = gcode_bytes(250_000)  # ~8 MB: cannot fit in 3 MB
+    r = await upload_chunked(client, user, project["id"], "big.gcode", big)
+    assert r.status == 507, await r.text()
+    assert (await r.json())["error"]["code"] == "insufficient_storage"
+
+    assert files_on_disk(state, "uploads", "tmp", "generated") == before  # no half file
+    async with client.app[DB].execute("SELECT COUNT(*) FROM files") as cur:
+        assert (await cur.fetchone())[0] == 0
+    assert await integrity(client) == "ok"
+    # The space is given back: a small file goes through and is processed.
+    small = gcode_bytes(200)
+    r = await upload_chunked(client, user, project["id"], "small.gcode", small)
+    assert r.status == 201, await r.text()
+    f = await r.json()
+
+    async def ready() -> dict | None:
+        got = await (await client.get(f"/api/v1/files/{f['id']}", headers=user.headers)).json()
+        return got if got["status"] in ("ready", "failed") else None
+
+    assert (await wait_for(ready, 60, 0.1))["status"] == "ready"
+    assert laser_is_off(client.app)
+    await serving(client, user)
+
+
+async def upload_and_settle(client: Any, account: Account, name: str, data: bytes) -> dict:
+    r = await client.post("/api/v1/projects", json={"name": name}, headers=account.headers)
+    project = await r.json()
+    r = await upload_chunked(client, account, project["id"], name, data)
+    assert r.status == 201, await r.text()
+    f = await r.json()
+
+    async def settled() -> dict | None:
+        r = await client.get(f"/api/v1/files/{f['id']}", headers=account.headers)
+        got = await r.json()
+        return got if got["status"] in ("ready", "failed") else None
+
+    return await wait_for(settled, 120, 0.1)
+
+
+@pytest.mark.parametrize("small_disk", [1536], indirect=True)
+async def test_disk_full_during_gcode_generation_fails_the_file_cleanly(small_disk) -> None:
+    """camera.png (140 kB) fits on a 1.5 MB disk; its raster G-code (about 1.9 MB) does not."""
+    client = small_disk
+    user = await create_account(client, "user")
+    state = client.app[SETTINGS].storage.state_dir
+    f = await upload_and_settle(client, user, "camera.png", SAMPLE_PNG.read_bytes())
+    assert f["status"] == "failed", f
+    assert "space" in f["error"].lower(), f["error"]
+    # The upload is intact; nothing half-generated is left behind.
+    assert [p.name for p in files_on_disk(state, "generated")] == []
+    uploads = files_on_disk(state, "uploads")
+    assert len(uploads) == 1 and uploads[0].read_bytes() == SAMPLE_PNG.read_bytes()
+    assert [p for p in files_on_disk(state, "tmp")] == []
+    assert await integrity(client) == "ok"
+    r = await client.get(f"/api/v1/files/{f['id']}/gcode", headers=user.headers)
+    assert r.status in (404, 409), await r.text()
+    assert laser_is_off(client.app)
+    await serving(client, user)
