@@ -28,9 +28,12 @@ Progress = Callable[[float], None]
 MAX_SAMPLES = 1 << 18
 #: Segments longer than this many pixels are drawn by Pillow instead of sampled.
 LONG_PX = 12.0
+MAX_PEN_PX = 32
 BACKGROUND = np.array([250, 250, 248], dtype=np.float32)
 GRID = np.array([232, 234, 238], dtype=np.float32)
-TRAVEL = np.array([160, 190, 230], dtype=np.float32)
+TRAVEL = np.array([160, 190, 230], dtype=np.float32)  # G0
+FEED_OFF = np.array([226, 234, 244], dtype=np.float32)  # feed moves with the beam off (S0)
+LONG_RAPID, LONG_FEED_OFF = 255, 128  # values in the long-move layer
 BURN = np.array([25, 20, 15], dtype=np.float32)
 
 
@@ -73,7 +76,9 @@ class _Canvas:
         power = np.clip(seg.power_s / max_power_s, 0.0, 1.0)
         long = length > LONG_PX
         if long.any():
-            self._draw_long(sx0[long], sy0[long], sx1[long], sy1[long], power[long])
+            self._draw_long(
+                sx0[long], sy0[long], sx1[long], sy1[long], power[long], seg.rapid[long]
+            )
             short = ~long
             sx0, sy0, sx1, sy1 = sx0[short], sy0[short], sx1[short], sy1[short]
             length, power, rapid = length[short], power[short], seg.rapid[short]
@@ -91,16 +96,36 @@ class _Canvas:
             )
             start = stop
 
-    def _draw_long(self, x0, y0, x1, y1, power) -> None:
+    def _draw_long(
+        self,
+        x0: np.ndarray,
+        y0: np.ndarray,
+        x1: np.ndarray,
+        y1: np.ndarray,
+        power: np.ndarray,
+        rapid: np.ndarray,
+    ) -> None:
         level = np.rint(power * 255).astype(np.int64)
         coords = np.stack([x0, y0, x1, y1], axis=1).round(1).tolist()
-        for (ax, ay, bx, by), ink in zip(coords, level.tolist(), strict=True):
+        for (ax, ay, bx, by), ink, fast in zip(coords, level.tolist(), rapid.tolist(), strict=True):
             if ink > 0:
                 self._draw_burn.line((ax, ay, bx, by), fill=ink)
             else:
-                self._draw_travel.line((ax, ay, bx, by), fill=255)
+                off = LONG_RAPID if fast else LONG_FEED_OFF
+                self._draw_travel.line((ax, ay, bx, by), fill=off)
 
-    def _draw_batch(self, sl: slice, sx0, sy0, sx1, sy1, length, samples, power, rapid) -> None:
+    def _draw_batch(
+        self,
+        sl: slice,
+        sx0: np.ndarray,
+        sy0: np.ndarray,
+        sx1: np.ndarray,
+        sy1: np.ndarray,
+        length: np.ndarray,
+        samples: np.ndarray,
+        power: np.ndarray,
+        rapid: np.ndarray,
+    ) -> None:
         counts = samples[sl]
         owner = np.repeat(np.arange(counts.size), counts)
         first = np.cumsum(counts) - counts
@@ -124,7 +149,8 @@ class _Canvas:
             p = power[sl][owner][inside][feed]
             self.burn += np.bincount(idx[feed], weights=w_feed * p, minlength=size)
 
-    def image(self, grid_mm: float | None) -> Image.Image:
+    def image(self, grid_mm: float | None, pen_px: int = 1) -> Image.Image:
+        """Compose the picture; burns are widened to ``pen_px`` (the beam's width on screen)."""
         rgb = np.empty((self.h * self.w, 3), dtype=np.float32)
         rgb[:] = BACKGROUND
         if grid_mm:
@@ -138,18 +164,37 @@ class _Canvas:
             grid[:, cols[(cols >= 0) & (cols < self.w)]] = True
             grid[rows[(rows >= 0) & (rows < self.h)], :] = True
             rgb[grid.reshape(-1)] = GRID
-        long_travel = np.asarray(self.long_travel).reshape(-1) > 0
-        faint = (self.travel > 0) | ((self.feed > 0) & (self.burn <= 0)) | long_travel
-        rgb[faint] = TRAVEL
+        long_off = np.asarray(self.long_travel).reshape(-1)
+        rgb[((self.feed > 0) & (self.burn <= 0)) | (long_off == LONG_FEED_OFF)] = FEED_OFF
+        rgb[(self.travel > 0) | (long_off == LONG_RAPID)] = TRAVEL
         dark = np.zeros(self.w * self.h, dtype=np.float32)
         sampled = self.burn > 0
         dark[sampled] = self.burn[sampled] / self.feed[sampled]
         np.maximum(dark, np.asarray(self.long_burn).reshape(-1) / np.float32(255), out=dark)
+        dark = _max_filter(dark.reshape(self.h, self.w), pen_px).reshape(-1)
         burnt = dark > 0
         # Even the faintest burn stays visible: a quarter of the way to full darkness at least.
         shade = 0.25 + 0.75 * dark[burnt]
         rgb[burnt] = BACKGROUND + (BURN - BACKGROUND) * shade[:, None]
         return Image.fromarray(rgb.reshape(self.h, self.w, 3).round().astype(np.uint8), "RGB")
+
+
+def _max_filter(a: np.ndarray, size: int) -> np.ndarray:
+    """Grey dilation with a ``size``×``size`` square (separable shifted maxima)."""
+    if size <= 1:
+        return a
+    lo, hi = size // 2, size - 1 - size // 2
+    rows = a.copy()
+    for d in range(1, lo + 1):
+        np.maximum(rows[:, d:], a[:, :-d], out=rows[:, d:])
+    for d in range(1, hi + 1):
+        np.maximum(rows[:, :-d], a[:, d:], out=rows[:, :-d])
+    out = rows.copy()
+    for d in range(1, lo + 1):
+        np.maximum(out[d:], rows[:-d], out=out[d:])
+    for d in range(1, hi + 1):
+        np.maximum(out[:-d], rows[d:], out=out[:-d])
+    return out
 
 
 def _grid_step(scale_px_mm: float) -> float:
@@ -170,13 +215,16 @@ def render_preview(
     thumb_px: int = 256,
     bounds_mm: dict[str, float] | None = None,
     max_power_s: float = 1000.0,
+    pen_mm: float = 0.1,
     progress: Progress | None = None,
 ) -> PreviewInfo:
     """Draw the toolpath of ``gcode`` into ``png_out`` (and a thumbnail), atomically.
 
     The picture shows the bed, or, when ``bounds_mm`` (the file's ``stats.bounds``) is given,
     the job with a small margin, so small engravings stay legible. ``size_px`` is the longer
-    side. Synchronous and CPU-bound: run it in a worker.
+    side. Burns are drawn ``pen_mm`` wide (about a diode laser's spot), so a zoomed-in raster
+    shows its image rather than its separate lines. Synchronous and CPU-bound: run it in a
+    worker.
     """
     bx, by = bed_mm
     if bounds_mm is not None and bounds_mm["xmax"] >= bounds_mm["xmin"]:
@@ -190,7 +238,8 @@ def render_preview(
     reader = ProgramReader(Path(gcode), progress=progress)
     for chunk in reader.chunks():
         canvas.draw(chunk.segments, max_power_s)
-    img = canvas.image(_grid_step(canvas.scale))
+    pen_px = int(min(MAX_PEN_PX, max(1, round(pen_mm * canvas.scale))))
+    img = canvas.image(_grid_step(canvas.scale), pen_px)
     with atomic_writer(Path(png_out)) as fh:
         img.save(fh, format="PNG", compress_level=3)
     if thumb_out is not None:
