@@ -456,7 +456,9 @@ class Processing:
             )
         except BrokenProcessPool:
             log.error("a processing worker died on file %s; restarting the pool", file_id)
-            self._pool = None
+            broken, self._pool = self._pool, None
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
             result = ProcessResult(False, error="processing crashed (out of memory?)")
         if result.ok:
             await self._finish(file_id, result, None)
