@@ -10,6 +10,9 @@ import warnings
 
 import jwt
 import pytest
+from hypothesis import assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from laserd import errors
 from laserd.auth import tokens
@@ -238,3 +241,28 @@ async def test_logout_with_a_refresh_token_or_nothing(client, user) -> None:
     assert r.status == 204  # nothing to end
     r = await client.post("/api/v1/auth/logout", json={}, headers=bearer("junk"))
     assert r.status == 401  # a bad token with nothing else is still an error
+
+
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_KEY = b"k" * 32
+_GOOD, _ = tokens.encode(
+    _KEY, token_type="access", user_id=7, role="user", login_id="abc", lifetime_s=3600
+)
+
+
+def _segments(token: str) -> list[bytes]:
+    return [base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)) for s in token.split(".")]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, len(_GOOD) - 1), char=st.sampled_from(B64URL + "."))
+def test_any_single_character_change_is_refused(index: int, char: str) -> None:
+    mutated = _GOOD[:index] + char + _GOOD[index + 1 :]
+    try:
+        same = _segments(mutated) == _segments(_GOOD)
+    except ValueError:
+        same = False
+    assume(not same)  # base64 padding bits can make a change decode to the same bytes
+    with pytest.raises(errors.NotAuthenticated):
+        tokens.login_id_of(mutated)
+        tokens.decode(mutated, _KEY, "access")
