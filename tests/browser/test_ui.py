@@ -90,6 +90,11 @@ def test_first_run_upload_preview_run_history(fresh_daemon: Daemon, new_page: An
     expect(big).to_have_attribute("src", re.compile(r"^blob:"))
     expect(page.locator(".detail")).to_contain_text(re.compile(r"\d+\.\d × \d+\.\d mm"))
 
+    # Trace the outline with the laser off; the head moves and comes back to rest.
+    page.get_by_role("button", name="Frame", exact=True).click()
+    expect(page.locator(".toast", has_text="Tracing the outline")).to_be_visible()
+    expect(page.locator("#link-status")).to_have_text("Ready", timeout=LONG_S)
+
     # Run it on the simulator and watch the progress bar reach 100 %.
     run = page.get_by_role("button", name="Run", exact=True)
     expect(run).to_be_enabled(timeout=30_000)
@@ -336,6 +341,7 @@ def test_job_waits_for_the_start_button(tmp_path: Path, new_page: Any) -> None:
         expect(bar).to_have_attribute("aria-valuenow", "100", timeout=LONG_S)
         expect(page.locator(".job-title")).to_have_text("Last job: short.gcode")
         watch.check()
+        page.context.close()  # an open WebSocket makes laserd's shutdown wait
     finally:
         d.stop()
 
