@@ -373,6 +373,8 @@ class RasterWriter:
             self.cur_x = fmt_mm(x_out).encode()
             self.travel.last = (x_out, y)
             st = self.stats
+            x_end = float(xb[end_b])
+            st.extend_laser(min(x_start, x_end), max(x_start, x_end), y, y)
             st.xmin = min(st.xmin, x_in, x_out)
             st.xmax = max(st.xmax, x_in, x_out)
             st.ymin = min(st.ymin, y)
@@ -484,7 +486,6 @@ def _stats(writer: RasterWriter, laser: LaserSettings, lines: int) -> MotionStat
     st.lines = lines
     passes = laser.passes
     if writer.travel.first is None:
-        st.xmin, st.xmax, st.ymin, st.ymax = math.inf, -math.inf, math.inf, -math.inf
         return st
     dx = laser.line_interval_mm
     burn_mm = writer.burn_px * dx

@@ -84,6 +84,11 @@ class MotionStats:
     estimated_s: float = 0.0
     max_power_s: float = 0.0
     moves: int = 0
+    # Extent of the burning moves alone (what framing the material needs).
+    lxmin: float = math.inf
+    lxmax: float = -math.inf
+    lymin: float = math.inf
+    lymax: float = -math.inf
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, seg: Segments) -> None:
@@ -99,8 +104,15 @@ class MotionStats:
         self.estimated_s += float((length / feed).sum()) * 60.0
         self._extend(seg.x1, seg.y1)
         if burning.any():
-            self._extend(seg.x0[burning], seg.y0[burning])
+            bx = np.concatenate((seg.x0[burning], seg.x1[burning]))
+            by = np.concatenate((seg.y0[burning], seg.y1[burning]))
+            self._extend(bx, by)
+            self.extend_laser(float(bx.min()), float(bx.max()), float(by.min()), float(by.max()))
             self.max_power_s = max(self.max_power_s, float(seg.power_s.max()))
+
+    def extend_laser(self, xmin: float, xmax: float, ymin: float, ymax: float) -> None:
+        self.lxmin, self.lxmax = min(self.lxmin, xmin), max(self.lxmax, xmax)
+        self.lymin, self.lymax = min(self.lymin, ymin), max(self.lymax, ymax)
 
     def add_time(self, seconds: float) -> None:
         self.estimated_s += seconds
@@ -127,11 +139,23 @@ class MotionStats:
             "ymax": round(self.ymax, 4),
         }
 
+    def laser_bounds(self) -> dict[str, float] | None:
+        if self.lxmin > self.lxmax:
+            return None
+        return {
+            "xmin": round(self.lxmin, 4),
+            "xmax": round(self.lxmax, 4),
+            "ymin": round(self.lymin, 4),
+            "ymax": round(self.lymax, 4),
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        """The ``stats`` object of API.md (plus ``travel_mm``)."""
+        """The ``stats`` object of API.md, plus ``travel_mm`` and ``laser_bounds`` (the extent
+        of the burning moves alone, without travel and overscan: what framing needs)."""
         return {
             "lines": self.lines,
             "bounds": self.bounds(),
+            "laser_bounds": self.laser_bounds(),
             "estimated_s": round(self.estimated_s, 2),
             "laser_on_mm": round(self.laser_on_mm, 3),
             "travel_mm": round(self.travel_mm, 3),

@@ -70,6 +70,9 @@ class FileStats(BaseModel):
     estimated_s: float
     laser_on_mm: float = Field(description="distance travelled with the beam on")
     travel_mm: float = Field(0.0, description="distance travelled with the beam off")
+    laser_bounds: Bounds | None = Field(
+        None, description="extent of the burning moves alone (no travel, no overscan)"
+    )
 
 
 class FileOut(BaseModel):

@@ -106,6 +106,7 @@ async def test_gcode_upload_is_processed_and_downloadable(client: Any, user: Acc
     assert file["progress"] == 1 and file["error"] is None and file["processed_at"]
     assert file["stats"]["lines"] == 6
     assert file["stats"]["bounds"] == {"xmin": 10, "xmax": 30, "ymin": 10, "ymax": 30}
+    assert file["stats"]["laser_bounds"] == {"xmin": 10, "xmax": 30, "ymin": 10, "ymax": 30}
     assert file["stats"]["laser_on_mm"] == pytest.approx(40)
     r = await client.get(f"{API}/files/{file['id']}/gcode", headers=user.headers)
     assert r.status == 200

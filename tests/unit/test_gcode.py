@@ -56,6 +56,7 @@ def test_hand_written_file_stats_and_normalised_copy(tmp_path: Path) -> None:
     stats = report.stats
     assert stats["lines"] == 8
     assert stats["bounds"] == {"xmin": 0.0, "xmax": 20.0, "ymin": 0.0, "ymax": 20.0}
+    assert stats["laser_bounds"] == {"xmin": 10.0, "xmax": 20.0, "ymin": 10.0, "ymax": 20.0}
     assert stats["laser_on_mm"] == pytest.approx(20.0)
     travel = math.hypot(10, 10) + math.hypot(20, 20)
     assert stats["travel_mm"] == pytest.approx(travel, abs=1e-3)
@@ -262,6 +263,7 @@ def test_analysis_of_sample_image_output_matches_the_converter(tmp_path: Path, n
     a, b = report.stats, raster.stats
     assert a["lines"] == b["lines"]
     assert a["bounds"] == pytest.approx(b["bounds"])
+    assert a["laser_bounds"] == pytest.approx(b["laser_bounds"])
     assert a["laser_on_mm"] == pytest.approx(b["laser_on_mm"], rel=1e-6)
     assert a["travel_mm"] == pytest.approx(b["travel_mm"], rel=1e-6)
     assert a["estimated_s"] == pytest.approx(b["estimated_s"], rel=1e-4)

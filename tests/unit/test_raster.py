@@ -193,6 +193,9 @@ def test_stats_agree_with_the_analyser_including_passes(tmp_path: Path) -> None:
     for key in ("laser_on_mm", "travel_mm", "estimated_s"):
         assert report.stats[key] == pytest.approx(r3.stats[key], rel=1e-6), key
     assert report.stats["bounds"] == pytest.approx(r3.stats["bounds"])
+    assert report.stats["laser_bounds"] == pytest.approx(r3.stats["laser_bounds"])
+    lb, b = r3.stats["laser_bounds"], r3.stats["bounds"]
+    assert lb["xmin"] == pytest.approx(b["xmin"] + 2) and lb["xmax"] == pytest.approx(b["xmax"] - 2)
     assert report.stats["lines"] == r3.stats["lines"]
 
 
@@ -218,6 +221,7 @@ def test_blank_rows_and_margins_produce_no_code(tmp_path: Path) -> None:
     report, gcode = convert(tmp_path, src, laser)
     assert gcode == b"G21G90\nM4\nG0X20Y19\nG1F3000X25S1000\nM5\n"
     assert report.stats["bounds"] == {"xmin": 20, "xmax": 25, "ymin": 19, "ymax": 19}
+    assert report.stats["laser_bounds"] == report.stats["bounds"]
     assert report.stats["laser_on_mm"] == 5
 
 
