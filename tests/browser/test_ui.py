@@ -7,6 +7,7 @@ long G-code file) and to trip the simulated lid switch.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -109,6 +110,70 @@ def test_first_run_upload_preview_run_history(fresh_daemon: Daemon, new_page: An
     done = page.locator("tr[data-state=completed]", has_text="camera.png")
     expect(done).to_be_visible()
     expect(done).to_contain_text("100 %")
+    watch.check()
+
+
+DROP_FILE_JS = """
+async ([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/png" }));
+  const zone = document.getElementById("dropzone");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    const init = { dataTransfer: data, bubbles: true, cancelable: true };
+    zone.dispatchEvent(new DragEvent(type, init));
+  }
+}
+"""
+
+
+def test_drag_and_drop_upload_shows_progress(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Drop zone"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    expect(page.get_by_text("No files yet.")).to_be_visible()
+    # A slow uplink (about 400 KB/s), so the upload takes long enough to watch its progress.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 400_000},
+    )
+    content = (SAMPLE_DATA / "astronaut.png").read_bytes()
+    page.evaluate(DROP_FILE_JS, [base64.b64encode(content).decode(), "astronaut.png"])
+    bar = page.get_by_role("progressbar", name="Uploading astronaut.png")
+    expect(bar).to_be_visible()
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9][0-9]?$"))  # 1..99 %
+    row = page.locator("li.file", has_text="astronaut.png")
+    expect(row).to_be_visible(timeout=LONG_S)
+    expect(row).to_have_attribute("data-status", re.compile("pending|processing|ready"))
+    expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    expect(row.locator(".thumb img")).to_have_attribute("src", re.compile("^blob:"))
+    watch.check()
+
+
+def test_processing_failure_is_explained(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Broken file"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    bad = b"G21\nG90\nG1 X10 Y10 F600 S100\nG1 X20 Q7\nM5\n"
+    page.set_input_files(
+        "#file-input", files=[{"name": "bad.gcode", "mimeType": "text/plain", "buffer": bad}]
+    )
+    row = page.locator("li.file", has_text="bad.gcode")
+    expect(row).to_have_attribute("data-status", "failed", timeout=LONG_S)
+    expect(row.locator(".badge")).to_have_text("Processing failed")
+    error = row.locator(".file-error")
+    expect(error).to_contain_text("4")  # the line number of the bad word
+    row.get_by_role("button", name="Open bad.gcode").click()
+    expect(page.locator(".detail .notice.error")).to_contain_text("Processing failed")
+    run = page.get_by_role("button", name="Run", exact=True)
+    expect(run).to_be_disabled()
+    expect(page.locator(".detail .reason")).to_contain_text("Processing failed")
     watch.check()
 
 
