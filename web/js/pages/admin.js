@@ -210,7 +210,12 @@ function consoleTab(body) {
   const lastReply = h("pre", { class: "console reply", "aria-live": "polite", "aria-label": "Reply to your last command" });
   const history = [];
   let histPos = 0;
-  const form = h("form", { class: "console-form", novalidate: true }, formError(), field("Command", line, { hint: "One line to the controller, e.g. $$, $I, $G, ?" }), send);
+  line.id = "console-line";
+  line.setAttribute("aria-describedby", "console-hint");
+  const form = h("form", { class: "console-form", novalidate: true }, formError(),
+    h("label", { for: "console-line" }, "Command"),
+    h("div", { class: "row console-row" }, line, send),
+    h("p", { class: "hint", id: "console-hint" }, "One line to the controller, e.g. $$ (settings), $I (build info), $G (modes), $# (offsets). Up and Down recall earlier lines."));
 
   function write(text, cls = "") {
     const atBottom = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
