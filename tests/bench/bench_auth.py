@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -131,8 +132,10 @@ async def main(rounds: int, logins: int, samples: int) -> dict[str, Any]:
 
             unknown: list[float] = []
             wrong: list[float] = []
-            for i in range(samples * 2):
-                name, series = ("nobody", unknown) if i % 2 == 0 else ("bench", wrong)
+            # Pairs in random order, so neither kind always follows the other.
+            order = [k for _ in range(samples) for k in random.sample((True, False), 2)]
+            for is_unknown in order:
+                name, series = ("nobody", unknown) if is_unknown else ("bench", wrong)
                 t0 = time.perf_counter()
                 status = await login(session, url, name, "wrong password")
                 series.append((time.perf_counter() - t0) * 1000)
@@ -143,7 +146,7 @@ async def main(rounds: int, logins: int, samples: int) -> dict[str, Any]:
                 "unknown_user_median": round(med_u, 2),
                 "wrong_password_median": round(med_w, 2),
                 "difference": round(abs(med_u - med_w), 2),
-                # Each unknown-user login next to the wrong-password one that followed it:
+                # Each unknown-user login next to the wrong-password one of the same pair:
                 # robust against load that drifts during the run (others share the machine).
                 "paired_difference_median": round(
                     statistics.median(u - w for u, w in zip(unknown, wrong, strict=True)), 2
