@@ -1,0 +1,16 @@
+"""Accounts and authentication.
+
+- ``principal``: roles and the authenticated caller.
+- ``passwords``: bcrypt off the event loop (a small niced pool behind a semaphore), dummy hash.
+- ``tokens``: JWT encode/verify (HS256 pinned, per-login keys derived from the server secret),
+  API-key and single-use token generation.
+- ``sessions``: sign-in, token pairs, refresh rotation with reuse detection, revocation.
+- ``apikeys``: LAN-client keys (hashed, capped at the owner's role, throttled ``last_used_at``).
+- ``recovery``: password reset and email verification through mailed single-use tokens.
+- ``accounts``: the ``ACCOUNTS`` service: registration, first admin, profile, administration.
+- ``service``: the ``AUTHENTICATOR`` (request or token → principal).
+- ``ratelimits``: the ``RATE_LIMITS`` holder (per address, per account, setup, mail).
+- ``mail``: the ``MAILER`` (SMTP in an executor, else the log; always the outbox).
+- ``setup``: the one-time first-admin code; ``cli``: ``laserd create-admin``.
+- ``context``: the cleanup context that builds all of the above.
+"""
