@@ -57,6 +57,7 @@ from typing import Any
 
 import serial
 
+from laserd.errors import MachineBusy
 from laserd.events import EventHub
 from laserd.grbl.counting import CharCounter
 from laserd.grbl.errors import (
@@ -336,8 +337,12 @@ class GrblLink:
     async def wait_for_status(
         self, predicate: Callable[[MachineStatus], bool], timeout_s: float
     ) -> MachineStatus:
-        """Wait for a status report that satisfies ``predicate``; polls ``?`` meanwhile."""
-        assert self._loop is not None
+        """Wait for a status report that satisfies ``predicate``; polls ``?`` meanwhile.
+
+        Raises TimeoutError when none comes in time, LinkDown when the link is or goes down.
+        """
+        if self._fd is None or self._loop is None:
+            raise LinkDown()
         fut: asyncio.Future[MachineStatus] = self._loop.create_future()
         entry = (predicate, fut)
         self._status_waiters.append(entry)
@@ -359,7 +364,6 @@ class GrblLink:
             await asyncio.wait_for(waiter, timeout_s or self._reset_timeout_s)
         except TimeoutError:
             raise LinkTimeout("The controller did not restart after a soft reset.") from None
-        await self._after_banner_sync()
 
     # ------------------------------------------------------------------ streaming
 
@@ -374,7 +378,7 @@ class GrblLink:
         if self._fd is None or self._loop is None:
             raise LinkDown()
         if self.streaming:
-            raise StreamCancelled("Another stream is running.", code="machine_busy")
+            raise MachineBusy("Another stream is running.")
         st = StreamState(self._loop, on_progress, progress_interval_s)
         self._stream = st
         producer = asyncio.create_task(self._produce(st, lines), name="grbl-stream-producer")
@@ -902,7 +906,6 @@ class GrblLink:
                 await asyncio.wait_for(waiter, self._reset_timeout_s)
             except TimeoutError:
                 raise LinkTimeout(f"No GRBL banner from {self._port}.") from None
-        await self._after_banner_sync()
         for line in ("$$", "$I"):
             try:
                 await self.command(line, timeout_s=5.0)
@@ -919,13 +922,6 @@ class GrblLink:
         log.info("connected to %s (%s), state %s, rx buffer %d bytes",
                  self._port, self._firmware, self._state, self._counter.capacity)
         self._publish()
-
-    async def _after_banner_sync(self) -> None:
-        """After a banner we waited for: counting starts from an empty buffer."""
-        self._end_settling()
-        self._counter.clear()
-        self._awaiting_banner = False
-        self._pump()
 
     def _on_lost(self, protocol: SerialLineProtocol, exc: Exception | None) -> None:
         if protocol is not self._protocol:

@@ -351,3 +351,19 @@ async def test_line_listener_sees_console_traffic_not_status(make_peer):
         assert any(line.startswith("<") for _, line in everything)
     finally:
         await link.close()
+
+
+async def test_command_queued_during_a_reset_goes_out_after_the_banner(make_peer):
+    peer = make_peer()
+    link = await _link(peer)
+    try:
+        reset = asyncio.create_task(link.reset())
+        await asyncio.sleep(0)
+        cmd = asyncio.create_task(link.command("G0 X7"))
+        await asyncio.wait_for(reset, 10)
+        assert await asyncio.wait_for(cmd, 10) == []
+        assert peer.lines[-1] == "G0X7"
+        assert link.bytes_in_flight == 0
+        assert await link.command("G0 X8") == []  # counting still in step
+    finally:
+        await link.close()
