@@ -39,7 +39,18 @@ number ahead of the controller, so a file is never held in memory. ``stream`` re
 ``pause()`` sends feed hold, ``resume()`` cycle start (only ever on a person's request);
 ``cancel()`` sends feed hold, waits for the hold to complete (``Hold:0``), soft-resets, waits
 for the banner and leaves the queue empty and the state consistent. Only one stream runs at
-a time.
+a time (a second one raises :class:`~laserd.errors.MachineBusy`).
+
+Commands: ``await link.command(line)`` returns the lines received between sending it and its
+``ok`` (``$$`` settings, ``[GC:...]``, ``[MSG:...]``); an unsolicited push message that arrives
+meanwhile (e.g. ``[MSG:'$H'|'$X' to unlock]`` right after a reset) lands there too, so look
+for what you expect rather than at a fixed position.
+
+Keeping the count in step with the controller: after opening the port or any soft reset
+(ours, or 0x18 written by the safety supervisor from its thread) no line is sent until the
+banner; lines in flight at a reset are failed (``ControllerReset``); commands queued while
+waiting go out after the banner. After ``ALARM:N`` the lines in flight stay counted until
+they are answered (``error:9``) or the line stays quiet for ``_settle_s`` (GRBL flushed them).
 """
 
 from __future__ import annotations
