@@ -45,6 +45,8 @@ PERSIST_EVERY_S = 2.0
 #: How long the tail of a job (motion still in the planner after the last ``ok``) may take
 #: between two status reports before the job is failed as unresponsive.
 TAIL_STALL_S = 30.0
+#: At shutdown, how long the final row of a job may be retried on an unwritable database.
+END_RECORD_SHUTDOWN_S = 5.0
 
 
 @dataclass
@@ -463,21 +465,17 @@ class JobRunner:
             error=error,
             pause_reason=a.pause_reason,
         )
-        try:
-            await store.update(
-                self._conn,
-                a.id,
-                state=state,
-                lines_sent=a.lines_sent,
-                lines_acked=a.lines_acked,
-                started_at=a.started_at,
-                finished_at=finished,
-                elapsed_s=round(elapsed, 3),
-                error=error,
-                pause_reason=a.pause_reason,
-            )
-        except Exception:
-            log.exception("could not record the end of job %d", a.id)
+        await self._record_end(
+            a,
+            state=state,
+            lines_sent=a.lines_sent,
+            lines_acked=a.lines_acked,
+            started_at=a.started_at,
+            finished_at=finished,
+            elapsed_s=round(elapsed, 3),
+            error=error,
+            pause_reason=a.pause_reason,
+        )
         if self._active is a:
             self._active = None
         log.info("job %d %s%s", a.id, state, f": {error}" if error else "")
@@ -486,6 +484,33 @@ class JobRunner:
         await self._record(f"job_{state}", None, a, {"error": error} if error else {})
 
     # ------------------------------------------------------------------ records
+
+    async def _record_end(self, a: ActiveJob, **fields: Any) -> None:
+        """Write the job's final row, retrying while the database is unwritable.
+
+        Another process can hold SQLite's write lock past the busy timeout (a backup, a
+        ``sqlite3`` shell). One failed write used to leave the row ``running`` although the job
+        had ended, and the next start then called it ``interrupted``. The laser is already off
+        here; the job stays the active one (in its final state, so the API shows the truth)
+        until the row is written, which also keeps a new job from starting on a database that
+        cannot record it. At shutdown it gives up after a few tries and says so.
+        """
+        delay_s = 0.5
+        started = time.monotonic()
+        while True:
+            try:
+                await store.update(self._conn, a.id, **fields)
+                waited_s = time.monotonic() - started
+                if waited_s > 1.0:
+                    log.info("end of job %d recorded after %.1f s", a.id, waited_s)
+                return
+            except Exception as exc:
+                if self._closing and time.monotonic() - started > END_RECORD_SHUTDOWN_S:
+                    log.error("could not record the end of job %d: %s", a.id, exc)
+                    return
+                log.warning("could not record the end of job %d yet (%s); retrying", a.id, exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 5.0)
 
     async def _persist(self, a: ActiveJob, force: bool = False) -> None:
         if a.state in TERMINAL and not force:
