@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
@@ -186,6 +187,14 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+def _database_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock past the busy timeout."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes API.md's envelope; unexpected ones are a 500 with no traceback."""
@@ -210,6 +219,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return resp
     except ConnectionResetError:  # the client went away; nothing to answer
         raise
+    except sqlite3.OperationalError as exc:
+        if not _database_busy(exc):
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return error_body(request, 500, "internal", "Internal error; it has been logged.")
+        # Another process held the database past the busy timeout: a passing condition, so
+        # "try again", not an internal error.
+        log.warning("database busy in %s %s: %s", request.method, request.path, exc)
+        resp = error_body(
+            request, 503, "database_busy", "The database is busy; try again in a few seconds."
+        )
+        resp.headers["Retry-After"] = "5"
+        return resp
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_body(request, 500, "internal", "Internal error; it has been logged.")
