@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -90,7 +88,7 @@ def gcode_bytes(moves: int) -> bytes:
     lines += [
         f"G1 X{(i % 200) * 0.5:.1f} Y{(i // 200) * 0.1:.1f} S{i % 1000}" for i in range(moves)
     ]
-    return ("\n".join(lines + ["M5"]) + "\n").encode()
+    return ("\n".join([*lines, "M5"]) + "\n").encode()
 
 
 async def chunked(data: bytes, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -267,4 +265,84 @@ async def test_disk_full_during_gcode_generation_fails_the_file_cleanly(small_di
     r = await client.get(f"/api/v1/files/{f['id']}/gcode", headers=user.headers)
     assert r.status in (404, 409), await r.text()
     assert laser_is_off(client.app)
+    await serving(client, user)
+
+
+# --------------------------------------------------------------------------- database locked
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+@contextlib.asynccontextmanager
+async def db_locked_by_another_process(db_path: Path, hold_s: float) -> AsyncIterator[Any]:
+    """Another process holds SQLite's write lock for ``hold_s`` (longer than laserd's busy
+    timeout), as a backup tool or a stuck ``sqlite3`` shell would."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOCK_HOLDER,
+        str(db_path),
+        str(hold_s),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.strip() == b"locked"
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            await asyncio.wait_for(proc.wait(), hold_s + 30)
+
+
+@pytest.fixture
+async def short_busy_client(aiohttp_client: Any, tmp_path: Path, monkeypatch: Any) -> Any:
+    """laserd with a 1 s SQLite busy timeout (5 s in production) so a lock outlasts it soon."""
+    import laserd.db
+
+    monkeypatch.setattr(laserd.db, "BUSY_TIMEOUT_MS", 1000)
+    return await sim_client(aiohttp_client, sim_settings(tmp_path / "state"))
+
+
+async def test_database_locked_past_the_busy_timeout_while_a_job_ends(short_busy_client) -> None:
+    client = short_busy_client
+    user = await create_account(client, "user")
+    hold_s = 8.0
+    job = await start_job(client, user, raster_lines(40, 30))
+    db_path = client.app[SETTINGS].db_path
+    async with db_locked_by_another_process(db_path, hold_s) as holder:
+        t0 = time.monotonic()
+        # The job streams on and ends while the database cannot be written; the API shows it.
+        done = await until_job(client, job["id"], user, "completed", "failed")
+        assert done["state"] == "completed"
+        assert laser_is_off(client.app)
+        r = await client.get("/api/v1/machine", headers=user.headers)
+        assert r.status == 200
+        # A write that outlasts the busy timeout is refused as "busy, try again", not a 500.
+        r = await client.post("/api/v1/projects", json={"name": "x"}, headers=user.headers)
+        locked_write = (r.status, (await r.json()).get("error", {}).get("code"), r.headers)
+        still_locked = time.monotonic() - t0 < hold_s
+        await holder.wait()
+    assert still_locked, "the write was meant to be tried while the lock was held"
+    assert locked_write[:2] == (503, "database_busy"), locked_write
+    assert locked_write[2].get("Retry-After")
+
+    # Once the lock is gone the record catches up: the row says what happened.
+    async def recorded() -> list | None:
+        rows = await job_rows(client)
+        return rows if rows[0][1] not in ("running", "queued") else None
+
+    (job_id, state, acked, sent, total) = (await wait_for(recorded, 30, 0.1))[0]
+    assert (job_id, state) == (job["id"], "completed") and acked == sent == total
+    r = await client.get("/api/v1/machine", headers=user.headers)
+    assert (await r.json())["job"] is None
+    assert await integrity(client) == "ok"
     await serving(client, user)
