@@ -244,7 +244,9 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
         if spec.body is not None:
             data = await read_json(request)
             try:
-                kwargs["body"] = spec.body.model_validate(data)
+                # Strict JSON-mode validation: the document promises JSON types, so ``false``
+                # is no number and ``0`` no boolean (lax mode coerced both).
+                kwargs["body"] = spec.body.model_validate_json(json.dumps(data), strict=True)
             except ValidationError as exc:
                 raise_validation(exc)
         result = await spec.handler(request, **kwargs)
