@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from laserd.serve import run
 
-        return run(settings)
+        return run(settings, args.config)
     if args.command == "simulate":
         from laserd.grbl.simulator import run_simulator_cli
 

@@ -1,6 +1,18 @@
-"""``laserd serve``: build the app, bind the port, run until a signal, stop cleanly.
+"""``laserd serve``: build the app, bind the port, tell systemd, run until a signal, stop cleanly.
 
-Owned by the systemd work from here on (readiness, watchdog, signals, reload).
+The order is the promise ``READY=1`` makes to systemd (and to whoever waits on it):
+
+1. ``runner.setup()`` enters the app's cleanup contexts in order: state folders, the database
+   and its migrations, the safety outputs driven to their safe state, the controller link,
+   the job runner (which marks a job left ``running`` by a crash as ``interrupted``).
+2. The HTTP port is bound.
+3. Only then ``READY=1``, the watchdog task starts and ``STATUS=`` follows the event hub.
+
+SIGTERM/SIGINT send ``STOPPING=1`` and run the contexts' exits in reverse: the job runner stops
+a running job safely (feed hold, soft reset, laser enable off) before the link, the outputs
+and the database close; the exit code is 0. SIGHUP re-reads the settings and applies what can
+change at run time (:mod:`laserd.reload`: log level, CORS origins, rate limits, token and mail
+settings); it logs the keys that need a restart.
 """
 
 from __future__ import annotations
@@ -9,16 +21,23 @@ import asyncio
 import logging
 import signal
 import socket
-import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from aiohttp import web
 
+from laserd import systemd
 from laserd.app import create_app
 from laserd.db import MigrationError
+from laserd.keys import HUB
 from laserd.logs import setup_logging
-from laserd.settings import ConfigError, Settings
+from laserd.reload import reload_app
+from laserd.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+#: Longest wait for open requests and WebSockets at shutdown before they are cut.
+SHUTDOWN_TIMEOUT_S = 3.0
 
 
 def public_url(settings: Settings) -> str:
@@ -30,39 +49,110 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.server.port}/"
 
 
-async def serve(settings: Settings) -> int:
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_address=True)
-        await site.start()
-        url = public_url(settings)
-        log.info("laserd listening on %s", url)
-        print(
-            f"laserd is running: open {url} (local: http://127.0.0.1:{settings.server.port}/)",
-            flush=True,
+class Daemon:
+    """One run of ``laserd serve``; separate from :func:`run` so tests can drive it in-process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: str | Path | None = None,
+        notifier: systemd.Notifier | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier if notifier is not None else systemd.default_notifier()
+        self.env = env
+        self.stop_event = asyncio.Event()
+        self.stop_reason = ""
+        self.app: web.Application | None = None
+        self.watchdog: systemd.LoopWatchdog | None = None
+        self.status = systemd.StatusReporter(self.notifier)
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_event.is_set():
+            log.info("%s while already stopping; still stopping", reason)
+            return
+        log.info("%s: stopping", reason)
+        self.stop_reason = reason
+        self.stop_event.set()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the configuration; a broken file changes nothing."""
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, the running settings are kept: %s", exc)
+            self.notifier.ready(self.status.text())
+            return
+        if self.app is not None:
+            reload_app(self.app, self.settings, new)
+        self.notifier.ready(self.status.text())
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.notifier.status("starting: database, safety outputs, controller")
+        self.app = create_app(self.settings)
+        self.app[HUB].add_listener(self.status)
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        await runner.cleanup()
-    return 0
+        try:
+            await runner.setup()
+            if self.stop_event.is_set():  # a signal during start-up: do not go ready
+                return 0
+            site = web.TCPSite(
+                runner, self.settings.server.host, self.settings.server.port, reuse_address=True
+            )
+            await site.start()
+            url = public_url(self.settings)
+            log.info("laserd listening on %s", url)
+            print(
+                f"laserd is running: open {url} "
+                f"(local: http://127.0.0.1:{self.settings.server.port}/)",
+                flush=True,
+            )
+            self.watchdog = systemd.LoopWatchdog.from_env(self.notifier, self.env)
+            self.notifier.ready(self.status.text())
+            if self.watchdog is not None:
+                self.watchdog.start()
+            await self.stop_event.wait()
+        finally:
+            self.status.enabled = False
+            self.notifier.stopping(f"stopping ({self.stop_reason or 'error'})")
+            if self.watchdog is not None:
+                await self.watchdog.stop()
+            # SIGTERM/SIGINT stay handled (and only logged) while the contexts close: the
+            # laser is switched off in there, and a second Ctrl-C must not cut that short.
+            loop.remove_signal_handler(signal.SIGHUP)
+            await runner.cleanup()
+        log.info("stopped")
+        return 0
 
 
-def run(settings: Settings) -> int:
+async def serve(settings: Settings, config_path: str | Path | None = None) -> int:
+    return await Daemon(settings, config_path=config_path).run()
+
+
+def run(settings: Settings, config_path: str | Path | None = None) -> int:
+    """Exit codes: 0 after a clean stop, 2 for a configuration problem found while starting
+    (for example GPIO pins that cannot be opened), 1 for anything else that stops a start."""
     setup_logging(settings.server.log_level)
     try:
-        return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings, config_path))
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
-        print(f"laserd: {exc}", file=sys.stderr)
+        systemd.status(f"start failed: {exc}")
         return 2
-    except (OSError, MigrationError) as exc:
-        log.error("cannot start: %s", exc)
-        print(f"laserd: cannot start: {exc}", file=sys.stderr)
+    except Exception as exc:  # a failed start says why in one line (no traceback for the known)
+        if isinstance(exc, OSError | MigrationError):
+            log.error("cannot start: %s", exc)
+        else:
+            log.exception("cannot start")
+        systemd.status(f"start failed: {exc}")
         return 1
