@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import http.client
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +31,14 @@ import pytest
 from laserd.keys import DB, LINK, SAFETY, SETTINGS, SIMULATOR
 from tests.api.conftest import Account, create_account
 from tests.api.machine_helpers import raster_lines, ready_file, sim_client, sim_settings, wait_for
+from tests.daemon import harness
+from tests.daemon.harness import (
+    Daemon,
+    create_admin,
+    login,
+    long_gcode,
+    wait_machine_idle,
+)
 
 SAMPLE_PNG = Path("/work/shared/data/camera.png")
 REPO = Path(__file__).resolve().parents[2]
@@ -346,3 +357,110 @@ async def test_database_locked_past_the_busy_timeout_while_a_job_ends(short_busy
     assert (await r.json())["job"] is None
     assert await integrity(client) == "ok"
     await serving(client, user)
+
+
+# --------------------------------------------------------------------------- the real daemon
+
+
+def daemon_up(d: Daemon) -> str:
+    """Start (or restart) the daemon, wait for READY=1 and an idle controller; a token."""
+    d.start()
+    d.wait_ready(timeout_s=120)
+    token = login(d)
+    wait_machine_idle(d, token)
+    return token
+
+
+def debug_get(d: Daemon, token: str, what: str) -> dict[str, Any]:
+    status, body = d.request("GET", f"/api/v1/debug/{what}", token=token)
+    assert status == 200, body
+    return body
+
+
+def assert_laser_off_and_still(d: Daemon, token: str) -> None:
+    """Laser-enable output off, beam off, and the controller receives nothing by itself."""
+    enable = debug_get(d, token, "laser-enable")
+    assert enable == {"present": True, "armed": False, "output_on": False, "job_active": False}
+    sim = debug_get(d, token, "simulator")
+    assert sim["laser_on"] is False and sim["rx_overflows"] == 0
+    time.sleep(1.0)
+    assert debug_get(d, token, "simulator")["lines_received"] == sim["lines_received"]
+
+
+def slow_upload(d: Daemon, token: str, project_id: int, size: int, stop: threading.Event) -> None:
+    """A chunked upload that trickles in until ``stop`` (the daemon dies under it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    boundary = "killboundary"
+    head, content, tail = multipart_chunks("trickle.gcode", gcode_bytes(size), boundary)
+    try:
+        conn.putrequest("POST", f"/api/v1/projects/{project_id}/files")
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for piece in [head] + [content[i : i + 8192] for i in range(0, len(content), 8192)]:
+            if stop.is_set():
+                return
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.02)
+        conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
+        conn.getresponse().read()
+    except OSError:
+        return  # the daemon was killed mid-upload: expected
+    finally:
+        conn.close()
+
+
+def stored_hashes(d: Daemon) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (d.state_dir / "uploads").iterdir()
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path / "d", config={"simulator": {"time_scale": 5.0}})
+    d.workdir.mkdir(parents=True)
+    d.write_config()
+    create_admin(d)
+    yield d
+    d.close()
+
+
+@pytest.mark.slow
+def test_kill_9_five_times_mid_job_and_mid_upload(daemon) -> None:
+    d = daemon
+    token = daemon_up(d)
+    content = long_gcode(moves=2000)
+    file = harness.ready_file(d, token, "long.gcode", content)
+    jobs: list[int] = []
+    for cycle in range(5):
+        job = harness.start_job(d, token, file["id"])
+        jobs.append(job["id"])
+        status, project = d.request("POST", "/api/v1/projects", {"name": f"k{cycle}"}, token)
+        stop = threading.Event()
+        uploader = threading.Thread(
+            target=slow_upload, args=(d, token, project["id"], 20_000, stop), daemon=True
+        )
+        uploader.start()
+        time.sleep(0.3 + 0.2 * cycle)  # die at a different point each time
+        d.kill()  # SIGKILL: no clean-up at all
+        stop.set()
+        uploader.join(timeout=30)
+
+        token = daemon_up(d)
+        states = d.db_query("SELECT id, state, error FROM jobs ORDER BY id")
+        assert [(i, s) for i, s, _ in states] == [(j, "interrupted") for j in jobs]
+        assert all(e for _, _, e in states)
+        assert d.db_query("PRAGMA integrity_check") == [("ok",)]
+        # Every file row has its upload, byte for byte; no half upload is left anywhere.
+        on_disk = stored_hashes(d)
+        for stored, sha in d.db_query("SELECT stored_name, sha256 FROM files"):
+            assert on_disk.get(stored) == sha
+        assert not list((d.state_dir / "tmp").glob("*"))
+        status, machine = d.request("GET", "/api/v1/machine", token=token)
+        assert status == 200 and machine["job"] is None
+        assert_laser_off_and_still(d, token)
+    assert d.stop() == 0
