@@ -196,7 +196,7 @@ def test_sign_out_ends_the_session(daemon: Daemon, new_page: Any) -> None:
     sign_in(page, daemon, *ADMIN)
     page.reload()  # the refresh cookie brings the session back after a reload
     expect(page.locator("#who")).to_contain_text(ADMIN[0])
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.locator(".toast.error")).to_have_count(0)
     assert not [c for c in page.context.cookies() if c["value"]]
@@ -355,6 +355,40 @@ def test_api_key_shown_once_and_listed(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_profile_and_password_change(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    user = {"username": "changer", "email": "changer@example.org", "password": "old secret 1"}
+    daemon.api("POST", "/users", {**user, "role": "user", "status": "active"}, token=token)
+    page, watch = new_page((390, 844))
+    sign_in(page, daemon, "changer", "old secret 1")
+    page.get_by_role("link", name="Account", exact=True).click()
+    page.get_by_label("Full name").fill("Chris Changer")
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.locator(".toast", has_text="Profile saved")).to_be_visible()
+
+    page.get_by_label("Current password").fill("wrong one 1")
+    page.get_by_label("New password", exact=True).fill("new secret 2")
+    page.get_by_label("Repeat new password").fill("new secret 2")
+    page.get_by_role("button", name="Change password").click()
+    form_error = page.locator("form", has=page.get_by_label("Current password")).locator(
+        ".form-error"
+    )
+    expect(form_error).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("changer")  # still signed in
+
+    page.get_by_label("Current password").fill("old secret 1")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".toast", has_text="Password changed")).to_be_visible()
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    sign_in(page, daemon, "changer", "new secret 2")
+    expect(page.locator("#who")).to_contain_text("changer")
+    assert (
+        daemon.api("GET", "/auth/me", token=daemon.login("changer", "new secret 2"))["full_name"]
+        == "Chris Changer"
+    )
+    watch.check()
+
+
 def test_admin_console_and_controller_settings(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     page.on("dialog", lambda d: d.accept())
@@ -438,22 +472,23 @@ def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: 
         token, project["id"], "horse.png", (SAMPLE_DATA / "horse.png").read_bytes(), "image/png"
     )
     daemon.wait_file_ready(token, f["id"])
-    pages = {
-        "dashboard": "#/dashboard",
-        "projects": "#/projects",
-        "project": f"#/projects/{project['id']}",
-        "jobs": "#/jobs",
-        "account": "#/account",
-        "admin-users": "#/admin/users",
-        "admin-settings": "#/admin/settings",
-        "admin-console": "#/admin/console",
+    pages = {  # name: (route, its h1)
+        "dashboard": ("#/dashboard", "Dashboard"),
+        "projects": ("#/projects", "Projects"),
+        "project": (f"#/projects/{project['id']}", "Coasters"),
+        "jobs": ("#/jobs", "Jobs"),
+        "account": ("#/account", "Account"),
+        "admin-users": ("#/admin/users", "Administration"),
+        "admin-settings": ("#/admin/settings", "Administration"),
+        "admin-console": ("#/admin/console", "Administration"),
     }
     for label, size in (("phone", (390, 844)), ("laptop", (1366, 800))):
         page, watch = new_page(size)
         sign_in(page, daemon, *ADMIN)
-        for name, route in pages.items():
+        for name, (route, heading) in pages.items():
             page.goto(daemon.base + "/" + route)
-            expect(page.locator("main h1")).to_have_count(1)
+            expect(page.locator("main h1")).to_have_text(heading)
+            expect(page.locator("main .page")).not_to_be_empty()
             page.wait_for_load_state("networkidle")
             if name == "project":
                 expect(page.locator("img.preview")).to_have_attribute("src", re.compile("^blob:"))
