@@ -118,7 +118,8 @@ def _query_data(request: web.Request) -> dict[str, Any]:
 def path_id(request: web.Request, name: str = "id") -> int:
     """An integer path parameter; anything else is simply not found (no 500, no leak)."""
     raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    # isascii(): str.isdigit() also holds for "³" and other digits int() refuses (a 500).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise errors.NotFound()
     return int(raw)
 

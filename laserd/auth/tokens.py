@@ -137,7 +137,11 @@ def decode(token: str, key: bytes, expected: TokenType, *, now: float | None = N
         article = "An" if expected == "access" else "A"
         raise errors.TokenInvalid(f"{article} {expected} token is needed here.")
     sub, jti = payload.get("sub"), payload.get("jti")
-    if not isinstance(sub, str) or not sub.isdigit() or not isinstance(jti, str):
+    if (
+        not isinstance(sub, str)
+        or not (sub.isascii() and sub.isdigit())
+        or not isinstance(jti, str)
+    ):
         raise errors.TokenInvalid()
     return Claims(
         sub=int(sub),
