@@ -455,27 +455,18 @@ class JobRunner:
             a.pause_reason = None
         finished = utcnow()
         elapsed = time.monotonic() - a.started_mono if a.started_mono is not None else 0.0
-        a.row.update(
-            state=state,
-            lines_sent=a.lines_sent,
-            lines_acked=a.lines_acked,
-            started_at=a.started_at,
-            finished_at=finished,
-            elapsed_s=round(elapsed, 3),
-            error=error,
-            pause_reason=a.pause_reason,
-        )
-        await self._record_end(
-            a,
-            state=state,
-            lines_sent=a.lines_sent,
-            lines_acked=a.lines_acked,
-            started_at=a.started_at,
-            finished_at=finished,
-            elapsed_s=round(elapsed, 3),
-            error=error,
-            pause_reason=a.pause_reason,
-        )
+        final = {
+            "state": state,
+            "lines_sent": a.lines_sent,
+            "lines_acked": a.lines_acked,
+            "started_at": a.started_at,
+            "finished_at": finished,
+            "elapsed_s": round(elapsed, 3),
+            "error": error,
+            "pause_reason": a.pause_reason,
+        }
+        a.row.update(final)
+        await self._record_end(a, **final)
         if self._active is a:
             self._active = None
         log.info("job %d %s%s", a.id, state, f": {error}" if error else "")
