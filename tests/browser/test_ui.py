@@ -206,6 +206,31 @@ def test_sign_out_ends_the_session(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_expired_access_token_is_renewed_quietly(tmp_path: Path, new_page: Any) -> None:
+    # Access tokens that live about 3 s; the refresh cookie renews them behind the scenes.
+    d = Daemon(tmp_path / "state", extra_env={"LASERD_AUTH__ACCESS_TOKEN_DAYS": "0.000035"})
+    d.start()
+    try:
+        d.create_admin("sleepy", "wake me up 1")
+        page, watch = new_page()
+        sign_in(page, d, "sleepy", "wake me up 1")
+        renewals: list[int] = []
+        page.on(
+            "response",
+            lambda r: renewals.append(r.status) if r.url.endswith("/auth/refresh") else None,
+        )
+        time.sleep(4)
+        page.get_by_role("link", name="Account", exact=True).click()
+        expect(page.locator("main h1")).to_have_text("Account")
+        expect(page.get_by_text("sleepy", exact=True)).to_be_visible()
+        assert renewals and renewals[-1] == 200
+        expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
+        watch.check()
+        page.context.close()
+    finally:
+        d.stop()
+
+
 def test_guest_sees_no_controls(daemon: Daemon, new_page: Any) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     daemon.api(
