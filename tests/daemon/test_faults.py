@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import http.client
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -464,3 +466,122 @@ def test_kill_9_five_times_mid_job_and_mid_upload(daemon) -> None:
         assert status == 200 and machine["job"] is None
         assert_laser_off_and_still(d, token)
     assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------- wall-clock jump
+
+LIBFAKETIME = next(
+    (
+        p
+        for p in (
+            Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
+            Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"),
+            Path("/usr/lib/faketime/libfaketimeMT.so.1"),
+        )
+        if p.exists()
+    ),
+    None,
+)
+
+
+VICTIM_PASSWORD = "victim password 42"
+
+
+def create_victim(d: Daemon) -> None:
+    """A second account (made with the operator's CLI) whose login gets locked."""
+    cmd = [sys.executable, "-m", "laserd", "create-admin", "--username", "victim"]
+    cmd += ["--email", "victim@example.com", "--password-stdin"]
+    done = subprocess.run(
+        cmd,
+        input=VICTIM_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=d.env(),
+        cwd=d.workdir,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def http_date_s(d: Daemon) -> float:
+    """The daemon's wall clock, from the Date header of an answer."""
+    with urllib.request.urlopen(d.base_url + "/api/v1/health", timeout=10) as resp:
+        return email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+
+
+def job_now(d: Daemon, token: str, job_id: int) -> dict[str, Any]:
+    status, job = d.request("GET", f"/api/v1/jobs/{job_id}", token=token)
+    assert status == 200, job
+    return job
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime not installed (Debian: faketime)")
+def test_wall_clock_jumps_neither_unlock_an_account_nor_trip_or_stall_a_job(tmp_path) -> None:
+    """Only the wall clock jumps (libfaketime, monotonic untouched), as when NTP steps the
+    clock of a Pi without RTC. Rate limits, debounce and job timing run on the monotonic clock.
+    """
+    clock_file = tmp_path / "faketime"
+    clock_file.write_text("+0\n")
+    d = Daemon(
+        tmp_path / "d",
+        config={"simulator": {"time_scale": 25.0}, "auth": {"account_lock_s": 600}},
+        extra_env={
+            "LD_PRELOAD": str(LIBFAKETIME),
+            "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        },
+    )
+    d.workdir.mkdir(parents=True)
+    d.write_config()
+    create_admin(d)
+    create_victim(d)
+    try:
+        token = daemon_up(d)
+        file = harness.ready_file(d, token, "long.gcode", long_gcode(moves=300))
+        wrong = {"username": "victim", "password": "not the password"}
+        right = {"username": "victim", "password": VICTIM_PASSWORD}
+        assert d.request("POST", "/api/v1/auth/login", right)[0] == 200
+        statuses = [d.request("POST", "/api/v1/auth/login", wrong)[0] for _ in range(6)]
+        assert statuses[-1] == 423, statuses
+        assert d.request("POST", "/api/v1/auth/login", right)[0] == 423
+
+        job = harness.start_job(d, token, file["id"])
+        t_wall = time.time()
+        clock_file.write_text("+2h\n")  # NTP steps the clock forward two hours
+        time.sleep(0.5)
+        assert http_date_s(d) - t_wall > 7000  # the daemon really sees the jump
+        assert d.request("POST", "/api/v1/auth/login", right)[0] == 423  # still locked
+        acked = job_now(d, token, job["id"])["lines_acked"]
+        time.sleep(1.0)
+        now = job_now(d, token, job["id"])
+        assert now["state"] == "running" and now["lines_acked"] > acked  # not stalled
+
+        clock_file.write_text("-2h\n")  # and back, two hours behind real time
+        time.sleep(0.5)
+        assert http_date_s(d) - time.time() < -7000
+        assert d.request("POST", "/api/v1/auth/login", right)[0] == 423  # still locked
+        # Tokens issued "in the future" are refused by design; sign in again as a person would.
+        status, body = d.request("GET", f"/api/v1/jobs/{job['id']}", token=token)
+        assert status in (200, 401), body
+        if status == 401:
+            token = login(d)
+        acked = job_now(d, token, job["id"])["lines_acked"]
+        time.sleep(1.0)
+        now = job_now(d, token, job["id"])
+        assert now["state"] == "running" and now["lines_acked"] > acked
+
+        deadline = time.monotonic() + 120
+        while now["state"] == "running":
+            assert time.monotonic() < deadline, now
+            time.sleep(0.5)
+            now = job_now(d, token, job["id"])
+        assert now["state"] == "completed", now
+        assert now["lines_acked"] == now["lines_total"]
+        assert 0 < now["elapsed_s"] < 120  # monotonic: the jumps do not count
+        assert d.db_query("PRAGMA integrity_check") == [("ok",)]
+        assert_laser_off_and_still(d, token)
+        assert d.stop() == 0
+    finally:
+        d.close()
