@@ -470,6 +470,45 @@ def test_job_waits_for_the_start_button(tmp_path: Path, new_page: Any) -> None:
         d.stop()
 
 
+def test_validation_errors_beside_their_fields(daemon: Daemon, new_page: Any) -> None:
+    # The server's 422 details land next to the field they name.
+    page, watch = new_page()
+    page.goto(daemon.base + "/#/register")
+    page.get_by_label("Username").fill("no spaces allowed!")
+    page.get_by_label("Email").fill("not-an-email")
+    page.get_by_label("Password", exact=True).fill("x")
+    page.get_by_role("button", name="Create account").click()
+    username = page.get_by_label("Username")
+    expect(username).to_have_attribute("aria-invalid", "true")
+    err_id = username.get_attribute("id")
+    expect(page.locator(f"#{err_id}-err")).to_be_visible()
+    expect(page.locator(f"#{err_id}-err")).not_to_be_empty()
+
+    # The laser form checks ranges while typing, and presets fill it.
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Settings form"}, token=token)
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    page.get_by_text("Project and laser settings").click()
+    power = page.get_by_label("Maximum power (%)")
+    power.fill("150")
+    expect(power).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(f"#{power.get_attribute('id')}-err")).to_have_text("Between 0 and 100.")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".toast", has_text="Settings saved")).to_have_count(0)
+    page.get_by_label("Preset").select_option(label="Cut 3 mm plywood")
+    expect(page.get_by_label("Laser mode")).to_have_value("M3")
+    expect(page.get_by_label("Passes")).to_have_value("3")
+    expect(page.get_by_label("Air assist")).to_be_checked()
+    expect(power).to_have_value("100")
+    expect(power).not_to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".toast", has_text="Settings saved")).to_be_visible()
+    saved = daemon.api("GET", f"/projects/{project['id']}", token=token)["laser"]
+    assert (saved["mode"], saved["passes"], saved["air_assist"]) == ("M3", 3, True)
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)

@@ -128,9 +128,11 @@ export function laserFieldset(initial = {}, { readOnly = false } = {}) {
     mode.value = laser.mode || "M4";
     dither.value = laser.dither || "grayscale";
     for (const name of Object.keys(bools)) bools[name].checked = Boolean(laser[name]);
-    for (const [name] of NUMBERS) {
+    for (const [name, label, o] of NUMBERS) {
       const v = get(laser, name);
       controls[name].value = v === undefined || v === null ? "" : String(v);
+      // A field that showed an error is checked again, so a preset clears stale messages.
+      if (controls[name].hasAttribute("aria-invalid")) checkOne(controls[name], o, label);
     }
   }
 
