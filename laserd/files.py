@@ -379,7 +379,7 @@ class Processing:
                 max_workers=self._settings.processing.workers,
                 mp_context=self._ctx,
                 initializer=init_worker,
-                initargs=(self._progress_q,),
+                initargs=(self._progress_q, os.getpid()),
             )
         return self._pool
 

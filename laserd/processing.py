@@ -14,6 +14,8 @@ import contextlib
 import errno
 import logging
 import os
+import select
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +37,43 @@ WORKER_NICE = 10
 _progress_queue: Any = None
 
 
-def init_worker(progress_queue: Any) -> None:
-    """Process-pool initializer: remember the progress queue, step back on CPU priority."""
+def init_worker(progress_queue: Any, daemon_pid: int | None = None) -> None:
+    """Process-pool initializer: remember the progress queue, step back on CPU priority, and
+    exit when the daemon dies."""
     global _progress_queue
     _progress_queue = progress_queue
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
+    if daemon_pid is not None:
+        threading.Thread(
+            target=_exit_with, args=(daemon_pid,), name="exit-with-daemon", daemon=True
+        ).start()
+
+
+def _exit_with(daemon_pid: int) -> None:
+    """Thread: end this worker once the daemon process is gone.
+
+    A worker's parent is the forkserver, not the daemon, and it holds both ends of its task
+    queue, so after ``kill -9`` of the daemon it would wait forever, and keep the forkserver
+    alive with it. systemd's cgroup clean-up hides this under the unit; anywhere else (dev.sh,
+    tests, a crash loop) the orphans piled up. A pidfd becomes readable when the process exits.
+    """
+    try:
+        fd = os.pidfd_open(daemon_pid)
+    except OSError:
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while True:
+            try:
+                os.kill(daemon_pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(2.0)
+    os._exit(0)
 
 
 @dataclass(frozen=True, slots=True)
