@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections import deque
 from typing import Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 routes = ApiRoutes("debug")
 
+#: Name of the simulated controller's thread (laserd.grbl.sim.runner).
+SIM_THREAD_NAME = "grbl-sim"
 #: Samples kept per probe run: 10 minutes at the default 5 ms interval.
 MAX_SAMPLES = 120_000
 
@@ -184,6 +187,9 @@ class SimulatorOut(BaseModel):
     blocks_executed: int
     planner_starved_s: float
     starvations: int
+    thread_native_id: int | None = Field(
+        description="OS thread id of the simulator, so a bench can tell its CPU from laserd's"
+    )
 
 
 @routes.get(
@@ -216,6 +222,9 @@ async def read_simulator(request: web.Request) -> SimulatorOut:
         blocks_executed=rec.blocks_executed,
         planner_starved_s=round(rec.planner_starved_s, 4),
         starvations=rec.starvations,
+        thread_native_id=next(
+            (t.native_id for t in threading.enumerate() if t.name == SIM_THREAD_NAME), None
+        ),
     )
 
 

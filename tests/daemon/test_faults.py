@@ -413,6 +413,19 @@ def slow_upload(d: Daemon, token: str, project_id: int, size: int, stop: threadi
         conn.close()
 
 
+def leftovers(d: Daemon) -> list[int]:
+    """Processes a dead daemon left behind (its forkserver and processing workers carry the
+    daemon's folder on their command line)."""
+    mark = str(d.workdir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if mark in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
 def stored_hashes(d: Daemon) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
@@ -451,6 +464,10 @@ def test_kill_9_five_times_mid_job_and_mid_upload(daemon) -> None:
         d.kill()  # SIGKILL: no clean-up at all
         stop.set()
         uploader.join(timeout=30)
+        deadline = time.monotonic() + 20
+        while leftovers(d):  # processing workers and their forkserver follow the daemon
+            assert time.monotonic() < deadline, leftovers(d)
+            time.sleep(0.2)
 
         token = daemon_up(d)
         states = d.db_query("SELECT id, state, error FROM jobs ORDER BY id")
