@@ -527,6 +527,15 @@ def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+UNLABELLED_JS = """
+() => [...document.querySelectorAll("main input, main select, main textarea, main button")]
+  .filter((el) => el.type !== "hidden")
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+    && !el.getAttribute("aria-labelledby") && !(el.tagName === "BUTTON" && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120))
+"""
+
+
 def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: Path) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api(
@@ -556,6 +565,7 @@ def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: 
             page.wait_for_load_state("networkidle")
             if name == "project":
                 expect(page.locator("img.preview")).to_have_attribute("src", re.compile("^blob:"))
+            assert page.evaluate(UNLABELLED_JS) == [], f"unlabelled controls on {name}"
             page.screenshot(path=str(artifacts / f"{name}-{label}.png"), full_page=True)
         watch.check()
         page.context.clear_cookies()
