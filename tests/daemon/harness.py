@@ -6,7 +6,6 @@ Shared by tests/daemon and the benches in tests/bench. Only loopback addresses a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -357,69 +356,9 @@ def upload(d: Daemon, token: str, name: str, content: bytes, timeout_s: float = 
     return file
 
 
-def seed_ready_file(d: Daemon, name: str, content: bytes) -> dict:
-    """A processed G-code file written the way upload + processing leave it: the project and
-    file rows, the upload under ``uploads/`` and the normalised copy under ``generated/``.
-
-    For runs where the files API is not served; the daemon may be running (WAL, busy timeout).
-    """
-    owner_id = d.db_query("SELECT id FROM users WHERE username = ?", ADMIN["username"])[0][0]
-    lines = [ln for ln in content.decode().splitlines() if ln.strip()]
-    stats = {
-        "lines": len(lines),
-        "bounds": {"xmin": 0, "xmax": 10, "ymin": 0, "ymax": 40},
-        "estimated_s": 240.0,
-        "laser_on_mm": 4000.0,
-        "travel_mm": 0.0,
-    }
-    digest = hashlib.sha256(content).hexdigest()
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    conn = sqlite3.connect(d.db_path, timeout=10)
-    try:
-        with conn:
-            project_id = conn.execute(
-                "INSERT INTO projects (owner_id, name, laser_json, created_at, updated_at)"
-                " VALUES (?, 'daemon test', '{}', ?, ?)",
-                (owner_id, now, now),
-            ).lastrowid
-            stored = f"{digest[:16]}-{project_id}-{name}"
-            file_id = conn.execute(
-                "INSERT INTO files (project_id, owner_id, name, kind, size, sha256, stored_name,"
-                " status, progress, stats_json, laser_json, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'gcode', ?, ?, ?, 'ready', 1, ?, '{}', ?, ?)",
-                (
-                    project_id,
-                    owner_id,
-                    name,
-                    len(content),
-                    digest,
-                    stored,
-                    json.dumps(stats),
-                    now,
-                    now,
-                ),
-            ).lastrowid
-    finally:
-        conn.close()
-    uploads = d.state_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    (uploads / stored).write_bytes(content)
-    generated = d.state_dir / "generated"
-    generated.mkdir(parents=True, exist_ok=True)
-    (generated / f"{file_id}.gcode").write_text("\n".join(lines) + "\n")
-    return {"id": file_id, "project_id": project_id, "sha256": digest, "name": name}
-
-
-def files_api_served(d: Daemon) -> bool:
-    status, spec = d.request("GET", "/api/v1/openapi.json")
-    return status == 200 and "/api/v1/projects/{id}/files" in spec.get("paths", {})
-
-
 def ready_file(d: Daemon, token: str, name: str, content: bytes) -> dict:
-    """Through the upload API when the daemon serves it, else seeded as processing leaves it."""
-    if files_api_served(d):
-        return upload(d, token, name, content)
-    return seed_ready_file(d, name, content)
+    """Uploaded through the API and processed to ``ready`` (see :func:`upload`)."""
+    return upload(d, token, name, content)
 
 
 def long_gcode(moves: int = 400, step_mm: float = 10.0, feed_mm_min: int = 1200) -> bytes:
