@@ -52,6 +52,11 @@ def _schemas(specs: list[RouteSpec]) -> tuple[dict[tuple[int, str], Any], dict[s
     return mapping, defs.get("$defs", {})
 
 
+def _body_required(schema: dict[str, Any]) -> bool:
+    """Whether an empty body (read as ``{}``) would be refused: some field must be given."""
+    return bool(schema.get("required") or schema.get("anyOf"))
+
+
 def _query_parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     if spec.query is None:
         return []
@@ -93,7 +98,8 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
             op["parameters"] = params
         if spec.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # An empty body counts as ``{}``: it is optional when no field is required.
+                "required": _body_required(spec.body.model_json_schema()),
                 "content": {
                     "application/json": {
                         "schema": mapping[(id(spec.body), "validation"), "validation"]

@@ -102,9 +102,27 @@ async def read_json(request: web.Request) -> Any:
             code="bad_request",
         )
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+    except ValueError as exc:
+        raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+
+
+def _not_json(name: str) -> Any:
+    """Python's json module reads NaN and Infinity; JSON has neither (an ``inf`` feed, say)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_integers(value: Any) -> Any:
+    """Whole floats (``3.0``) as integers: JSON Schema counts them as integers, as clients do."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _json_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_integers(v) for v in value]
+    return value
 
 
 def _query_data(request: web.Request) -> dict[str, Any]:
@@ -247,7 +265,9 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
             try:
                 # Strict JSON-mode validation: the document promises JSON types, so ``false``
                 # is no number and ``0`` no boolean (lax mode coerced both).
-                kwargs["body"] = spec.body.model_validate_json(json.dumps(data), strict=True)
+                kwargs["body"] = spec.body.model_validate_json(
+                    json.dumps(_json_integers(data)), strict=True
+                )
             except ValidationError as exc:
                 raise_validation(exc)
         result = await spec.handler(request, **kwargs)
