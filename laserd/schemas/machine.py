@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from laserd.machine import FRAME_MAX_POWER_PCT
 from laserd.schemas.common import PageQuery, StrictModel
@@ -88,11 +88,24 @@ class ReplyLines(BaseModel):
     lines: list[str] = Field(description="the controller's reply lines before its ok")
 
 
+def _one_of_required(*names: str) -> dict[str, Any]:
+    """JSON Schema for "at least one of these is given and not null"."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names
+        ]
+    }
+
+
 class JogIn(StrictModel):
+    # The schema states the "at least one axis" rule the validator enforces.
+    model_config = ConfigDict(json_schema_extra=_one_of_required("x", "y", "z"))
+
     x: float | None = Field(None, ge=-10_000, le=10_000)
     y: float | None = Field(None, ge=-10_000, le=10_000)
     z: float | None = Field(None, ge=-1_000, le=1_000)
-    feed: float = Field(gt=0, le=100_000, description="mm/min")
+    # At least 1 mm/min: a feed that rounds to F0 in G-code is a jog GRBL never finishes.
+    feed: float = Field(ge=1, le=100_000, description="mm/min")
     relative: bool = True
 
     @model_validator(mode="after")
@@ -107,10 +120,12 @@ class FrameIn(StrictModel):
     power_pct: float = Field(
         0, ge=0, le=FRAME_MAX_POWER_PCT, description="0: laser off (default); capped low"
     )
-    feed_mm_min: float | None = Field(None, gt=0, le=100_000)
+    feed_mm_min: float | None = Field(None, ge=1, le=100_000)
 
 
 class OverridesIn(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_one_of_required("feed", "power", "rapid"))
+
     feed: int | None = Field(None, ge=10, le=200)
     power: int | None = Field(None, ge=10, le=200)
     rapid: Literal[25, 50, 100] | None = None
@@ -123,11 +138,18 @@ class OverridesIn(StrictModel):
 
 
 class ConsoleIn(StrictModel):
-    line: str = Field(min_length=1, max_length=256)
+    line: str = Field(
+        min_length=1,
+        max_length=256,
+        description="one line; GRBL takes at most 79 characters, longer ones are refused",
+        json_schema_extra={"maxLength": 79},
+    )
 
 
 class ControllerSettings(RootModel[dict[str, float]]):
     """Controller ``$`` settings, e.g. ``{"$30": 1000, "$32": 1}``."""
+
+    model_config = ConfigDict(json_schema_extra={"propertyNames": {"pattern": r"^\$\d{1,3}$"}})
 
 
 class InterlockOut(BaseModel):

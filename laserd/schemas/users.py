@@ -50,12 +50,37 @@ def _full_name(value: str) -> str:
     return value
 
 
-Username = Annotated[str, Field(min_length=2, max_length=32), AfterValidator(_username)]
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
-FullName = Annotated[str, Field(max_length=100), AfterValidator(_full_name)]
+# The validators keep their own messages; ``json_schema_extra`` states the same rules in the
+# OpenAPI document, so a client (or a fuzzer) that follows the document is not refused.
+Username = Annotated[
+    str,
+    Field(min_length=2, max_length=32, json_schema_extra={"pattern": _USERNAME.pattern}),
+    AfterValidator(_username),
+]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        json_schema_extra={"pattern": r"^\s*[^@\s<>\"',;]+@[^@\s<>\"',;]+\s*$"},
+    ),
+    AfterValidator(_email),
+]
+FullName = Annotated[
+    str,
+    Field(max_length=100, json_schema_extra={"pattern": r"^[^\x00-\x1f]*$"}),
+    AfterValidator(_full_name),
+]
 #: The byte limit and content rules; the minimum length comes from settings (the service).
 Password = Annotated[
-    str, Field(min_length=1, max_length=1024), AfterValidator(check_password_bytes)
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="at most 72 bytes in UTF-8, no NUL; the minimum length is a server setting",
+        json_schema_extra={"maxLength": 72, "pattern": r"^[^\x00]*$"},
+    ),
+    AfterValidator(check_password_bytes),
 ]
 
 
