@@ -8,6 +8,7 @@ line logged deep inside a service still says which request it belongs to.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 
@@ -18,10 +19,37 @@ user_var: ContextVar[str] = ContextVar("user", default="")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+#: Characters that would let a logged value forge or hide lines (newlines, escapes, C1 codes).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: str) -> str:
+    """``value`` with control characters escaped: one log line stays one line."""
+    return _CONTROL.sub(_escape, value)
+
+
+def _printable_arg(value: object) -> object:
+    return printable(value) if isinstance(value, str) else value
+
+
 class ContextFilter(logging.Filter):
-    """Adds ``request_id``, ``job_id`` and ``user`` attributes to every record."""
+    """Adds ``request_id``, ``job_id`` and ``user`` attributes to every record, and escapes
+    control characters in string arguments.
+
+    The arguments are where client-supplied text (a request path, a username as typed) enters
+    a log line; a newline in one must not forge a second line in the journal or on stderr.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_printable_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _printable_arg(v) for k, v in record.args.items()}
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         if not hasattr(record, "job_id"):
