@@ -204,7 +204,10 @@ async def read_simulator(request: web.Request) -> SimulatorOut:
     sim = request.app.get(SIMULATOR)
     if sim is None:
         raise errors.NotFound("No simulated controller is running.")
-    rec = sim.record_snapshot()
+    # The live record, field by field: each read is atomic under the GIL. record_snapshot()
+    # would copy two 100k-entry logs under the simulator's lock, on the loop, and the bench
+    # would measure its own reading as event-loop lag.
+    rec = sim.record
     return SimulatorOut(
         state=rec.state,
         laser_on=bool(sim.laser_on),
@@ -214,9 +217,9 @@ async def read_simulator(request: web.Request) -> SimulatorOut:
         bytes_in=rec.bytes_in,
         bytes_out=rec.bytes_out,
         rx_overflows=rec.rx_overflows,
-        faults=rec.faults[:20],
+        faults=list(rec.faults[:20]),
         errors=[list(e) for e in rec.errors[:20]],
-        alarms=rec.alarms[:20],
+        alarms=list(rec.alarms[:20]),
         resets=rec.resets,
         banners=rec.banners,
         blocks_executed=rec.blocks_executed,
