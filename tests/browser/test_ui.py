@@ -509,6 +509,36 @@ def test_validation_errors_beside_their_fields(daemon: Daemon, new_page: Any) ->
     watch.check()
 
 
+def test_alarm_and_disconnected_states_offer_the_way_out(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    daemon.wait_machine_idle(token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    state = page.locator("#machine-state")
+    expect(state).to_have_text("Ready")
+    machine = page.locator(".machine-panel")
+
+    # A soft reset during a slow jog loses the position: GRBL raises ALARM:3.
+    daemon.api("POST", "/machine/jog", {"x": 100, "feed": 10, "relative": True}, token=token)
+    expect(state).to_have_text("Jogging")
+    daemon.api("POST", "/machine/reset", {}, token=token)
+    expect(state).to_have_text("Alarm")
+    expect(machine.locator(".state-sentence")).to_contain_text("Unlock to continue")
+    expect(page.locator(".jog-panel .reason")).to_have_text("Alarm: unlock or home first.")
+    expect(page.get_by_role("button", name="X plus")).to_be_disabled()
+    machine.get_by_role("button", name="Unlock").click()
+    expect(state).to_have_text("Ready")
+    expect(page.get_by_role("button", name="X plus")).to_be_enabled()
+
+    daemon.api("POST", "/machine/disconnect", {}, token=token)
+    expect(state).to_have_text("Disconnected")
+    expect(machine.locator(".state-sentence")).to_contain_text("Check the USB cable")
+    expect(page.locator(".jog-panel .reason")).to_have_text("The controller is disconnected.")
+    machine.get_by_role("button", name="Connect").click()
+    expect(state).to_have_text("Ready", timeout=30_000)
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)

@@ -211,7 +211,10 @@ export function render(view) {
     setText(stateTitle, stale && m ? `${words.title} (not live)` : words.title);
     stateTitle.className = `state-title state-${words.key}`;
     let sentence = words.sentence;
-    if (words.key === "alarm" && m?.alarm) sentence = `${typeof m.alarm === "object" ? m.alarm.message || m.alarm.code : m.alarm}. Unlock to continue, or home the machine to find its position again.`;
+    if (words.key === "alarm" && m?.alarm) {
+      const why = typeof m.alarm === "object" ? m.alarm.message || `ALARM:${m.alarm.code}` : String(m.alarm);
+      sentence = `${why.replace(/\.$/, "")}. Unlock to continue, or home the machine to find its position again.`;
+    }
     if (stale) sentence = live.status === "connecting" ? "The live connection to laserd dropped; reconnecting…" : "No live connection to laserd.";
     setText(stateSentence, sentence);
 
