@@ -13,11 +13,13 @@
 #
 # With --root DIR (or DESTDIR=DIR) nothing outside DIR is touched: apt-get, starting the
 # service and reading the journal are skipped; the user is added to DIR/etc/passwd when that
-# file exists; the unit is enabled with `systemctl --root`.
+# file exists; the unit is enabled with `systemctl --root`. A venv built there has DIR in its
+# script paths, so an image build passes --skip-venv and builds /opt/laserd/venv inside the
+# image (for example by running this script in a chroot).
 set -euo pipefail
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 Options:
   --root DIR     install under DIR instead of / (also: DESTDIR=DIR)
