@@ -132,6 +132,6 @@ async def _pump(ws: web.WebSocketResponse, sub: Any) -> None:
     while not ws.closed:
         event = await sub.get()
         try:
-            await ws.send_str(_dumps(event.as_message()))
+            await ws.send_str(event.text(_dumps))
         except (ConnectionError, RuntimeError):
             return
