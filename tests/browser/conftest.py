@@ -12,8 +12,6 @@ from playwright.sync_api import expect
 
 from tests.browser.harness import ARTIFACTS, CHROMIUM, Daemon, launch_chromium
 
-pytestmark = pytest.mark.browser
-
 if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:  # pragma: no cover
     pytest.skip("Debian's chromium is missing (apt-get install chromium)", allow_module_level=True)
 

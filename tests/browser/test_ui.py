@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN
 from tests.browser.harness import SAMPLE_DATA, Daemon
+
+pytestmark = pytest.mark.browser
 
 LONG_S = 120_000  # ms: generous for a busy 2-core machine
 
@@ -206,6 +209,7 @@ def test_sign_out_ends_the_session(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+@pytest.mark.slow
 def test_expired_access_token_is_renewed_quietly(tmp_path: Path, new_page: Any) -> None:
     # Access tokens that live about 3 s; the refresh cookie renews them behind the scenes.
     d = Daemon(tmp_path / "state", extra_env={"LASERD_AUTH__ACCESS_TOKEN_DAYS": "0.000035"})
@@ -341,6 +345,7 @@ def test_register_then_admin_approves(daemon: Daemon, new_page: Any) -> None:
     admin_watch.check()
 
 
+@pytest.mark.slow
 def test_live_connection_comes_back_after_restart(fresh_daemon: Daemon, new_page: Any) -> None:
     fresh_daemon.create_admin("owner", "restart me 1")
     page, watch = new_page()
@@ -441,6 +446,7 @@ def test_admin_console_and_controller_settings(daemon: Daemon, new_page: Any) ->
     watch.check()
 
 
+@pytest.mark.slow
 def test_job_waits_for_the_start_button(tmp_path: Path, new_page: Any) -> None:
     d = Daemon(
         tmp_path / "state",
@@ -566,6 +572,7 @@ UNLABELLED_JS = """
 """
 
 
+@pytest.mark.slow
 def test_screenshots_phone_and_laptop(daemon: Daemon, new_page: Any, artifacts: Path) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api(
