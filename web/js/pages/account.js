@@ -216,6 +216,7 @@ function apiKeys(me) {
   load();
   return h("section", { class: "panel", "aria-labelledby": "keys-h" },
     h("h2", { id: "keys-h" }, "API keys"),
-    h("p", { class: "muted" }, "Long-lived keys for programs on your network (LightBurn scripts, Home Assistant, your own tools)."),
+    h("p", { class: "muted" }, "Long-lived keys for programs on your network (LightBurn scripts, Home Assistant, your own tools). ",
+      h("a", { href: "/api/v1/docs", target: "_blank", rel: "noopener" }, "API documentation")),
     shown, empty, table, h("h3", {}, "New key"), form);
 }
