@@ -78,7 +78,7 @@ export function render(view) {
 
   const lights = h("ul", { class: "lights" });
   const interlockMsg = h("p", { class: "interlock-msg", role: "alert" });
-  const interlockPanel = h("section", { class: "panel", "aria-labelledby": "il-h" },
+  const interlockPanel = h("section", { class: "panel interlock-panel", "aria-labelledby": "il-h" },
     h("h2", { id: "il-h" }, "Interlocks"), lights, interlockMsg);
 
   // ------------------------------------------------------------------ job panel
@@ -159,7 +159,7 @@ export function render(view) {
   }
   const overrideReason = h("p", { class: "reason" });
   const overridesPanel = can.control()
-    ? h("section", { class: "panel", "aria-labelledby": "ovr-h" },
+    ? h("section", { class: "panel overrides-panel", "aria-labelledby": "ovr-h" },
       h("h2", { id: "ovr-h" }, "Overrides"),
       slider("feed", "Feed"), slider("power", "Laser power"),
       h("div", { class: "override" }, h("span", { class: "label" }, "Rapid"), rapidGroup),
