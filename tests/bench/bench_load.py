@@ -366,6 +366,7 @@ def main() -> int:
         "login_every_s": args.login_every_s,
         "bcrypt_rounds": args.bcrypt_rounds,
         "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         d = Daemon(
@@ -390,6 +391,8 @@ def main() -> int:
             out["job_bytes"] = (d.state_dir / "generated" / f"{file['id']}.gcode").stat().st_size
             budget_s = 4 * args.window_s + 300
             out |= asyncio.run(asyncio.wait_for(run(args, d, token, file["id"]), budget_s))
+            out["loadavg_at_end"] = os.getloadavg()
+            out["bench_process_cpu_s"] = round(time.process_time(), 1)
             out["daemon_exit"] = d.stop()
         finally:
             d.close()
