@@ -545,6 +545,32 @@ def test_alarm_and_disconnected_states_offer_the_way_out(daemon: Daemon, new_pag
     watch.check()
 
 
+def test_someone_elses_job_cannot_be_controlled(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    user = {"username": "bystander", "email": "by@example.org", "password": "hands off 1"}
+    daemon.api("POST", "/users", {**user, "role": "user", "status": "active"}, token=token)
+    project = daemon.api("POST", "/projects", {"name": "Admin's job"}, token=token)
+    f = daemon.upload(token, project["id"], "admin.gcode", long_gcode(), "text/plain")
+    daemon.wait_file_ready(token, f["id"])
+    daemon.wait_machine_idle(token)
+    page, watch = new_page()
+    sign_in(page, daemon, "bystander", "hands off 1")
+    job = daemon.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
+    try:
+        expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+        expect(page.locator(".job-title")).to_have_text("admin.gcode")
+        for name in ("Pause", "Cancel job"):
+            button = page.get_by_role("button", name=name, exact=True)
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("title", "This job belongs to another person.")
+        expect(page.locator(".jog-panel .reason")).to_have_text("Another person's job is running.")
+        expect(page.get_by_label("Feed", exact=True)).to_be_disabled()  # the override slider
+    finally:
+        daemon.api("POST", f"/jobs/{job['id']}/cancel", {}, token=token)
+    expect(page.locator(".job-state")).to_contain_text("Cancelled", timeout=LONG_S)
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)
