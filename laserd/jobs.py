@@ -66,6 +66,7 @@ class ActiveJob:
     outcome: tuple[str, str | None] | None = None
     task: asyncio.Task[None] | None = None
     last_persist: float = 0.0
+    persist_task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -436,9 +437,12 @@ class JobRunner:
             a.lines_sent, a.lines_acked = p.lines_sent, p.lines_acked
             self._publish(a)
             now = time.monotonic()
-            if now - a.last_persist >= PERSIST_EVERY_S:
+            pending = a.persist_task is not None and not a.persist_task.done()
+            # One save in flight at most: while another process holds the database each save
+            # waits out the busy timeout, and a new one every 2 s would pile up behind it.
+            if now - a.last_persist >= PERSIST_EVERY_S and not pending:
                 a.last_persist = now
-                asyncio.get_running_loop().create_task(self._persist(a))
+                a.persist_task = asyncio.get_running_loop().create_task(self._persist(a))
 
         return on_progress
 
