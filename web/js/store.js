@@ -43,7 +43,8 @@ export function mergeInterlocks(list) {
   const byName = new Map(state.interlocks.map((i) => [i.name, i]));
   for (const item of list) {
     const old = byName.get(item.name);
-    if (item.safe && (!old || !old.safe)) {
+    const isStart = (item.kind ?? old?.kind) === "start";
+    if (item.safe && (!old || !old.safe) && !isStart) {
       // An edge seen live is timed by this browser's clock (the server's may differ); only
       // the first snapshot uses the server's "since".
       const since = Date.parse(item.since || "");

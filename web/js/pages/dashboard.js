@@ -9,24 +9,19 @@ import { jogPanel } from "../jog.js";
 import { live } from "../live.js";
 import { can, getState, safetyInputs, subscribe } from "../store.js";
 
+// laserd does not announce its resume delay, so the UI waits API.md's default after the last
+// input became safe, and a 409 resume_delay answer (with the seconds left) corrects it.
 const DEFAULT_RESUME_DELAY_S = 3;
-let resumeNotBefore = 0; // ms; set from a 409 resume_delay answer (the server knows best)
+let resumeNotBefore = 0; // ms since the epoch, from a 409 resume_delay answer
 const fileNames = new Map();
 
-/** The resume delay the server announces, else the documented default. */
-function resumeDelayS(machine) {
-  const v = machine?.resume_delay_s ?? machine?.safety?.resume_delay_s ?? machine?.interlocks?.resume_delay_s;
-  return Number.isFinite(Number(v)) ? Number(v) : DEFAULT_RESUME_DELAY_S;
-}
-
-/** Seconds left before a resume is allowed, from the last interlock that became safe. */
+/** Seconds left before a resume is allowed. */
 function resumeWaitS(state) {
-  const announced = state.machine?.interlocks?.resume_in_s ?? state.machine?.resume_in_s;
-  if (Number.isFinite(Number(announced))) return Math.max(0, Number(announced));
+  const now = Date.now();
+  if (resumeNotBefore > now) return (resumeNotBefore - now) / 1000;
   const last = Math.max(0, ...Object.values(state.safeSince));
-  if (resumeNotBefore > Date.now()) return (resumeNotBefore - Date.now()) / 1000;
   if (!last) return 0;
-  return Math.max(0, last / 1000 + resumeDelayS(state.machine) - Date.now() / 1000);
+  return Math.max(0, (last - now) / 1000 + DEFAULT_RESUME_DELAY_S);
 }
 
 function openInterlocks(state) {
