@@ -29,6 +29,9 @@ from pathlib import Path
 import aiosqlite
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG: reset tokens in outbox bodies,
+# token and key hashes, e-mail addresses. Never, whatever the daemon's log level.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 BUSY_TIMEOUT_MS = 5000
 
