@@ -405,17 +405,13 @@ export async function render(view, { id }) {
   const first = [...rows.values()].find((e) => e.file.status === "ready");
   if (first) choose(first.file.id, { focus: false });
 
+  // A "file" event carries the whole file (as GET /files/{id}), on every status change and
+  // processing progress step; files of other projects are ignored by upsert().
   const offFile = live.on("file", (msg) => {
-    const { type: _t, ...data } = msg;
-    const f = data.file && typeof data.file === "object" ? { ...data.file, ...("progress" in data ? { progress: data.progress } : {}) } : data;
-    if (f.id === undefined && f.file_id !== undefined) f.id = f.file_id;
-    if (f.id === undefined) return;
-    if (!rows.has(String(f.id)) && f.project_id !== undefined && String(f.project_id) === String(id) && !f.name) {
-      API.get(`/files/${encodeURIComponent(f.id)}`).then((full) => upsert(full, true)).catch(() => {});
-      return;
-    }
-    upsert(f, true);
-    if (!selected && f.status === "ready") choose(f.id, { focus: false });
+    const { type: _t, ...file } = msg;
+    if (file.id === undefined) return;
+    upsert(file, true);
+    if (!selected && file.status === "ready" && rows.has(String(file.id))) choose(file.id, { focus: false });
   });
   const offOpen = live.on("open", () => loadFiles());
   const unsub = subscribe(paintRun);
