@@ -9,6 +9,7 @@ interlock pin would otherwise leave a lid unwatched).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import tomllib
@@ -341,6 +342,15 @@ def ensure_state_dirs(settings: Settings) -> None:
         settings.tmp_dir,
     ):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # mkdir's mode does nothing for a folder that already exists (made by hand, by a
+        # package, by an older version): the database, secrets and uploads must stay private.
+        if d.stat().st_mode & 0o077:
+            try:
+                d.chmod(0o700)
+            except OSError as exc:  # not ours to change: say so, do not refuse to start
+                logging.getLogger(__name__).warning(
+                    "%s is readable by others and could not be made private: %s", d, exc
+                )
 
 
 def server_secret(settings: Settings) -> bytes:
