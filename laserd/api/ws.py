@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 routes = ApiRoutes("live")
 
 AUTH_TIMEOUT_S = 10.0
+#: How often an open socket's credentials are checked again: a login ended (logout, password
+#: change), an account disabled, a key revoked or a role changed closes it within this time.
+REAUTH_INTERVAL_S = 10.0
 CLOSE_AUTH_FAILED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
@@ -46,7 +49,9 @@ def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
 
 
-async def _authenticate(ws: web.WebSocketResponse, request: web.Request) -> Principal | None:
+async def _authenticate(
+    ws: web.WebSocketResponse, request: web.Request
+) -> tuple[Principal, str] | None:
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT_S)
     except TimeoutError:
@@ -78,7 +83,20 @@ async def _authenticate(ws: web.WebSocketResponse, request: web.Request) -> Prin
         await ws.send_str(_dumps({"type": "error", "code": exc.code, "message": exc.message}))
         await ws.close(code=CLOSE_AUTH_FAILED, message=b"authentication failed")
         return None
-    return who
+    return who, token
+
+
+async def _recheck(ws: web.WebSocketResponse, request: web.Request, token: str, role: str) -> None:
+    """Close the socket once its token no longer names the same live login and role."""
+    while not ws.closed:
+        await asyncio.sleep(REAUTH_INTERVAL_S)
+        try:
+            who = await request.app[AUTHENTICATOR].principal_from_token(token)
+        except errors.LaserdError:
+            who = None
+        if who is None or who.role.value != role:
+            await ws.close(code=CLOSE_AUTH_FAILED, message=b"authentication ended")
+            return
 
 
 def _visible_to(who: Principal) -> Any:
@@ -106,9 +124,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise errors.BadRequest("This endpoint expects a WebSocket upgrade.")
     await ws.prepare(request)
-    who = await _authenticate(ws, request)
-    if who is None:
+    authenticated = await _authenticate(ws, request)
+    if authenticated is None:
         return ws
+    who, token = authenticated
     hub = request.app[HUB]
     sub = hub.subscribe(who.role.value, who.user_id)
     sub.filter = _visible_to(who)
@@ -116,14 +135,18 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.send_str(_dumps({"type": "machine", **request.app[MACHINE].snapshot()}))
     await ws.send_str(_dumps({"type": "interlock", "interlocks": request.app[SAFETY].snapshot()}))
     sender = asyncio.get_running_loop().create_task(_pump(ws, sub))
+    checker = asyncio.get_running_loop().create_task(_recheck(ws, request, token, who.role.value))
     try:
         async for msg in ws:  # the client only talks to keep the connection alive
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str(_dumps({"type": "pong"}))
     finally:
         sender.cancel()
+        checker.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await sender
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await checker
         hub.unsubscribe(sub)
     return ws
 
