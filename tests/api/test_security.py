@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
+from laserd.api import ws as ws_api
 from laserd.app import create_app
 from laserd.db import utcnow
 from laserd.keys import DB, ROUTE_SPECS, SETTINGS
@@ -623,3 +624,41 @@ async def test_logs_carry_no_passwords_or_tokens(client, caplog) -> None:
         if reset_token in text:
             assert text.startswith("mail not configured"), text[:200]
     assert any(reset_token in r.getMessage() for r in caplog.records)
+
+
+async def _closed_within(ws: Any, timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            return False
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+            return True
+    return False
+
+
+async def test_an_open_websocket_ends_with_its_login_or_role(
+    client, admin, make_account, monkeypatch
+) -> None:
+    monkeypatch.setattr(ws_api, "REAUTH_INTERVAL_S", 0.2)
+    user = await make_account("user")
+    ws = await _ws(client, user.token)
+    r = await client.post(f"{API}/auth/logout", headers=user.headers)
+    assert r.status == 204
+    assert await _closed_within(ws, WS_TIMEOUT_S), "a logged-out socket kept receiving"
+    await ws.close()
+    # An admin demoted to guest must not keep the admin stream (console log lines).
+    other_admin = await make_account("admin")
+    ws = await _ws(client, other_admin.token)
+    r = await client.patch(
+        f"{API}/users/{other_admin.id}", json={"role": "guest"}, headers=admin.headers
+    )
+    assert r.status == 200, await r.text()
+    assert await _closed_within(ws, WS_TIMEOUT_S), "a demoted admin kept the admin stream"
+    await ws.close()
+    # A socket whose credentials still hold stays open.
+    keeper = await make_account("user")
+    ws = await _ws(client, keeper.token)
+    assert not await _closed_within(ws, 1.0)
+    await ws.close()
