@@ -22,7 +22,6 @@ from laserd.gcode.segments import Segments
 
 # Only literal-led patterns are fast in ``re``; the other shape checks are numpy passes.
 _COMMENTS = re.compile(rb"\([^)\n]*\)?|;[^\n]*")
-_BAD_LINE_START = re.compile(rb"\n[^A-Z]")
 _TWO_DOTS = re.compile(rb"\.[0-9]*+\.")
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _FAST_CHARS = b"GMXYFS0123456789.-\n"
@@ -52,6 +51,21 @@ class FastResult:
     state: ModalState
 
 
+def _strip_semicolon_comments(raw: bytes) -> bytes:
+    """Drop ``;`` comments (to the end of their line) without a per-byte regex scan.
+
+    After each ``;`` the text is comment up to its newline; a piece without a newline was
+    entirely inside the comment that an earlier ``;`` opened.
+    """
+    parts = raw.split(b";")
+    out = [parts[0]]
+    for part in parts[1:]:
+        cut = part.find(b"\n")
+        if cut >= 0:
+            out.append(part[cut:])
+    return b"".join(out)
+
+
 def _carry(
     tok_lines: np.ndarray, tok_vals: np.ndarray, at: np.ndarray, before: float, nlines: int
 ) -> np.ndarray:
@@ -71,8 +85,11 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     """Evaluate complete lines ``raw`` (each ending in ``\\n``), or ``None`` if not plain."""
     if state.motion not in (0, 10) or not state.absolute or state.inches:
         return None
-    if b"(" in raw or b";" in raw:
-        raw = _COMMENTS.sub(b"", raw)  # (the reference path reports nothing in comments either)
+    # Comments go first (the reference path reports nothing inside comments either).
+    if b"(" in raw:
+        raw = _COMMENTS.sub(b"", raw)
+    elif b";" in raw:
+        raw = _strip_semicolon_comments(raw)
     if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
         return None
     norm = raw.translate(_UPPER, b" \t\r")
@@ -86,11 +103,13 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         return FastResult(b"", 0, Segments.empty(), state.copy())
     # Shape checks: lines start with a letter and fit GRBL's buffer; every letter is followed
     # by a number with a digit, at most one dot, and a minus sign only right after the letter.
-    if not (65 <= norm[0] <= 90) or _BAD_LINE_START.search(norm) or _TWO_DOTS.search(norm):
+    if not (65 <= norm[0] <= 90) or _TWO_DOTS.search(norm):
         return None
     arr = np.frombuffer(norm, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
     if nl[0] > MAX_LINE_CHARS or (nl.size > 1 and int(np.diff(nl).max()) > MAX_LINE_CHARS + 1):
+        return None
+    if (arr[nl[:-1] + 1] < 65).any():  # a line not starting with a letter
         return None
     is_letter = arr >= 65
     lpos = np.flatnonzero(is_letter)
