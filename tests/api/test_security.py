@@ -167,6 +167,35 @@ async def test_a_disabled_account_loses_its_tokens_and_api_keys(client, admin, m
     assert r.status in (401, 403)
 
 
+async def test_no_privilege_through_extra_or_foreign_fields(client, make_account) -> None:
+    """Request models refuse unknown fields, so a role, status or owner cannot be slipped in."""
+    user = await make_account("user")
+    other = await make_account("user")
+    attempts = [
+        ("PATCH", "/auth/me", {"role": "admin"}),
+        ("PATCH", "/auth/me", {"status": "active", "email_verified": True}),
+        ("PATCH", "/auth/me", {"id": other.id}),
+        ("POST", "/auth/api-keys", {"name": "k", "role": "admin"}),
+        ("POST", "/projects", {"name": "p", "owner_id": other.id}),
+        (
+            "POST",
+            "/auth/register",
+            {
+                "username": "sneaky",
+                "email": "s@example.test",
+                "password": "long enough pw",
+                "role": "admin",
+            },
+        ),
+    ]
+    for method, path, body in attempts:
+        r = await client.request(method, API + path, json=body, headers=user.headers)
+        assert r.status == 422, (path, body, r.status, await r.text())
+    r = await client.get(f"{API}/auth/me", headers=user.headers)
+    me = await r.json()
+    assert me["role"] == "user" and me["id"] == user.id
+
+
 # ---------------------------------------------------------------------------- object ownership
 
 
