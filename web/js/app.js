@@ -104,7 +104,7 @@ async function fetchMachine() {
   try {
     const [machine, interlocks] = await Promise.all([API.get("/machine"), API.get("/interlocks")]);
     if (!getState().machine) update({ machine, lastJob: machine?.job || getState().lastJob });
-    mergeInterlocks(Array.isArray(interlocks) ? interlocks : interlocks?.items || []);
+    mergeInterlocks(interlocks);
   } catch (err) {
     console.warn("machine status", err);
   }

@@ -73,8 +73,8 @@ live.on("machine", (msg) => {
 
 live.on("interlock", (msg) => {
   const { type: _type, ...data } = msg;
+  // On connect the whole list ({interlocks: [...]}), then one input per edge.
   if (Array.isArray(data.interlocks)) mergeInterlocks(data.interlocks);
-  else if (Array.isArray(data.items)) mergeInterlocks(data.items);
   else if (data.name) mergeInterlocks([data]);
 });
 

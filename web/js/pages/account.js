@@ -123,7 +123,7 @@ function apiKeys(me) {
   async function load() {
     try {
       const data = await API.get("/auth/api-keys");
-      const items = Array.isArray(data) ? data : data.items;
+      const items = data.items;
       empty.hidden = items.length > 0;
       table.hidden = items.length === 0;
       tbody.replaceChildren(...items.map((k) => {
@@ -175,7 +175,7 @@ function apiKeys(me) {
       const body = { name: name.value.trim(), role: role.value };
       if (days.value) body.expires_in_days = Number(days.value);
       const k = await API.post("/auth/api-keys", body);
-      showOnce(k.key || k.api_key || k.secret || "");
+      showOnce(k.key);
       form.reset();
       load();
     } catch (err) {

@@ -96,7 +96,7 @@ function users(body) {
   async function load() {
     try {
       const page = await API.get(`/users${API.qs({ limit: 200 })}`);
-      const items = Array.isArray(page) ? page : page.items;
+      const items = page.items;
       items.sort((a, b) => (a.status === "pending" ? -1 : 0) - (b.status === "pending" ? -1 : 0));
       tbody.replaceChildren(...items.map(row));
     } catch (err) {
@@ -233,7 +233,7 @@ function consoleTab(body) {
     send.disabled = true;
     try {
       const reply = await API.post("/machine/console", { line: text });
-      const lines = Array.isArray(reply) ? reply : reply?.lines || [];
+      const lines = reply.lines;
       lastReply.replaceChildren(h("span", { class: "sent" }, `> ${text}\n`), lines.join("\n") || "(no reply)");
     } catch (err) {
       lastReply.replaceChildren(h("span", { class: "sent" }, `> ${text}\n`), h("span", { class: "err" }, err.message));

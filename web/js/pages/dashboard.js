@@ -350,7 +350,7 @@ export function render(view) {
   // With no job seen in this tab yet, show the newest one from the history (one request).
   if (!getState().lastJob && !getState().machine?.job) {
     API.get("/jobs?limit=1").then((page) => {
-      const newest = (Array.isArray(page) ? page : page?.items || [])[0];
+      const newest = page.items[0];
       if (newest && !getState().lastJob) {
         getState().lastJob = newest;
         paint(getState());

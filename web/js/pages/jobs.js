@@ -46,12 +46,12 @@ export async function render(view) {
     if (reset) offset = 0;
     try {
       const page = await API.get(`/jobs${API.qs({ limit: PAGE, offset })}`);
-      const items = Array.isArray(page) ? page : page.items;
+      const items = page.items;
       const rows = items.map(row);
       if (reset) body.replaceChildren(...rows);
       else body.append(...rows);
       offset += items.length;
-      const total = Array.isArray(page) ? items.length : page.total;
+      const total = page.total;
       more.hidden = offset >= total;
       empty.hidden = total > 0;
       table.hidden = total === 0;

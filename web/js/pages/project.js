@@ -199,7 +199,7 @@ export async function render(view, { id }) {
   async function loadFiles() {
     try {
       const page = await API.get(`/projects/${encodeURIComponent(id)}/files${API.qs({ limit: 200 })}`);
-      const items = Array.isArray(page) ? page : page.items;
+      const items = page.items;
       for (const f of items) upsert(f);
       emptyFiles.hidden = rows.size > 0;
     } catch (err) {
