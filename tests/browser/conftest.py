@@ -21,7 +21,7 @@ ADMIN = ("admin", "correct horse 1")
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon shared by the tests that do not need a first run, with an admin created."""
     d = Daemon(tmp_path_factory.mktemp("laserd-ui")).start()
@@ -44,8 +44,10 @@ def fresh_daemon(tmp_path: Path) -> Iterator[Daemon]:
         d.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module scope on purpose: Playwright's sync API keeps an event loop running in the
+    main thread while it is open, which breaks every asyncio test that runs after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
