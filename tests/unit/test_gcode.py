@@ -246,7 +246,7 @@ def test_fast_path_agrees_with_reference_on_plain_code(tmp_path: Path) -> None:
     assert fast_stats["laser_on_mm"] > 0
 
 
-@pytest.mark.parametrize("name", ["horse.png", "camera.png"])
+@pytest.mark.parametrize("name", ["horse.png", "camera.png", "coffee.png", "astronaut.png"])
 def test_analysis_of_sample_image_output_matches_the_converter(tmp_path: Path, name: str) -> None:
     laser = LaserSettings(
         width_mm=40, line_interval_mm=0.2, origin_mm={"x": 5, "y": 5}, dither="jarvis"
