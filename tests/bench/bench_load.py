@@ -54,7 +54,7 @@ from tests.daemon.harness import (
     wait_machine_idle,
 )
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 JOB_IMAGE = DATA / "camera.png"
 UPLOAD_IMAGE = DATA / "horse.png"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

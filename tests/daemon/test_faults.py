@@ -33,6 +33,7 @@ import pytest
 from laserd.keys import DB, LINK, SAFETY, SETTINGS, SIMULATOR
 from tests.api.conftest import Account, create_account
 from tests.api.machine_helpers import raster_lines, ready_file, sim_client, sim_settings, wait_for
+from tests.conftest import SAMPLE_DATA
 from tests.daemon import harness
 from tests.daemon.harness import (
     Daemon,
@@ -42,7 +43,7 @@ from tests.daemon.harness import (
     wait_machine_idle,
 )
 
-SAMPLE_PNG = Path("/work/shared/data/camera.png")
+SAMPLE_PNG = SAMPLE_DATA / "camera.png"
 REPO = Path(__file__).resolve().parents[2]
 
 
