@@ -282,6 +282,7 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any, artifacts: P
     job = daemon.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
     try:
         expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+        expect(page).to_have_title(re.compile(r"^\d+ % · Dashboard · laserd$"))
         pause = page.get_by_role("button", name="Pause", exact=True)
         expect(pause).to_be_enabled()
         page.screenshot(path=str(artifacts / "dashboard-job-running-laptop.png"))
@@ -290,6 +291,7 @@ def test_interlock_trip_locks_resume(daemon: Daemon, new_page: Any, artifacts: P
         expect(lid).to_have_class(re.compile(r"\bopen\b"))
         expect(page.locator(".interlock-msg")).to_have_text("Close the lid to continue.")
         expect(page.locator(".job-state")).to_contain_text("Paused")
+        expect(page).to_have_title("Paused · Dashboard · laserd")
         resume = page.get_by_role("button", name="Resume", exact=True)
         expect(resume).to_be_disabled()
         expect(resume).to_have_attribute("title", re.compile("Close the lid"))

@@ -20,7 +20,12 @@ const PAGES = {
   admin: () => import("./pages/admin.js"),
 };
 
+const TITLES = {
+  setup: "First run", login: "Sign in", register: "Create an account", dashboard: "Dashboard",
+  projects: "Projects", project: "Project", jobs: "Jobs", account: "Account", admin: "Administration",
+};
 const main = document.getElementById("main");
+let pageTitle = "laserd";
 let cleanup = null;
 let setupNeeded = false;
 let renderSeq = 0;
@@ -60,6 +65,8 @@ async function route() {
     if (active) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
+  pageTitle = TITLES[page] || "laserd";
+  paintTitle();
   let mod;
   try {
     mod = await PAGES[page]();
@@ -152,8 +159,19 @@ function frame() {
     pill.title = live.status === "live" ? "Live connection to laserd" : "No live connection to laserd; retrying";
   };
   subscribe(paint);
+  subscribe(paintTitle);
   live.addEventListener("status", paint);
   live.addEventListener("open", () => loadMachineIfMissing());
+}
+
+/** The tab title carries a running job's progress, so a background tab still tells it. */
+function paintTitle() {
+  const job = getState().machine?.job;
+  const prefix = job && ["running", "paused", "waiting_start"].includes(job.state)
+    ? `${job.state === "running" ? `${Math.floor((job.progress || 0) * 100)} %` : job.state === "paused" ? "Paused" : "Waiting"} · `
+    : "";
+  const title = `${prefix}${pageTitle} · laserd`;
+  if (document.title !== title) document.title = title;
 }
 
 function loadMachineIfMissing() {
