@@ -58,7 +58,13 @@ async def connect(path: Path) -> aiosqlite.Connection:
 
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole unit back."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole unit back.
+
+    Only for code that has the connection to itself (the migration runner, the command
+    line): on the daemon's one shared connection, a transaction held across awaits would
+    take in other coroutines' statements. Services write with single statements instead
+    (an ``INSERT … RETURNING`` or an ``UPDATE … WHERE`` that checks its own precondition).
+    """
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

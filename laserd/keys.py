@@ -30,7 +30,7 @@ SERVER_SECRET = web.AppKey("server_secret", bytes)
 # service module documents its class.
 AUTHENTICATOR: web.AppKey[Any] = web.AppKey("authenticator")  # laserd.auth.service.Authenticator
 ACCOUNTS: web.AppKey[Any] = web.AppKey("accounts")  # laserd.auth.accounts.Accounts
-RATE_LIMITS: web.AppKey[Any] = web.AppKey("rate_limits")  # laserd.ratelimit.RateLimits
+RATE_LIMITS: web.AppKey[Any] = web.AppKey("rate_limits")  # laserd.auth.ratelimits.RateLimits
 MAILER: web.AppKey[Any] = web.AppKey("mailer")  # laserd.auth.mail.Mailer
 AUDIT: web.AppKey[Any] = web.AppKey("audit")  # laserd.store.audit.AuditLog
 PROCESSING: web.AppKey[Any] = web.AppKey("processing")  # laserd.files.Processing

@@ -90,6 +90,9 @@ class Lockout:
     max_failures: int
     lock_s: float
     clock: Callable[[], float] = time.monotonic
+    #: Failures are also counted for names that do not exist (the answer must not differ),
+    #: so the table is bounded: past this many keys the stale ones are dropped.
+    max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _locked_until: dict[str, float] = field(default_factory=dict)
 
@@ -106,6 +109,8 @@ class Lockout:
     def fail(self, key: str) -> bool:
         """Record a failure; True when this failure locked the key."""
         now = self.clock()
+        if key not in self._failures and len(self._failures) >= self.max_keys:
+            self._evict(now)
         q = self._failures.setdefault(key, deque())
         while q and q[0] <= now - self.lock_s:
             q.popleft()
@@ -115,6 +120,16 @@ class Lockout:
             q.clear()
             return True
         return False
+
+    def _evict(self, now: float) -> None:
+        """Drop expired failures and locks; if still full, the oldest entries go first."""
+        cutoff = now - self.lock_s
+        for k in [k for k, q in self._failures.items() if not q or q[-1] <= cutoff]:
+            del self._failures[k]
+        for k in [k for k, until in self._locked_until.items() if until <= now]:
+            del self._locked_until[k]
+        while len(self._failures) >= self.max_keys:
+            self._failures.pop(next(iter(self._failures)))
 
     def succeed(self, key: str) -> None:
         self._failures.pop(key, None)

@@ -113,3 +113,17 @@ def test_unlock_user_reports_whether_it_was_locked(tmp_path: Path) -> None:
     limits.account.fail(account_key(3, ""))
     assert limits.unlock_user(3) is True
     assert limits.account.locked_for(account_key(3, "")) == 0
+
+
+def test_lockout_table_is_bounded() -> None:
+    from laserd.ratelimit import Lockout
+
+    now = [0.0]
+    lock = Lockout(max_failures=3, lock_s=60, clock=lambda: now[0], max_keys=100)
+    for i in range(1000):
+        lock.fail(f"nobody-{i}")
+    assert len(lock._failures) <= 100
+    # a key under attack still locks
+    for _ in range(3):
+        lock.fail("victim")
+    assert lock.locked_for("victim") > 0
