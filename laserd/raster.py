@@ -99,9 +99,17 @@ def load_grayscale(src: Path, max_megapixels: float) -> Image.Image:
 
 def _to_gray(im: Image.Image) -> Image.Image:
     """Grayscale with any transparency composited over white (unburnt material)."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        # Deep grays: 16-bit always spans 0..65535; 32-bit "I" and float "F" are judged by
+        # their largest value (0..1 floats, 0..255 or 0..65535 integers).
         arr = np.asarray(im, dtype=np.float32)
-        scale = 1 / 257 if im.mode != "F" and arr.max() > 255 else 1.0
+        peak = float(arr.max()) if arr.size else 0.0
+        if im.mode.startswith("I;16") or peak > 255:
+            scale = 255.0 / 65535.0
+        elif im.mode == "F" and peak <= 1.0:
+            scale = 255.0
+        else:
+            scale = 1.0
         return Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
     has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         im.mode in ("P", "L", "RGB") and "transparency" in im.info
@@ -111,8 +119,6 @@ def _to_gray(im: Image.Image) -> Image.Image:
         gray, alpha = la.split()
         white = Image.new("L", la.size, 255)
         return Image.composite(gray, white, alpha)
-    if im.mode == "1":
-        return im.convert("L")
     return im.convert("L")
 
 
