@@ -84,6 +84,11 @@ async def in_project(conn: aiosqlite.Connection, project_id: int) -> list[dict[s
         return [decode(r) for r in await cur.fetchall()]
 
 
+async def owned_by(conn: aiosqlite.Connection, owner_id: int) -> list[dict[str, Any]]:
+    async with conn.execute(f"SELECT {COLUMNS} FROM files WHERE owner_id = ?", (owner_id,)) as cur:
+        return [decode(r) for r in await cur.fetchall()]
+
+
 async def unfinished_ids(conn: aiosqlite.Connection) -> list[int]:
     """Files a crash or restart left ``pending`` or ``processing``, oldest first."""
     async with conn.execute(

@@ -154,3 +154,17 @@ async def test_unlock_unknown_user_and_unlocked_user(client, admin, user) -> Non
     assert r.status == 404
     r = await client.post(f"{USERS}/{user.id}/unlock", headers=admin.headers)
     assert r.status == 200 and (await r.json()) == {"was_locked": False}
+
+
+async def test_deleting_a_user_removes_their_files_from_disk(client, admin, user) -> None:
+    from laserd.keys import SETTINGS
+    from tests.api.machine_helpers import raster_lines, ready_file
+
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    gcode = client.app[SETTINGS].gcode_path(f["id"])
+    assert gcode.exists()
+    r = await client.delete(f"/api/v1/users/{user.id}", headers=admin.headers)
+    assert r.status == 204
+    assert not gcode.exists()
+    r = await client.get(f"/api/v1/files/{f['id']}", headers=admin.headers)
+    assert r.status == 404
