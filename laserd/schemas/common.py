@@ -29,6 +29,10 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+#: The largest row id SQLite stores; a bigger one would overflow in the query (a 500).
+MAX_ID = 2**63 - 1
+
+
 class PageQuery(StrictModel):
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=2**53)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from laserd.machine import FRAME_MAX_POWER_PCT
-from laserd.schemas.common import PageQuery, StrictModel
+from laserd.schemas.common import MAX_ID, PageQuery, StrictModel
 
 JobState = Literal[
     "queued",
@@ -116,7 +116,7 @@ class JogIn(StrictModel):
 
 
 class FrameIn(StrictModel):
-    file_id: int = Field(ge=1)
+    file_id: int = Field(ge=1, le=MAX_ID)
     power_pct: float = Field(
         0, ge=0, le=FRAME_MAX_POWER_PCT, description="0: laser off (default); capped low"
     )
@@ -165,7 +165,7 @@ class GpioDriveIn(StrictModel):
 
 
 class JobCreate(StrictModel):
-    file_id: int = Field(ge=1)
+    file_id: int = Field(ge=1, le=MAX_ID)
 
 
 class JobsQuery(PageQuery):

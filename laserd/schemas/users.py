@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from laserd.auth.passwords import check_password_bytes
-from laserd.schemas.common import PageQuery, StrictModel
+from laserd.schemas.common import MAX_ID, PageQuery, StrictModel
 
 
 class UserRole(StrEnum):
@@ -147,7 +147,7 @@ class AuditOut(BaseModel):
 
 class AuditQuery(PageQuery):
     event: str | None = Field(None, max_length=64, description="an event name, or its prefix")
-    actor_id: int | None = Field(None, ge=1)
+    actor_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class AuditPage(BaseModel):
