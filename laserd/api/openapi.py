@@ -115,6 +115,7 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
                             "type": "object",
                             "properties": {"file": {"type": "string", "format": "binary"}},
                             "required": ["file"],
+                            "additionalProperties": False,
                         }
                     }
                 },
