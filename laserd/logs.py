@@ -33,7 +33,19 @@ def printable(value: str) -> str:
     return _CONTROL.sub(_escape, value)
 
 
+class Multiline(str):
+    """Text laserd composed itself from validated parts (a mail body): its newlines are kept,
+    other control characters are still escaped."""
+
+    __slots__ = ()
+
+
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _printable_arg(value: object) -> object:
+    if isinstance(value, Multiline):
+        return _CONTROL_BUT_NEWLINE.sub(_escape, value)
     return printable(value) if isinstance(value, str) else value
 
 

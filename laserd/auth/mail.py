@@ -19,6 +19,7 @@ from email.message import EmailMessage
 
 import aiosqlite
 
+from laserd.logs import Multiline
 from laserd.settings import MailSettings
 from laserd.store import outbox
 
@@ -50,7 +51,7 @@ class Mailer:
                 message_id,
                 to_addr,
                 subject,
-                body,
+                Multiline(body),  # composed here from validated fields: keep its lines
             )
             await outbox.mark(self._conn, message_id, error=None)
             return message_id
