@@ -5,13 +5,15 @@ Prints JSON. Two files are generated into a temporary folder and deleted afterwa
 ``raster``: camera.png engraved at 0.1 mm in grayscale (the heaviest realistic content per
 byte: one short line per run), repeated up to the size, behind a commented header; and
 ``vector``: random G1 polylines with X and Y words, comments every 50 lines. Each analysis runs
-in a fresh child process; peak RSS is the child's VmHWM (constant-memory check).
+in a fresh child process (best of --repeat); peak RSS is the child's VmHWM (constant-memory
+check). --preview also times drawing the preview of each file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -93,10 +95,12 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--child")
     parser.add_argument("--preview", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="analysis runs per file (best)")
     args = parser.parse_args()
     if args.child:
         child(Path(args.child), args.preview)
         return
+    load_before = round(os.getloadavg()[0], 2)
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -107,23 +111,29 @@ def main() -> None:
             else:
                 make_vector(path, args.mb)
             size = path.stat().st_size
-            cmd = [sys.executable, __file__, "--child", str(path)]
-            if args.preview:
-                cmd.append("--preview")
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            run = json.loads(out)
+            runs = []
+            for i in range(args.repeat):
+                cmd = [sys.executable, __file__, "--child", str(path)]
+                if args.preview and i == 0:
+                    cmd.append("--preview")
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                runs.append(json.loads(out))
+            run = min(runs, key=lambda r: r["seconds"])
             entry = {
                 "file_mb": round(size / 1e6, 1),
                 "lines": run["lines"],
                 "seconds": round(run["seconds"], 2),
+                "seconds_all": [round(r["seconds"], 2) for r in runs],
                 "mb_per_s": round(size / 1e6 / run["seconds"], 1),
-                "peak_rss_mb": round(run["rss_mb"], 1),
+                "peak_rss_mb": round(max(r["rss_mb"] for r in runs), 1),
             }
             if args.preview:
-                entry["preview_s"] = round(run["preview_s"], 2)
-                entry["peak_rss_with_preview_mb"] = round(run["rss_with_preview_mb"], 1)
+                entry["preview_s"] = round(runs[0]["preview_s"], 2)
+                entry["peak_rss_with_preview_mb"] = round(runs[0]["rss_with_preview_mb"], 1)
             figures[kind] = entry
             path.unlink()
+    # Other work on this shared 2-core machine skews timings: say how busy it was.
+    figures["load_avg_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
     figures["target_mb_per_s"] = ">= 20"
     print(json.dumps(figures, indent=2))
 
