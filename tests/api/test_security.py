@@ -691,3 +691,35 @@ async def test_an_open_websocket_ends_with_its_login_or_role(
     ws = await _ws(client, keeper.token)
     assert not await _closed_within(ws, 1.0)
     await ws.close()
+
+
+async def test_client_text_cannot_forge_log_lines(aiohttp_client, tmp_path) -> None:
+    """The daemon's handler escapes control characters in logged values (laserd.logs)."""
+    import io
+
+    from laserd.logs import FORMAT, ContextFilter
+
+    settings = make_settings(tmp_path / "state", server={"access_log": True})
+    client = await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        r = await login(client, "evil\nFORGED audit login ok actor=admin")
+        assert r.status in (401, 422)
+        r = await client.get(f"{API}/projects/1%0AFORGED%20GET%20/x%20200")
+        assert r.status in (401, 404)
+        r = await client.get("/nothing%1b[2J%0dFORGED")
+        assert r.status == 404
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    lines = stream.getvalue().splitlines()
+    assert lines, "nothing was logged"
+    assert not [ln for ln in lines if ln.startswith("FORGED") or "\x1b" in ln], lines
+    assert any("FORGED" in ln for ln in lines)  # still there, on its own line, escaped
