@@ -24,10 +24,10 @@ Why the runs are split the way they are:
 - ``GET /ws`` is a WebSocket, not a request/response operation; its refusals are checked in
   tests/api/test_security.py and tests/api/test_role_matrix.py.
 
-Checks: all of schemathesis's checks. ``positive_data_acceptance`` also accepts 422 on the few
-operations where a schema-valid value is refused for a reason JSON Schema cannot state (see
-:data:`SEMANTIC_422`): a token or setup code that does not exist, a password's length in bytes
-or the configured minimum length.
+Checks: all of schemathesis's checks. ``positive_data_acceptance`` also accepts 422 (415) on
+the few operations where a schema-valid value is refused for a reason JSON Schema cannot state
+(see :data:`SEMANTIC_REFUSALS`): a token that does not exist, a password's length in bytes or
+the configured minimum length, cross-field laser rules, an upload's content.
 """
 
 from __future__ import annotations
@@ -67,21 +67,23 @@ SESSION_ENDING: dict[str, str] = {
 #: Not a request/response operation (the WebSocket upgrade).
 NOT_HTTP = (f"GET {API}/ws",)
 
-#: Schema-valid values refused with 422 for reasons JSON Schema cannot express.
-SEMANTIC_422 = (
-    f"POST {API}/setup",  # password min length (a setting), bytes not characters
-    f"POST {API}/auth/register",  # same
-    f"POST {API}/auth/refresh",  # no token in the body and no cookie header
-    f"POST {API}/auth/change-password",  # password rules
-    f"POST {API}/auth/password-reset/confirm",  # unknown or spent token
-    f"POST {API}/auth/verify-email/confirm",  # unknown or spent token
-    f"POST {API}/users",  # password rules
-    f"PATCH {API}/users/{{id}}",  # password rules
-    f"POST {API}/auth/api-keys",  # a role above the caller's own
-    f"POST {API}/projects",  # laser settings' cross-field rules (height against line interval)
-    f"PATCH {API}/projects/{{id}}",  # same, on the merged settings
-    f"POST {API}/machine/console",  # GRBL's line rules (real-time characters, bytes >= 0x80)
-)
+#: Schema-valid values refused for reasons JSON Schema cannot express, and the status used.
+SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
+    f"POST {API}/setup": ("422",),  # password min length (a setting), bytes not characters
+    f"POST {API}/auth/register": ("422",),  # same
+    f"POST {API}/auth/refresh": ("422",),  # no token in the body and no cookie header
+    f"POST {API}/auth/change-password": ("422",),  # password rules
+    f"POST {API}/auth/password-reset/confirm": ("422",),  # unknown or spent token
+    f"POST {API}/auth/verify-email/confirm": ("422",),  # unknown or spent token
+    f"POST {API}/users": ("422",),  # password rules
+    f"PATCH {API}/users/{{id}}": ("422",),  # password rules
+    f"POST {API}/auth/api-keys": ("422",),  # a role above the caller's own
+    f"POST {API}/projects": ("422",),  # laser settings' cross-field rules
+    f"PATCH {API}/projects/{{id}}": ("422",),  # same, on the merged settings
+    f"POST {API}/machine/console": ("422",),  # GRBL's line rules (real-time characters)
+    # The content decides: empty (422) or neither G-code nor a supported image (415).
+    f"POST {API}/projects/{{id}}/files": ("415", "422"),
+}
 POSITIVE_OK = ["2xx", "3xx", "401", "403", "404", "409", "423", "429", "503", "507"]
 
 ROLE_RUNS = ("anonymous", "guest", "user", "admin")
@@ -134,12 +136,12 @@ def write_config(path: Path, *, bearer: str | None, per_operation: dict[str, str
     ]
     if bearer:
         lines += ["[auth.openapi.bearer]", f"bearer = {_toml_str(bearer)}", ""]
-    for name in SEMANTIC_422:
+    for name, extra in SEMANTIC_REFUSALS.items():
         lines += [
             "[[operations]]",
             f"include-name = {_toml_str(name)}",
             "checks.positive_data_acceptance.expected-statuses = "
-            + json.dumps([*POSITIVE_OK, "422"]),
+            + json.dumps([*POSITIVE_OK, *extra]),
             "",
         ]
     for name, token in per_operation.items():
