@@ -723,3 +723,28 @@ async def test_client_text_cannot_forge_log_lines(aiohttp_client, tmp_path) -> N
     assert lines, "nothing was logged"
     assert not [ln for ln in lines if ln.startswith("FORGED") or "\x1b" in ln], lines
     assert any("FORGED" in ln for ln in lines)  # still there, on its own line, escaped
+
+
+async def test_guest_sockets_get_no_console_log_lines(aiohttp_client, tmp_path) -> None:
+    """With a real (simulated) controller: the admin's console traffic reaches admins only,
+    whether the guest signs in with a token or with an API key."""
+    from tests.api.machine_helpers import sim_client, sim_settings
+
+    client = await sim_client(aiohttp_client, sim_settings(tmp_path / "state"))
+    admin = await create_account(client, "admin")
+    guest = await create_account(client, "guest")
+    r = await client.post(f"{API}/auth/api-keys", json={"name": "g"}, headers=guest.headers)
+    guest_key = (await r.json())["key"]
+    watch_admin = await _ws(client, admin.token)
+    watch_guest = await _ws(client, guest.token)
+    watch_guest_key = await _ws(client, guest_key)
+    r = await client.post(f"{API}/machine/console", json={"line": "$G"}, headers=admin.headers)
+    assert r.status == 200, await r.text()
+    admin_seen = await _drain(watch_admin, 2.0)
+    assert [m for m in admin_seen if m.get("type") == "log"], "the admin got no log lines"
+    for ws in (watch_guest, watch_guest_key):
+        seen = await _drain(ws, 0.5)
+        assert not [m for m in seen if m.get("type") == "log"], seen
+        assert [m for m in seen if m.get("type") == "machine"]  # the socket itself works
+    for ws in (watch_admin, watch_guest, watch_guest_key):
+        await ws.close()
