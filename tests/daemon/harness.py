@@ -5,7 +5,6 @@ Shared by tests/daemon and the benches in tests/bench. Only loopback addresses a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -18,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,15 +275,6 @@ class Daemon:
             return conn.execute(sql, args).fetchall()
         finally:
             conn.close()
-
-
-@contextlib.contextmanager
-def running(workdir: Path, **kw: Any) -> Iterator[Daemon]:
-    daemon = Daemon(workdir, **kw).start()
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 # ---------------------------------------------------------------------------- jobs through the API
