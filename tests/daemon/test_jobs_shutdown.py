@@ -17,6 +17,7 @@ import pytest
 
 from tests.daemon.harness import (
     Daemon,
+    Message,
     create_admin,
     login,
     long_gcode,
@@ -76,11 +77,26 @@ def test_sigterm_mid_job_cancels_it_with_reason_shutdown_and_exits_zero(daemon):
 
 def test_kill_9_mid_job_then_restart_marks_it_interrupted_and_resumes_nothing(daemon):
     d = daemon
-    _, file, job, content = _running_job(d)
+    token, file, job, content = _running_job(d)
+    status, enable = d.request("GET", "/api/v1/debug/laser-enable", token=token)
+    assert status == 200 and enable["armed"]
     d.kill()  # SIGKILL: no clean-up at all, as on a crash or a power cut
 
+    at_ready: dict = {}
+
+    def probe(msg: Message) -> None:
+        # The moment the new process says READY=1: the crashed job is already settled and
+        # the laser-enable output is off (the login of the crashed run is still valid).
+        if msg.fields.get("READY") == "1" and not at_ready:
+            at_ready["enable"] = d.request("GET", "/api/v1/debug/laser-enable", token=token)
+            at_ready["job"] = d.db_query("SELECT state FROM jobs WHERE id = ?", job["id"])
+
+    d.listener.on_message = probe
     d.start()
     d.wait_ready()
+    status, enable = at_ready["enable"]
+    assert status == 200 and not enable["armed"] and not enable["output_on"]
+    assert at_ready["job"] == [("interrupted",)]
     token = login(d)
     state, error = d.db_query("SELECT state, error FROM jobs WHERE id = ?", job["id"])[0]
     assert state == "interrupted" and error
