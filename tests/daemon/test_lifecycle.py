@@ -99,7 +99,8 @@ def test_watchdog_pings_at_half_the_interval_and_none_while_the_loop_is_stalled(
     assert status == 202, body
     answered = time.monotonic()
     time.sleep(3.5)
-    stall_from, stall_to = answered + body["starts_in_s"] + 0.2, answered + 3.0
+    # Margins for a busy machine: a ping sent just before the stall may be read a little late.
+    stall_from, stall_to = answered + body["starts_in_s"] + 0.5, answered + 3.0
     during = [m.at for m in d.listener.with_key("WATCHDOG") if stall_from <= m.at <= stall_to]
     assert during == [], "a ping left the process while its event loop was blocked"
 
