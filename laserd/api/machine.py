@@ -14,6 +14,7 @@ from laserd.keys import AUDIT, MACHINE
 from laserd.schemas.machine import (
     ConsoleIn,
     ControllerSettings,
+    ControllerSettingsOut,
     FrameIn,
     JogIn,
     MachineOut,
@@ -164,7 +165,7 @@ async def console(request: web.Request, body: ConsoleIn) -> ReplyLines:
 @routes.get(
     "/machine/settings",
     role=Role.admin,
-    response=ControllerSettings,
+    response=ControllerSettingsOut,
     summary="Controller $ settings",
     errors=(503,),
 )
@@ -176,7 +177,7 @@ async def get_settings(request: web.Request) -> dict[str, float]:
     "/machine/settings",
     role=Role.admin,
     body=ControllerSettings,
-    response=ControllerSettings,
+    response=ControllerSettingsOut,
     summary="Write controller $ settings",
     errors=BUSY,
 )

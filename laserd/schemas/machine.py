@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
@@ -146,8 +146,18 @@ class ConsoleIn(StrictModel):
     )
 
 
-class ControllerSettings(RootModel[dict[str, float]]):
-    """Controller ``$`` settings, e.g. ``{"$30": 1000, "$32": 1}``."""
+#: GRBL's settings are integers, masks, rates and lengths well inside this; anything bigger is a
+#: typo, and would not fit GRBL's line once written out (it was refused mid-way through a write).
+SETTING_LIMIT = 1_000_000
+SettingValue = Annotated[float, Field(ge=-SETTING_LIMIT, le=SETTING_LIMIT)]
+
+
+class ControllerSettingsOut(RootModel[dict[str, float]]):
+    """Controller ``$`` settings as the controller reports them, e.g. ``{"$30": 1000}``."""
+
+
+class ControllerSettings(RootModel[dict[str, SettingValue]]):
+    """Controller ``$`` settings to write, e.g. ``{"$30": 1000, "$32": 1}``."""
 
     model_config = ConfigDict(json_schema_extra={"propertyNames": {"pattern": r"^\$\d{1,3}$"}})
 
