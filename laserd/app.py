@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -120,4 +121,6 @@ def create_app(settings: Settings, hardware: Hardware | None = None) -> web.Appl
     else:
         log.warning("web/ not found: the browser UI is not served")
     app.on_response_prepare.append(_server_header)
+    app[ws.OPEN_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(ws.close_all)
     return app

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -32,6 +33,16 @@ AUTH_TIMEOUT_S = 10.0
 REAUTH_INTERVAL_S = 10.0
 CLOSE_AUTH_FAILED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_GOING_AWAY = 1001
+#: Open sockets, so that shutdown can close them at once instead of waiting for clients.
+OPEN_SOCKETS = web.AppKey("open_websockets", weakref.WeakSet)
+
+
+async def close_all(app: web.Application) -> None:
+    """``on_shutdown``: tell every live client we are going away (they reconnect later)."""
+    for ws in list(app.get(OPEN_SOCKETS, ())):
+        with contextlib.suppress(Exception):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"laserd is stopping")
 
 
 def _origin_allowed(request: web.Request) -> bool:
@@ -124,6 +135,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise errors.BadRequest("This endpoint expects a WebSocket upgrade.")
     await ws.prepare(request)
+    request.app[OPEN_SOCKETS].add(ws)
     authenticated = await _authenticate(ws, request)
     if authenticated is None:
         return ws

@@ -112,3 +112,50 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_is_prompt_with_a_websocket_open(tmp_path: Path) -> None:
+    """An open live connection must not hold up a stop (systemd restarts, shutdowns)."""
+    import asyncio
+
+    import aiohttp
+
+    port = free_port()
+    env = clean_env(
+        tmp_path,
+        LASERD_SERVER__PORT=str(port),
+        LASERD_MACHINE__AUTOCONNECT="false",
+        GPIOZERO_PIN_FACTORY="mock",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "laserd", "serve"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def scenario() -> float:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/api/v1/health"):
+                        break
+                except aiohttp.ClientError:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            async with session.ws_connect(f"http://127.0.0.1:{port}/api/v1/ws") as ws:
+                started = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                msg = await ws.receive(timeout=10)
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                return time.monotonic() - started
+
+    try:
+        asyncio.run(scenario())
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
