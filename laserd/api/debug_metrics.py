@@ -15,8 +15,10 @@ requested duration, and keeps a bounded number of samples.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from typing import Any
@@ -50,6 +52,11 @@ class LoopLagProbe:
         self.interval_s = 0.005
         self.samples_s: deque[float] = deque(maxlen=MAX_SAMPLES)
         self.started_at = 0.0
+        #: (generation, seconds) of every garbage collection while the probe runs: a full
+        #: collection stops every thread, the loop too, and shows up as lag with no slow
+        #: callback to blame.
+        self.gc_pauses: deque[tuple[int, float]] = deque(maxlen=MAX_SAMPLES)
+        self._gc_started = 0.0
 
     @property
     def running(self) -> bool:
@@ -59,6 +66,8 @@ class LoopLagProbe:
         """(Re)start with a fresh set of samples."""
         self.stop()
         self.samples_s.clear()
+        self.gc_pauses.clear()
+        gc.callbacks.append(self._on_gc)
         self.interval_s = interval_s
         self.started_at = self._loop.time()
         self._stop_at = self.started_at + duration_s
@@ -68,6 +77,14 @@ class LoopLagProbe:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
 
     def _schedule(self) -> None:
         self._due = self._loop.time() + self.interval_s
@@ -78,6 +95,7 @@ class LoopLagProbe:
         self.samples_s.append(max(0.0, now - self._due))
         if now >= self._stop_at:
             self._handle = None
+            self.stop()
             return
         self._schedule()
 
@@ -111,6 +129,9 @@ class LoopLagOut(BaseModel):
     p99_ms: float | None
     max_ms: float | None
     over_50ms: int = Field(description="callbacks that ran more than 50 ms late")
+    gc_collections: int = Field(description="garbage collections while the probe ran")
+    gc_full_collections: int = Field(description="of which generation 2 (full)")
+    gc_max_pause_ms: float | None = Field(description="longest collection")
 
 
 def _summary(samples_s: list[float]) -> dict[str, float | int | None]:
@@ -135,8 +156,12 @@ async def _lag_out(probe: LoopLagProbe) -> LoopLagOut:
     loop = asyncio.get_running_loop()
     samples = list(probe.samples_s)
     summary = await loop.run_in_executor(None, _summary, samples)
+    pauses = list(probe.gc_pauses)
     return LoopLagOut(
         running=probe.running,
+        gc_collections=len(pauses),
+        gc_full_collections=sum(1 for gen, _ in pauses if gen == 2),
+        gc_max_pause_ms=round(max(p for _, p in pauses) * 1000, 3) if pauses else None,
         interval_ms=probe.interval_s * 1000.0,
         samples=len(samples),
         elapsed_s=round(loop.time() - probe.started_at, 3) if probe.started_at else 0.0,

@@ -262,6 +262,7 @@ async def measured_job(api: Api, pid: int, file_id: int, window_s: float) -> dic
         "starvations": sim1["starvations"] - sim0["starvations"],
         "planner_starved_s": round(sim1["planner_starved_s"] - sim0["planner_starved_s"], 3),
         "loop_lag_ms": {k: lag[k] for k in ("samples", "p50_ms", "p99_ms", "max_ms", "over_50ms")},
+        "gc": {k: lag[k] for k in ("gc_collections", "gc_full_collections", "gc_max_pause_ms")},
         "daemon_cpu_s": round(laserd_cpu, 3),
         "simulator_cpu_s": round(sim_cpu1 - sim_cpu0, 3),
         "daemon_cpu_s_per_10k_lines": round(laserd_cpu / lines * 10_000, 3) if lines else None,
