@@ -44,7 +44,6 @@ from tests.daemon.harness import (
 )
 
 SAMPLE_PNG = SAMPLE_DATA / "camera.png"
-REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- helpers
