@@ -122,9 +122,11 @@ class Machine:
 
     async def reset(self) -> None:
         self._require_connected()
-        self._safety.disarm()
+        # Refused before anything is touched: disarming first dropped a running job's laser
+        # enable on a request that then answered 409 (and anyone with the user role could).
         if self._jobs.active is not None:
             raise errors.MachineBusy("A job is active; cancel it (that resets the controller).")
+        self._safety.disarm()
         await self._link.reset()
 
     async def connect(self) -> None:
