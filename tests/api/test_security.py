@@ -748,3 +748,57 @@ async def test_guest_sockets_get_no_console_log_lines(aiohttp_client, tmp_path) 
         assert [m for m in seen if m.get("type") == "machine"]  # the socket itself works
     for ws in (watch_admin, watch_guest, watch_guest_key):
         await ws.close()
+
+
+async def test_a_running_job_is_only_steered_by_its_owner_or_an_admin(aiohttp_client, tmp_path):
+    """API.md: a user controls the machine only while no one else's job runs. Another user's
+    overrides, reset, disconnect, motion or job commands neither reach the controller nor
+    drop the job's laser-enable output."""
+    from laserd.keys import JOBS, SAFETY
+    from tests.api.machine_helpers import (
+        raster_lines,
+        ready_file,
+        sim_client,
+        sim_settings,
+        wait_for,
+    )
+
+    settings = sim_settings(tmp_path / "state", simulator={"time_scale": 1.0})
+    client = await sim_client(aiohttp_client, settings)
+    owner = await create_account(client, "user")
+    other = await create_account(client, "user")
+    admin = await create_account(client, "admin")
+    f = await ready_file(client, owner.id, raster_lines(200, 60))
+    r = await client.post(f"{API}/jobs", json={"file_id": f["id"]}, headers=owner.headers)
+    assert r.status == 201, await r.text()
+    job_id = (await r.json())["id"]
+    jobs = client.app[JOBS]
+    await wait_for(lambda: jobs.active is not None and jobs.active.state == "running", 60)
+    laser_enable = client.app[SAFETY].laser_enable
+    assert laser_enable.value, "the job runs with the laser enabled"
+    attempts = [
+        ("/machine/overrides", {"power": 200}),
+        ("/machine/overrides", {"feed": 10}),
+        ("/machine/reset", None),
+        ("/machine/disconnect", None),
+        ("/machine/home", None),
+        ("/machine/unlock", None),
+        ("/machine/jog", {"x": 5, "feed": 1000}),
+        ("/machine/frame", {"file_id": f["id"]}),
+        (f"/jobs/{job_id}/pause", None),
+        (f"/jobs/{job_id}/cancel", None),
+    ]
+    for path, body in attempts:
+        r = await client.post(API + path, json=body, headers=other.headers)
+        assert r.status in (404, 409), (path, r.status, await r.text())
+        assert jobs.active is not None and jobs.active.state == "running", path
+        assert laser_enable.value, f"{path} by another user dropped the job's laser enable"
+    snapshot = await (await client.get(f"{API}/machine", headers=other.headers)).json()
+    assert snapshot["overrides"]["power"] == 100 and snapshot["overrides"]["feed"] == 100
+    # The owner and an admin may.
+    r = await client.post(f"{API}/machine/overrides", json={"feed": 110}, headers=owner.headers)
+    assert r.status == 200, await r.text()
+    r = await client.post(f"{API}/machine/overrides", json={"feed": 100}, headers=admin.headers)
+    assert r.status == 200, await r.text()
+    r = await client.post(f"{API}/jobs/{job_id}/cancel", headers=owner.headers)
+    assert r.status == 200, await r.text()
