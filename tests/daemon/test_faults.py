@@ -195,6 +195,13 @@ async def test_controller_reboot_mid_job_fails_it_with_the_laser_off(client, use
     before = sim.record_snapshot().lines_received
     await asyncio.sleep(0.5)
     assert sim.record_snapshot().lines_received == before
+    # And the next job runs normally on the rebooted board.
+    await wait_for(lambda: link.state == "idle", 30)
+    f = await ready_file(client, user.id, raster_lines(5, 5))
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    assert r.status == 201, await r.text()
+    again = await until_job(client, (await r.json())["id"], user, "completed", "failed")
+    assert again["state"] == "completed", again
 
 
 # --------------------------------------------------------------------------- disk full
