@@ -26,11 +26,12 @@ import os
 import queue
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -479,11 +480,16 @@ class Processing:
             )
             return
         if error is None:
-            await files_store.mark_done(
-                self._conn, file_id, stats=result.stats, warnings=result.warnings
+            await self._write_until_done(
+                file_id,
+                lambda: files_store.mark_done(
+                    self._conn, file_id, stats=result.stats, warnings=result.warnings
+                ),
             )
         else:
-            await files_store.mark_failed(self._conn, file_id, error)
+            await self._write_until_done(
+                file_id, lambda: files_store.mark_failed(self._conn, file_id, error)
+            )
             await asyncio.get_running_loop().run_in_executor(
                 None,
                 remove_paths,
@@ -497,6 +503,29 @@ class Processing:
         if row is not None:
             self._publish(row)
             log.info("file %s %s", file_id, row["status"])
+
+    async def _write_until_done(self, file_id: int, write: Callable[[], Awaitable[Any]]) -> None:
+        """Record the outcome, retrying while another process holds the database.
+
+        A write that outlasts SQLite's busy timeout used to fall into the "failed unexpectedly"
+        path: a file processed without fault was marked failed and its G-code deleted.
+        """
+        delay_s = 0.5
+        while True:
+            try:
+                await write()
+                return
+            except sqlite3.OperationalError as exc:
+                log.warning("file %s: cannot record the result yet (%s); retrying", file_id, exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 5.0)
+
+    async def _save_progress(self, file_id: int, fraction: float) -> None:
+        """Progress is advisory: a locked database just skips this save."""
+        try:
+            await files_store.set_progress(self._conn, file_id, fraction)
+        except sqlite3.OperationalError as exc:
+            log.debug("file %s: progress not saved (%s)", file_id, exc)
 
     # ------------------------------------------------------------------ progress
 
@@ -527,7 +556,7 @@ class Processing:
         now = asyncio.get_running_loop().time()
         if now - self._last_saved.get(file_id, 0.0) >= 1.0:
             self._last_saved[file_id] = now
-            task = asyncio.create_task(files_store.set_progress(self._conn, file_id, fraction))
+            task = asyncio.create_task(self._save_progress(file_id, fraction))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
