@@ -609,3 +609,34 @@ def test_wall_clock_jumps_neither_unlock_an_account_nor_trip_or_stall_a_job(tmp_
         assert d.stop() == 0
     finally:
         d.close()
+
+
+async def test_database_locked_while_processing_finishes(short_busy_client) -> None:
+    client = short_busy_client
+    user = await create_account(client, "user")
+    r = await client.post("/api/v1/projects", json={"name": "locked"}, headers=user.headers)
+    project = await r.json()
+    r = await upload_chunked(client, user, project["id"], "camera.png", SAMPLE_PNG.read_bytes())
+    assert r.status == 201, await r.text()
+    f = await r.json()
+    state = client.app[SETTINGS].storage.state_dir
+
+    async def processing() -> bool:
+        r = await client.get(f"/api/v1/files/{f['id']}", headers=user.headers)
+        return (await r.json())["status"] == "processing"
+
+    await wait_for(processing, 30, 0.02)
+    async with db_locked_by_another_process(client.app[SETTINGS].db_path, 6.0) as holder:
+        await holder.wait()
+
+    async def settled() -> dict | None:
+        r = await client.get(f"/api/v1/files/{f['id']}", headers=user.headers)
+        got = await r.json()
+        return got if got["status"] in ("ready", "failed") else None
+
+    done = await wait_for(settled, 60, 0.1)
+    assert done["status"] == "ready", done
+    assert [p.name for p in files_on_disk(state, "generated") if p.suffix == ".gcode"] == [
+        f"{f['id']}.gcode"
+    ]
+    assert await integrity(client) == "ok"
