@@ -19,6 +19,7 @@ import contextlib
 import email.utils
 import hashlib
 import http.client
+import json
 import subprocess
 import sys
 import threading
@@ -640,3 +641,76 @@ async def test_database_locked_while_processing_finishes(short_busy_client) -> N
         f"{f['id']}.gcode"
     ]
     assert await integrity(client) == "ok"
+
+
+def post_file(d: Daemon, token: str, project_id: int, name: str, content: bytes) -> dict:
+    head, body, tail = multipart_chunks(name, content)
+    req = urllib.request.Request(
+        f"{d.base_url}/api/v1/projects/{project_id}/files", data=head + body + tail, method="POST"
+    )
+    req.add_header("Content-Type", "multipart/form-data; boundary=faultboundary")
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 201
+        return json.loads(resp.read())
+
+
+def wait_file_settled(d: Daemon, token: str, file_id: int) -> dict:
+    deadline = time.monotonic() + 120
+    while True:
+        status, f = d.request("GET", f"/api/v1/files/{file_id}", token=token)
+        assert status == 200, f
+        if f["status"] in ("ready", "failed"):
+            return f
+        assert time.monotonic() < deadline, f
+        time.sleep(0.2)
+
+
+def _limit_file_size() -> None:
+    """preexec for the daemon: no file it writes may exceed 1.5 MB (EFBIG past that; Python
+    ignores SIGXFSZ). Works without mount rights, so it runs where a tmpfs cannot be made."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1536 * 1024, 1536 * 1024))
+
+
+@pytest.mark.slow
+def test_file_size_limit_in_the_daemon_refuses_cleanly(tmp_path: Path) -> None:
+    d = Daemon(tmp_path / "d", preexec=_limit_file_size, config={"storage": {"min_free_mb": 0}})
+    d.workdir.mkdir(parents=True)
+    d.write_config()
+    create_admin(d)
+    try:
+        token = daemon_up(d)
+        status, project = d.request("POST", "/api/v1/projects", {"name": "limit"}, token)
+        assert status == 201, project
+        # An upload larger than the limit: 507, and no half file anywhere.
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+        head, content, tail = multipart_chunks("big.gcode", gcode_bytes(150_000))
+        conn.putrequest("POST", f"/api/v1/projects/{project['id']}/files")
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=faultboundary")
+        conn.putheader("Content-Length", str(len(head) + len(content) + len(tail)))
+        conn.endheaders()
+        try:
+            conn.send(head + content + tail)
+        except OSError:
+            pass  # the daemon may answer and close before reading it all
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        conn.close()
+        assert resp.status == 507, answer
+        assert not files_on_disk(d.state_dir, "uploads", "tmp")
+        # An image that fits, whose raster G-code (about 1.9 MB) does not.
+        status, body = d.request("POST", "/api/v1/projects", {"name": "gen"}, token)
+        assert status == 201, body
+        f = post_file(d, token, body["id"], "camera.png", SAMPLE_PNG.read_bytes())
+        f = wait_file_settled(d, token, f["id"])
+        assert f["status"] == "failed" and "space" in f["error"], f
+        assert not files_on_disk(d.state_dir, "generated", "tmp")
+        assert d.db_query("PRAGMA integrity_check") == [("ok",)]
+        assert_laser_off_and_still(d, token)
+        assert d.health()[0] == 200
+        assert d.stop() == 0
+    finally:
+        d.close()
