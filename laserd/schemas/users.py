@@ -52,6 +52,9 @@ def _full_name(value: str) -> str:
 
 # The validators keep their own messages; ``json_schema_extra`` states the same rules in the
 # OpenAPI document, so a client (or a fuzzer) that follows the document is not refused.
+# Python's whitespace (what str.strip() and re's \s take) spelt out: JSON Schema's \s differs.
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_EMAIL_PART = rf"[^@{_WS}<>\"',;]+"
 Username = Annotated[
     str,
     Field(min_length=2, max_length=32, json_schema_extra={"pattern": _USERNAME.pattern}),
@@ -62,13 +65,16 @@ Email = Annotated[
     Field(
         min_length=3,
         max_length=254,
-        json_schema_extra={"pattern": r"^\s*[^@\s<>\"',;]+@[^@\s<>\"',;]+\s*$"},
+        json_schema_extra={"pattern": rf"^[{_WS}]*{_EMAIL_PART}@{_EMAIL_PART}[{_WS}]*$"},
     ),
     AfterValidator(_email),
 ]
 FullName = Annotated[
     str,
-    Field(max_length=100, json_schema_extra={"pattern": r"^[^\x00-\x1f]*$"}),
+    Field(
+        max_length=100,
+        json_schema_extra={"pattern": rf"^[{_WS}]*[^\x00-\x1f]*[{_WS}]*$"},
+    ),
     AfterValidator(_full_name),
 ]
 #: The byte limit and content rules; the minimum length comes from settings (the service).
