@@ -102,11 +102,17 @@ async def read_json(request: web.Request) -> Any:
             code="bad_request",
         )
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        data = json.loads(raw, parse_constant=_not_json)
+        # "\ud800" escapes parse to lone surrogates: no Unicode text, no UTF-8 (password
+        # hashing, SQLite and logs would each trip over them later).
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+    except UnicodeEncodeError:
+        raise errors.BadRequest("The body holds text that is not valid Unicode.") from None
     except ValueError as exc:
         raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+    return data
 
 
 def _not_json(name: str) -> Any:
