@@ -56,3 +56,9 @@ def test_fuzz_run_has_no_failures(target: Target, name: str) -> None:
     assert result.failures == 0, f"{name}: {result.failures} failing cases\n{_explain(result)}"
     status, _ = target.daemon.health(timeout_s=30)
     assert status == 200 and target.daemon.poll() is None, "the daemon stopped serving"
+
+
+def test_the_daemon_log_holds_no_credentials(target: Target) -> None:
+    """After every run above: no password or token of the fuzzing accounts in laserd's log."""
+    assert target.daemon.log_path.read_text(errors="replace"), "the daemon logged nothing"
+    assert target.credentials_in_log() == []

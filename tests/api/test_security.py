@@ -529,6 +529,13 @@ async def test_error_answers_leak_no_paths_sql_or_tracebacks(aiohttp_client, tmp
         ("POST", f"{API}/auth/login", {"Content-Type": "application/json"}, b"\xff\xfe"),
         ("POST", f"{API}/auth/login", {"Content-Type": "text/xml"}, b"<a/>"),
         ("POST", f"{API}/auth/login", {"Content-Type": "application/json"}, b"[1, 2]"),
+        (
+            "POST",
+            f"{API}/auth/login",
+            {"Content-Type": "application/json"},
+            b'{"username": "a", "password": "\\ud800x"}',
+        ),
+        ("PATCH", f"{API}/auth/me", {**h, "Content-Type": "application/json"}, b'{"x": NaN}'),
         ("POST", f"{API}/auth/login", {"Content-Type": "application/json"}, b'{"username": 1e999}'),
         ("POST", f"{API}/projects", {**h, "Content-Type": "application/json"}, big),
         ("GET", f"{API}/projects/99999999999999999999999", h, None),
@@ -802,3 +809,19 @@ async def test_a_running_job_is_only_steered_by_its_owner_or_an_admin(aiohttp_cl
     assert r.status == 200, await r.text()
     r = await client.post(f"{API}/jobs/{job_id}/cancel", headers=owner.headers)
     assert r.status == 200, await r.text()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"username": "a", "password": "\\ud800x"}',  # a lone surrogate: no Unicode text
+        b'{"username": "a", "password": "p", "x": NaN}',  # Python reads NaN, JSON has none
+        b'{"username": "a", "password": "p", "x": -Infinity}',
+    ],
+)
+async def test_text_json_cannot_carry_is_refused_as_bad_json(client, raw) -> None:
+    r = await client.post(
+        f"{API}/auth/login", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert r.status == 400, await r.text()
+    assert (await error_of(r))["code"] == "bad_request"

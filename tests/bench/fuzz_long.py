@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.daemon.harness import Daemon, create_admin, login  # noqa: E402
+from tests.daemon.harness import ADMIN, Daemon, create_admin, login  # noqa: E402
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 API = "/api/v1"
@@ -108,9 +108,13 @@ def _api(d: Daemon, method: str, path: str, body: Any = None, token: str | None 
     return data
 
 
+def account_password(name: str) -> str:
+    return f"fuzz-{name}-passphrase"
+
+
 def make_account(d: Daemon, admin_token: str, name: str, role: str) -> str:
     """An active account made through the API by the admin; returns its access token."""
-    password = f"fuzz-{name}-passphrase"
+    password = account_password(name)
     row = _api(
         d,
         "POST",
@@ -229,6 +233,10 @@ def run_schemathesis(
         "--continue-on-failure",
         "--generation-database",
         "none",
+        # Text that UTF-8 can carry: lone surrogates are no Unicode (laserd answers 400 for
+        # them, tested in test_security.py), and would count as "schema-valid" data refused.
+        "--generation-codec",
+        "utf-8",
         "--request-timeout",
         "30",
         "--report",
@@ -320,6 +328,16 @@ class Target:
     def close(self) -> None:
         self.daemon.close()
 
+    def credentials_in_log(self) -> list[str]:
+        """Which of the runs' passwords and tokens the daemon's log holds (none, it should)."""
+        secrets = {"admin password": ADMIN["password"]}
+        secrets.update({f"{n} token": t for n, t in self.tokens.items() if t})
+        secrets.update({f"{op} token": t for op, t in self.throwaway.items()})
+        for name in ("fuzzguest", "fuzzuser"):
+            secrets[f"{name} password"] = account_password(name)
+        text = self.daemon.log_path.read_text(errors="replace")
+        return sorted(label for label, value in secrets.items() if value in text)
+
 
 def prepare(workdir: Path) -> Target:
     """Start the daemon and make the accounts: one per role, one per session-ending operation."""
@@ -387,6 +405,7 @@ def fuzz(
         results = [run(target, name, **common) for name in RUNS]
         alive = target.daemon.poll() is None
         status, health = target.daemon.health(timeout_s=10)
+        leaked = target.credentials_in_log()
     finally:
         target.close()
     by_kind: collections.Counter[str] = collections.Counter()
@@ -401,6 +420,7 @@ def fuzz(
         "tool_errors": sum(r.errors for r in results),
         "failures_by_kind": dict(by_kind),
         "daemon_alive_after": alive and status == 200,
+        "credentials_in_daemon_log": leaked,
         "health_after": health,
         "runs": [
             {
