@@ -52,6 +52,8 @@ def test_fuzz_run_has_no_failures(target: Target, name: str) -> None:
         timeout_s=RUN_TIMEOUT_S,
         phases="examples,coverage,fuzzing",
     )
+    # The counts, for the record (shown with ``pytest -s`` or ``-rA``).
+    print(json.dumps({"run": name, "cases": result.cases, "failures": result.failures}))
     assert result.cases > 0, f"{name}: schemathesis generated nothing"
     assert result.failures == 0, f"{name}: {result.failures} failing cases\n{_explain(result)}"
     status, _ = target.daemon.health(timeout_s=30)
