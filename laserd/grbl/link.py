@@ -923,10 +923,12 @@ class GrblLink:
             except GrblError as exc:
                 log.warning("%s refused during handshake: %s", line, exc.meaning)
         try:
-            status = await self.wait_for_status(lambda s: True, timeout_s=2.0)
-            self._state = status.state
+            status = await self.wait_for_status(lambda s: True, timeout_s=5.0)
         except TimeoutError:
-            self._state = MachineState.IDLE
+            # Unknown counts as unsafe: a controller that will not report its state is not
+            # "idle"; drop the connection and let the supervisor try again.
+            raise LinkTimeout(f"No status report from {self._port} after connecting.") from None
+        self._state = status.state
         self._connected_event.set()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="grbl-status-poll")
