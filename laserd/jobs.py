@@ -114,6 +114,15 @@ def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, 
     return view
 
 
+def controller_number(link: GrblLink, key: str) -> float | None:
+    """A ``$`` setting of the controller as a number; None when unknown or unreadable."""
+    raw = link.settings.get(key)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def _eta(elapsed_s: float, progress: float, estimated_s: float | None) -> float | None:
     if progress >= 1.0:
         return 0.0
@@ -213,9 +222,12 @@ class JobRunner:
                 + "; home or unlock it first.",
                 details=alarm or None,
             )
-        if link.settings.get("$32", "1") not in ("1", "1.0"):
+        laser_mode = controller_number(link, "$32")
+        if laser_mode != 1:
             raise errors.Conflict(
-                "Laser mode is off on the controller ($32=0); set $32=1 first.",
+                "Laser mode is off on the controller ($32=0); set $32=1 first."
+                if laser_mode is not None
+                else "The controller's laser mode ($32) is unknown; reconnect it.",
                 code="laser_mode_off",
             )
         if state == MachineState.DOOR:
@@ -224,6 +236,24 @@ class JobRunner:
             )
         if state not in (MachineState.IDLE, MachineState.CHECK) or link.streaming:
             raise errors.MachineBusy(f"The machine is busy ({state}).")
+
+    def _check_power_scale(self) -> None:
+        """Raster G-code is written with S scaled to ``[processing] max_power_s``; it means
+        the intended power only if the controller's ``$30`` is that same value. A lower
+        ``$30`` would turn 30 % into full power, so a mismatch (or an unknown ``$30``) refuses.
+        """
+        expected = self._settings.processing.max_power_s
+        actual = controller_number(self._link, "$30")
+        if actual != expected:
+            raise errors.Conflict(
+                f"The controller's $30 is {actual if actual is not None else 'unknown'} but "
+                f"images are converted for $30={expected}; set [processing] max_power_s = "
+                f"{actual:g} and process the file again, or set $30={expected}."
+                if actual is not None
+                else "The controller's $30 (power scale) is unknown; reconnect it.",
+                code="power_scale_mismatch",
+                details={"controller_s_max": actual, "expected_s_max": expected},
+            )
 
     # ------------------------------------------------------------------ commands
 
@@ -245,6 +275,8 @@ class JobRunner:
                 )
             self._safety.check_can_start()
             self.check_machine_ready()
+            if file.get("kind") == "image":
+                self._check_power_scale()
             stats = file.get("stats") or {}
             laser = file.get("laser") or {}
             row = await store.insert(

@@ -17,6 +17,7 @@ from typing import Any
 from laserd import errors
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState
+from laserd.jobs import controller_number
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,10 @@ def override_bytes(
 class Machine:
     """Manual control of the machine; plain collaborators, never the app."""
 
-    def __init__(self, *, link: GrblLink, safety: Any, jobs: Any, max_power_s: int) -> None:
+    def __init__(self, *, link: GrblLink, safety: Any, jobs: Any) -> None:
         self._link = link
         self._safety = safety
         self._jobs = jobs
-        self._max_power_s = max_power_s
         self._frame_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ state
@@ -170,7 +170,16 @@ class Machine:
                 "power_pct", f"at most {FRAME_MAX_POWER_PCT:g} % for framing"
             )
         xmin, xmax, ymin, ymax = (bounds[k] for k in ("xmin", "xmax", "ymin", "ymax"))
-        s_value = round(self._max_power_s * power_pct / 100)
+        s_value = 0
+        if power_pct > 0:
+            # Scale by the controller's own $30, so the cap holds whatever the config says.
+            s_max = controller_number(self._link, "$30")
+            if s_max is None or s_max <= 0:
+                raise errors.Conflict(
+                    "The controller's $30 (power scale) is unknown; frame with the laser off.",
+                    code="power_scale_unknown",
+                )
+            s_value = max(1, round(s_max * power_pct / 100))
         lines = ["G90", "G21", f"G0X{_fmt(xmin)}Y{_fmt(ymin)}"]
         if s_value > 0:
             self._safety.check_can_start()

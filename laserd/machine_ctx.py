@@ -135,7 +135,6 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         link=app[LINK],
         safety=app[SAFETY],
         jobs=jobs,
-        max_power_s=settings.processing.max_power_s,
     )
     app[MACHINE] = machine
     app[LINK].add_snapshot_provider(machine.extras)

@@ -106,7 +106,9 @@ def test_motion_time_scales_with_time_scale(
 def test_planner_full_delays_ok(
     make_sim: Callable[..., SimulatedGrbl], make_client: Callable[..., PtyClient]
 ) -> None:
-    sim = make_sim(time_scale=2.0)
+    # Slow motion (each block ~1.6 s of wall time) so that the first block is still running
+    # when the sixteenth line arrives, even on a loaded machine.
+    sim = make_sim(time_scale=0.25)
     port = make_client(sim)
     assert port.command("G1 F6000") == ["ok"]
     for i in range(15):  # 15 blocks of ~0.4 s machine time each fill the planner
@@ -116,7 +118,7 @@ def test_planner_full_delays_ok(
     fields = port.fields(port.status())
     assert fields["Bf"].startswith("0,")
     assert sim.planner_blocks_queued == 15
-    assert port.expect("ok", timeout_s=5.0)[-1] == "ok"  # once the first block is done
+    assert port.expect("ok", timeout_s=20.0)[-1] == "ok"  # once the first block is done
     port.send(b"\x18")
 
 
