@@ -48,6 +48,12 @@ def override_bytes(
     return out
 
 
+def _console_line_is_inert(line: str) -> bool:
+    """A ``$`` system command that neither moves (``$H``, ``$J=``) nor fires the beam."""
+    text = "".join(line.split()).upper()
+    return text.startswith("$") and not text.startswith(("$H", "$J"))
+
+
 class Machine:
     """Manual control of the machine; plain collaborators, never the app."""
 
@@ -100,6 +106,17 @@ class Machine:
                 details=alarm or None,
             )
 
+    def _require_no_estop(self) -> None:
+        """No motion at all while an E-stop is pressed (not only no laser)."""
+        pressed = [
+            i.name for i in self._safety.interlocks if i.kind == "estop" and not i.safe
+        ]
+        if pressed:
+            raise errors.InterlockOpen(
+                f"E-stop pressed ({', '.join(pressed)}); release it first.",
+                details={"open": pressed},
+            )
+
     def _require_idle_or_jog(self) -> None:
         state = self._link.state
         if state not in (MachineState.IDLE, MachineState.JOG):
@@ -110,6 +127,7 @@ class Machine:
     async def home(self) -> list[str]:
         self._require_connected()
         self._require_no_job()
+        self._require_no_estop()
         if self._link.state not in (MachineState.IDLE, MachineState.ALARM):
             raise errors.MachineBusy(f"The machine is busy ({self._link.state}).")
         return await self._link.command("$H", timeout_s=180)
@@ -142,6 +160,7 @@ class Machine:
     ) -> list[str]:
         self._require_connected()
         self._require_no_job()
+        self._require_no_estop()
         self._require_not_alarm()
         self._require_idle_or_jog()
         words = ["$J=", "G91" if relative else "G90", "G21"]
@@ -163,6 +182,7 @@ class Machine:
         """Trace the bounding box; the laser stays off unless a (capped) power is asked for."""
         self._require_connected()
         self._require_no_job()
+        self._require_no_estop()
         self._require_not_alarm()
         self._require_idle_or_jog()
         if power_pct > FRAME_MAX_POWER_PCT:
@@ -243,9 +263,14 @@ class Machine:
                 raise errors.Unavailable("The controller is not connected.")
 
     async def console(self, line: str) -> list[str]:
+        """One raw line. While any interlock is open only inert ``$`` commands pass (settings,
+        queries, unlock): a G-code line could switch the beam on (M3 S…) or move, and the
+        console must not be a way around the gates that jobs, jogs and frames obey."""
         self._require_connected()
         if self._jobs.active is not None:
             raise errors.MachineBusy("A job is streaming; the console waits until it ends.")
+        if not _console_line_is_inert(line):
+            self._safety.check_can_start()
         return await self._link.command(line, timeout_s=30)
 
     def controller_settings(self) -> dict[str, float]:

@@ -255,3 +255,43 @@ async def test_interrupted_at_start_when_a_job_was_left_active(client, user) -> 
         states = [r[0] for r in await cur.fetchall()]
     assert states == ["interrupted", "interrupted", "interrupted", "completed"]
     assert client.app[SIMULATOR].laser_on is False
+
+
+async def test_laser_mode_off_refuses_a_job(client, user, admin) -> None:
+    r = await client.put("/api/v1/machine/settings", json={"$32": 0}, headers=admin.headers)
+    assert r.status == 200
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    assert r.status == 409 and (await r.json())["error"]["code"] == "laser_mode_off"
+
+
+async def test_image_job_refused_when_the_controller_power_scale_differs(client, user, admin):
+    from laserd.keys import DB as DB_KEY
+
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    await client.app[DB_KEY].execute("UPDATE files SET kind = 'image' WHERE id = ?", (f["id"],))
+    r = await client.put("/api/v1/machine/settings", json={"$30": 255}, headers=admin.headers)
+    assert r.status == 200
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    body = await r.json()
+    assert r.status == 409 and body["error"]["code"] == "power_scale_mismatch"
+    assert body["error"]["details"] == {"controller_s_max": 255.0, "expected_s_max": 1000}
+    r = await client.put("/api/v1/machine/settings", json={"$30": 1000}, headers=admin.headers)
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    assert r.status == 201
+
+
+async def test_job_refused_with_503_while_disconnected(client, user) -> None:
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    r = await client.post("/api/v1/machine/disconnect", headers=user.headers)
+    assert r.status == 200
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    assert r.status == 503
+
+
+async def test_running_job_reports_an_eta(client, user) -> None:
+    job = await start(client, user, raster_lines(400, 40))
+    running = await until_state(client, job["id"], user.headers, "running")
+    assert running["eta_s"] is not None and running["eta_s"] >= 0
+    await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
+    await until_state(client, job["id"], user.headers, "cancelled")

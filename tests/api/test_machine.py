@@ -255,3 +255,39 @@ async def test_websocket_refuses_foreign_origins(client, user) -> None:
     r = await client.get("/api/v1/ws")
     assert r.status == 400
     assert (await r.json())["error"]["code"] == "bad_request"
+
+
+async def test_console_cannot_fire_or_move_past_an_open_interlock(client, admin) -> None:
+    safety = client.app[SAFETY]
+    safety.drive("estop", False)
+    await wait_for(lambda: not safety.all_safe(), 5)
+    for line in ("M3 S500", "G1 X20 F600", "$H", "$J=G91X1F100", "S1000"):
+        r = await client.post("/api/v1/machine/console", json={"line": line}, headers=admin.headers)
+        assert r.status == 409, line
+        assert (await r.json())["error"]["code"] == "interlock_open"
+    r = await client.post("/api/v1/machine/console", json={"line": "$$"}, headers=admin.headers)
+    assert r.status == 200  # settings and queries stay available
+    assert client.app[SIMULATOR].laser_on is False
+
+
+async def test_no_motion_while_the_estop_is_pressed(client, user) -> None:
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    safety = client.app[SAFETY]
+    safety.drive("estop", False)
+    await wait_for(lambda: not safety.all_safe(), 5)
+    for path, body in (
+        ("/api/v1/machine/jog", {"x": 1, "feed": 100}),
+        ("/api/v1/machine/home", None),
+        ("/api/v1/machine/frame", {"file_id": f["id"]}),
+    ):
+        r = await client.post(path, json=body, headers=user.headers)
+        assert r.status == 409, path
+        assert (await r.json())["error"]["code"] == "interlock_open"
+    # released: motion is possible again (the soft reset on the press left no alarm here,
+    # as the machine was standing still)
+    safety.drive("estop", True)
+    await wait_for(safety.all_safe, 5)
+    link = client.app[LINK]
+    await wait_for(lambda: link.state == "idle", 10)
+    r = await client.post("/api/v1/machine/jog", json={"x": 1, "feed": 100}, headers=user.headers)
+    assert r.status == 200, await r.text()
