@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "interrupted"})
 PERSIST_EVERY_S = 2.0
+_COOLANT = re.compile(r"M0*([789])(?![0-9.])")
 #: How long the tail of a job (motion still in the planner after the last ``ok``) may take
 #: between two status reports before the job is failed as unresponsive.
 TAIL_STALL_S = 30.0
@@ -315,6 +318,8 @@ class JobRunner:
         if not self._link.pause():
             raise errors.Unavailable("The controller is not connected.")
         a.state, a.pause_reason = "paused", "user"
+        # Nothing needs the beam while paused; resume raises the output again.
+        self._safety.disarm()
         self._publish(a)
         await self._persist(a)
         await self._record("job_paused", who, a, {})
@@ -402,7 +407,7 @@ class JobRunner:
             a.state, a.started_at, a.started_mono = "running", utcnow(), time.monotonic()
             self._publish(a)
             await self._persist(a, force=True)
-            await self._link.stream(iter_file_lines(a.path), on_progress=self._progress(a))
+            await self._link.stream(self._lines(a), on_progress=self._progress(a))
             await self._wait_motion_done(a)
         except asyncio.CancelledError:
             final, error = a.outcome or ("cancelled", None)
@@ -435,6 +440,22 @@ class JobRunner:
                 final, error = a.outcome
             await self._finish(a, final, error)
             job_id_var.reset(token)
+
+    async def _lines(self, a: ActiveJob) -> AsyncIterator[tuple[int, str]]:
+        """The file's lines, switching air assist as the program asks (M7/M8 on, M9 off).
+
+        Air goes on when such a line is read, a few blocks before the controller reaches
+        it: early air is harmless. M9 leaves the air on when the project asks for it for
+        the whole job.
+        """
+        async for lineno, text in iter_file_lines(a.path):
+            if "M" in text or "m" in text:
+                code = text.split(";", 1)[0].split("(", 1)[0].upper().replace(" ", "")
+                for match in _COOLANT.finditer(code):
+                    on = match.group(1) in ("7", "8")
+                    if on or not a.air_assist:
+                        self._safety.set_air(on)
+            yield lineno, text
 
     async def _halt(self) -> None:
         """Stop whatever is still in the controller's buffer (feed hold, soft reset)."""
