@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import signal
 import socket
@@ -141,7 +142,24 @@ class Daemon:
         return 0
 
 
+def check_debug_exposure(settings: Settings) -> None:
+    """Debug endpoints (the mail outbox with reset tokens, simulated GPIO, a loop stall) are
+    for a developer's machine: refuse them on an address the LAN can reach."""
+    if not settings.server.debug:
+        return
+    try:
+        loopback = ipaddress.ip_address(settings.server.host).is_loopback
+    except ValueError:
+        loopback = settings.server.host == "localhost"
+    if not loopback:
+        raise ConfigError(
+            f"server.debug = true with server.host = {settings.server.host!r}: the debug "
+            "endpoints may only listen on a loopback address (127.0.0.1 or ::1)"
+        )
+
+
 async def serve(settings: Settings, config_path: str | Path | None = None) -> int:
+    check_debug_exposure(settings)
     return await Daemon(settings, config_path=config_path).run()
 
 

@@ -142,7 +142,7 @@ async def frame(request: web.Request, body: FrameIn) -> dict[str, Any]:
     body=OverridesIn,
     response=MachineOut,
     summary="Feed, power and rapid overrides",
-    errors=(503,),
+    errors=BUSY,
 )
 async def overrides(request: web.Request, body: OverridesIn) -> dict[str, Any]:
     """While a job runs, only its owner or an admin may steer it (API.md: a user controls the
