@@ -167,10 +167,10 @@ def test_debug_endpoints_refused_on_a_lan_address(tmp_path: Path) -> None:
     env = clean_env(
         tmp_path,
         LASERD_SERVER__DEBUG="true",
-        LASERD_SERVER__HOST="0.0.0.0",
         LASERD_SERVER__PORT=str(free_port()),
         GPIOZERO_PIN_FACTORY="mock",
     )
+    env["LASERD_SERVER__HOST"] = "0.0.0.0"
     out = laserd("serve", env=env)
     assert out.returncode == 2
     assert "server.debug" in out.stderr + out.stdout
