@@ -132,6 +132,8 @@ class LoopLagOut(BaseModel):
     gc_collections: int = Field(description="garbage collections while the probe ran")
     gc_full_collections: int = Field(description="of which generation 2 (full)")
     gc_max_pause_ms: float | None = Field(description="longest collection")
+    gc_objects: list[int] = Field(description="objects tracked per generation now")
+    gc_frozen: int = Field(description="objects moved out of the collector's sight")
 
 
 def _summary(samples_s: list[float]) -> dict[str, float | int | None]:
@@ -162,6 +164,8 @@ async def _lag_out(probe: LoopLagProbe) -> LoopLagOut:
         gc_collections=len(pauses),
         gc_full_collections=sum(1 for gen, _ in pauses if gen == 2),
         gc_max_pause_ms=round(max(p for _, p in pauses) * 1000, 3) if pauses else None,
+        gc_objects=[len(gc.get_objects(generation=g)) for g in range(3)],
+        gc_frozen=gc.get_freeze_count(),
         interval_ms=probe.interval_s * 1000.0,
         samples=len(samples),
         elapsed_s=round(loop.time() - probe.started_at, 3) if probe.started_at else 0.0,

@@ -6,10 +6,10 @@ Usage::
         [--time-scale 2.0] [--poll-interval-s 0.5] [--upload-every-s 5] [--login-every-s 2]
 
 Runs ``laserd serve`` as a child on 127.0.0.1 (simulated GRBL at 115200 baud, in-process, as
-``simulate = true`` deploys it), uploads ../shared/data/camera.png (beside the checkout) through the API and waits
-until it is processed to raster G-code. Then the same job runs twice from its first line for
-``--window-s`` seconds each: once with no other client (the baseline), once under load. Each run
-is measured over the same window from the moment the job is running:
+``simulate = true`` deploys it), uploads camera.png (../shared/data beside the checkout) through
+the API and waits until it is processed to raster G-code. Then the same job runs twice from its
+first line for ``--window-s`` seconds each: once with no other client (the baseline), once under
+load. Each run is measured over the same window from the moment the job is running:
 
 * streaming: acknowledged lines/s and payload bytes/s received by the controller (and its share
   of the link's baud/10 bytes/s), from the simulator's record;
@@ -262,7 +262,16 @@ async def measured_job(api: Api, pid: int, file_id: int, window_s: float) -> dic
         "starvations": sim1["starvations"] - sim0["starvations"],
         "planner_starved_s": round(sim1["planner_starved_s"] - sim0["planner_starved_s"], 3),
         "loop_lag_ms": {k: lag[k] for k in ("samples", "p50_ms", "p99_ms", "max_ms", "over_50ms")},
-        "gc": {k: lag[k] for k in ("gc_collections", "gc_full_collections", "gc_max_pause_ms")},
+        "gc": {
+            k: lag[k]
+            for k in (
+                "gc_collections",
+                "gc_full_collections",
+                "gc_max_pause_ms",
+                "gc_objects",
+                "gc_frozen",
+            )
+        },
         "daemon_cpu_s": round(laserd_cpu, 3),
         "simulator_cpu_s": round(sim_cpu1 - sim_cpu0, 3),
         "daemon_cpu_s_per_10k_lines": round(laserd_cpu / lines * 10_000, 3) if lines else None,
