@@ -74,10 +74,10 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 #: Services in start order. Later layers add theirs here, in the place their dependencies need.
 CONTEXTS: list[Context] = [
     state_ctx,
+    safety_ctx,  # laser-enable output off before anything else, the controller included
     database_ctx,
     processing_ctx,  # uploads' processing pool; leftovers from a crash are queued again
     auth_ctx,
-    safety_ctx,  # laser-enable off before the controller is opened
     link_ctx,
     jobs_ctx,  # exits first: stops a running job and the laser
 ]

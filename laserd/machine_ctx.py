@@ -49,9 +49,11 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, hardware = app[SETTINGS], app[HARDWARE]
     writer = RealtimeWriter()
     app[_REALTIME] = writer
-    audit = app.get(AUDIT)
 
     async def record(event: str, details: dict[str, Any]) -> None:
+        # Looked up at the time of the event: the supervisor starts before the audit log
+        # exists (its outputs must be safe before anything else) and may outlive it at exit.
+        audit = app.get(AUDIT)
         if audit is not None:
             await audit.record(event, details=details, actor_name="safety", target="safety")
 
