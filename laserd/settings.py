@@ -29,7 +29,11 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Environment values are read as TOML, so LASERD_MAIL__PASSWORD=123456 arrives as a
+    # number: a string field takes it as the digits it was.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, coerce_numbers_to_str=True
+    )
 
 
 class ServerSettings(_Section):
@@ -281,13 +285,34 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at ``loc`` (for the unknown-key message)."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
 def _format_errors(err: ValidationError, merged: dict[str, Any]) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key {key!r} (value {value!r}); check the spelling")
+            allowed = _allowed_keys(e["loc"][:-1])
+            hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"unknown key {key!r} (value {value!r}); check the spelling{hint}")
         else:
             lines.append(f"{key} = {value!r}: {e['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
@@ -362,7 +387,16 @@ def server_secret(settings: Settings) -> bytes:
         return value.encode()
     path = settings.storage.state_dir / SECRET_FILE
     if path.exists():
-        return path.read_text(encoding="ascii").strip().encode()
+        try:
+            value = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the token secret: {exc}") from exc
+        if len(value) < 64:
+            raise ConfigError(
+                f"{path} is damaged (shorter than 256 bits); restore it from a backup, or "
+                "delete it to generate a new one (every login then ends)"
+            )
+        return value.encode()
     settings.storage.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

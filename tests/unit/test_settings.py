@@ -138,3 +138,31 @@ def test_configured_secret_is_used_and_masked(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="at least 32"):
         server_secret(short)
+
+
+def test_digits_in_the_environment_stay_strings_for_string_keys(tmp_path: Path) -> None:
+    env = {"LASERD_MAIL__PASSWORD": "123456", "LASERD_MAIL__USERNAME": "42"}
+    s = load_settings(tmp_path / "n.toml", env=env, dotenv=NO_DOTENV)
+    assert s.mail.password.get_secret_value() == "123456" and s.mail.username == "42"
+
+
+def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.toml", "[machine]\nbaud = 9600\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, env={}, dotenv=NO_DOTENV)
+    assert "allowed here:" in str(err.value) and "baudrate" in str(err.value)
+    cfg = write(tmp_path / "d.toml", "[[safety.interlocks]]\nname='lid'\npin=1\nkin='lid'\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, env={}, dotenv=NO_DOTENV)
+    assert "debounce_ms" in str(err.value)
+
+
+def test_a_damaged_secret_file_stops_start_up(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    state.mkdir()
+    (state / "jwt_secret").write_text("\n")
+    s = load_settings(
+        tmp_path / "n.toml", env={"LASERD_STORAGE__STATE_DIR": str(state)}, dotenv=NO_DOTENV
+    )
+    with pytest.raises(ConfigError, match="damaged"):
+        server_secret(s)
