@@ -257,3 +257,31 @@ async def test_reset_from_another_thread_fails_the_stream(make_sim, open_link):
         await link.command("$X")
     assert await link.command("G4 P0") == []
     assert sim.record.rx_overflows == 0
+
+
+async def test_full_planner_makes_the_sender_wait_without_overflow(make_sim, open_link):
+    """Slow motion keeps the planner full, so the receive buffer fills up too: only exact
+    character counting keeps it from overflowing. (A sender that overruns the count by more
+    than the one line GRBL holds in its line buffer overflows here — checked with a link
+    told the buffer is 180 bytes: 37 overflows. At a high time scale it never fills.)"""
+    sim = make_sim(time_scale=20)
+    link = await open_link(sim)
+    lines = ["G90", "G21", "M4S0", "G1F3000"]
+    for i in range(160):  # long-ish moves with long lines: ~30 bytes each
+        x = 10 + (i % 2) * 5.125
+        lines.append(f"G1X{x:.3f}Y{(i % 7) * 1.25 + 0.001:.3f}S{100 + i % 900}")
+    lines.append("M5")
+    sim.clear_record()
+    peak = 0
+
+    def watch(_p: StreamProgress) -> None:
+        nonlocal peak
+        peak = max(peak, link.bytes_in_flight)
+
+    progress = await asyncio.wait_for(
+        link.stream(enumerate(lines, 1), on_progress=watch, progress_interval_s=0.02), 120
+    )
+    assert progress.lines_acked == len(lines)
+    rec = sim.record_snapshot()
+    assert rec.rx_overflows == 0, rec.faults
+    assert peak > link.rx_buffer_bytes - 40, f"the buffer never filled (peak {peak})"
