@@ -107,3 +107,11 @@ async def ready_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return {"id": file_id, "project_id": project_id, "lines": len(lines)}
+
+
+def laser_enable_off(app: Any) -> bool:
+    """The laser-enable output as the pin reads (not the supervisor's flag): off and disarmed."""
+    from laserd.keys import SAFETY
+
+    out = app[SAFETY].laser_enable
+    return out.pin.state == out.off_state and not out.armed

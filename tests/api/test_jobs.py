@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from laserd.keys import DB, HUB, LINK, SAFETY, SETTINGS, SIMULATOR
-from tests.api.machine_helpers import raster_lines, ready_file, sim_client, sim_settings, wait_for
+from tests.api.machine_helpers import (
+    laser_enable_off,
+    raster_lines,
+    ready_file,
+    sim_client,
+    sim_settings,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -71,7 +78,7 @@ async def test_job_runs_to_completion_with_every_line_acknowledged(client, user)
     assert done["finished_at"] and done["elapsed_s"] > 0
     sim = client.app[SIMULATOR]
     assert sim.record.rx_overflows == 0, sim.record.faults
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
     r = await client.get("/api/v1/jobs", headers=user.headers)
     page = await r.json()
     assert page["total"] == 1 and page["items"][0]["state"] == "completed"
@@ -104,7 +111,7 @@ async def test_pause_resume_cancel(client, user) -> None:
     assert r.status == 200
     done = await until_state(client, job["id"], user.headers, "cancelled")
     assert done["lines_acked"] < len(raster_lines(300, 40))
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
     await wait_for(lambda: link.state in ("idle", "alarm"), 10)
     assert client.app[SIMULATOR].laser_on is False
 
@@ -143,7 +150,7 @@ async def test_error_mid_job_fails_it_with_line_and_meaning(client, user) -> Non
     done = await until_state(client, job["id"], user.headers, "failed", "completed")
     assert done["state"] == "failed"
     assert "error:20" in done["error"] and "line" in done["error"]
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
 
 
 async def test_alarm_mid_job_fails_it(client, user) -> None:
@@ -152,7 +159,7 @@ async def test_alarm_mid_job_fails_it(client, user) -> None:
     client.app[SIMULATOR].raise_alarm(1)
     done = await until_state(client, job["id"], user.headers, "failed")
     assert "alarm" in done["error"].lower()
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
     r = await client.post("/api/v1/jobs", json={"file_id": job["file_id"]}, headers=user.headers)
     assert r.status == 409 and (await r.json())["error"]["code"] == "machine_alarm"
     # A hard-limit alarm is critical: GRBL listens to nothing but a reset, then $X.
@@ -171,7 +178,7 @@ async def test_unplug_mid_job_fails_at_once_and_the_link_comes_back(client, user
     sim.unplug()
     done = await until_state(client, job["id"], user.headers, "failed")
     assert "disconnected" in done["error"]
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
     r = await client.post("/api/v1/jobs", json={"file_id": job["file_id"]}, headers=user.headers)
     assert r.status == 503
     sim.replug()
@@ -186,7 +193,7 @@ async def test_lid_trip_pauses_and_resume_waits_for_the_lid_and_the_delay(client
     safety.drive("lid", False)
     paused = await until_state(client, job["id"], user.headers, "paused")
     assert paused["pause_reason"] == "interlock:lid"
-    assert safety.armed is False
+    assert laser_enable_off(client.app)
     link = client.app[LINK]
     await wait_for(lambda: link.state == "door", 10)
     r = await client.post(f"/api/v1/jobs/{job['id']}/resume", headers=user.headers)
@@ -199,7 +206,7 @@ async def test_lid_trip_pauses_and_resume_waits_for_the_lid_and_the_delay(client
     assert safety.armed is True
     await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
     await until_state(client, job["id"], user.headers, "cancelled")
-    assert safety.armed is False
+    assert laser_enable_off(client.app)
 
 
 async def test_estop_trip_fails_the_job(client, user) -> None:
@@ -209,7 +216,7 @@ async def test_estop_trip_fails_the_job(client, user) -> None:
     client.app[SAFETY].drive("estop", False)
     done = await until_state(client, job["id"], user.headers, "failed")
     assert done["error"] == "interlock:estop"
-    assert client.app[SAFETY].armed is False
+    assert laser_enable_off(client.app)
     sim = client.app[SIMULATOR]
     # The soft reset is on the wire behind at most a buffer's worth of bytes (~11 ms at
     # 115200 baud); the record of the job may come first.
