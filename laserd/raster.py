@@ -256,8 +256,17 @@ class RasterWriter:
     """Turns chunks of S rows into G-code lines, tracking modal state and statistics."""
 
     def __init__(
-        self, fh: BinaryIO, laser: LaserSettings, width_px: int, height_px: int, max_power_s: int
+        self,
+        fh: BinaryIO,
+        laser: LaserSettings,
+        width_px: int,
+        height_px: int,
+        max_power_s: int,
+        bed_x_mm: float | None = None,
     ) -> None:
+        #: Overscan stops at the bed's edges: an image placed at X=0 must not send the head
+        #: to negative X (a soft-limit alarm mid-job, or a crash into the frame).
+        self.x_limits = (0.0, bed_x_mm) if bed_x_mm is not None else None
         if not 1 <= max_power_s <= MAX_POWER_S:
             raise ValueError(f"max_power_s must be 1..{MAX_POWER_S}, not {max_power_s}")
         self.fh = fh
@@ -367,6 +376,8 @@ class RasterWriter:
             x_start = float(xb[start_b])
             x_in = x_start - sign * ovs
             x_out = float(xb[end_b]) + sign * ovs
+            if self.x_limits is not None and ovs > 0:
+                x_in, x_out = _clip_overscan(x_in, x_start, x_out, float(xb[end_b]), self.x_limits)
             y = float(ys[i])
             lines += self._row_head(parts, x_in, x_start, y)
             parts.append(body[byte_start[i] : byte_end[i]])
@@ -422,6 +433,18 @@ class RasterWriter:
         return lines
 
 
+def _clip_overscan(
+    x_in: float, x_start: float, x_out: float, x_end: float, limits: tuple[float, float]
+) -> tuple[float, float]:
+    """Keep the laser-off run-in and run-out on the bed (never past the engraved span)."""
+    lo, hi = limits
+
+    def clip(x: float, anchor: float) -> float:
+        return min(max(x, min(lo, anchor)), max(hi, anchor))
+
+    return clip(x_in, x_start), clip(x_out, x_end)
+
+
 def image_to_gcode(
     src: Path,
     out: Path,
@@ -442,7 +465,7 @@ def image_to_gcode(
     if progress is not None:
         progress(0.05)
     with atomic_writer(Path(out)) as fh:
-        writer = RasterWriter(fh, laser, w, h, max_power_s)
+        writer = RasterWriter(fh, laser, w, h, max_power_s, bed_x_mm=bed_mm[0])
         fh.write(writer.header())
         lines = 2 + (1 if laser.air_assist else 0)
         body_start = fh.tell()

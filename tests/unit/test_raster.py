@@ -26,6 +26,11 @@ _WORD = re.compile(r"([A-Z])(-?[0-9]*\.?[0-9]*)")
 # --------------------------------------------------------------------------- test helpers
 
 
+def _on_bed(x: float, anchor: float) -> float:
+    """Where an overscan end lands: on the bed (BED), never past the engraved span."""
+    return min(max(x, min(0.0, anchor)), max(BED[0], anchor))
+
+
 def render(
     gcode: bytes, shape: tuple[int, int], dx: float, origin: tuple[float, float], ovs: float
 ) -> tuple[np.ndarray, dict[str, int]]:
@@ -79,7 +84,8 @@ def render(
         if motion == 0:
             g0_x = nx
             if last_burn_end is not None and ovs > 0:
-                assert x == pytest.approx(last_burn_end + row_dir * ovs), "missing run-out"
+                want = _on_bed(last_burn_end + row_dir * ovs, last_burn_end)
+                assert x == pytest.approx(want), "missing run-out"
             last_burn_end = None
         elif motion == 1 and on and s:
             assert feed is not None
@@ -92,7 +98,7 @@ def render(
             hits[row, c0:c1] += 1
             direction = 1.0 if nx > x else -1.0
             if g0_x is not None:  # first burn of a row
-                assert (x - g0_x) == pytest.approx(direction * ovs), "wrong run-in"
+                assert g0_x == pytest.approx(_on_bed(x - direction * ovs, x)), "wrong run-in"
                 counts["forward_rows" if direction > 0 else "reversed_rows"] += 1
                 g0_x = None
                 row_dir = direction
@@ -404,3 +410,17 @@ def test_round_trip_across_many_small_chunks(
     monkeypatch.setattr(laserd.raster, "CHUNK_PIXELS", 1 << 16)
     whole = power_map(src, laser, max_power_s=MAX_S, max_megapixels=9)
     np.testing.assert_array_equal(small, whole)
+
+
+def test_overscan_stays_on_the_bed_for_an_image_at_the_origin(tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = tmp_path / "black.png"
+    Image.new("L", (20, 4), 0).save(src)
+    out = tmp_path / "o.gcode"
+    laser = LaserSettings(width_mm=2.0, overscan_mm=3.0, line_interval_mm=0.1)
+    report = image_to_gcode(src, out, laser, max_power_s=MAX_S, max_megapixels=50, bed_mm=BED)
+    xs = [float(m) for m in re.findall(r"X(-?[0-9.]+)", out.read_text())]
+    assert min(xs) >= 0.0
+    assert report.stats["bounds"]["xmin"] >= 0.0
+    assert not any("leaves the bed" in w for w in report.warnings)
