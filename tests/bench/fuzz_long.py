@@ -8,8 +8,9 @@ The long run (prints one JSON object: cases, failures by kind, per run)::
 
 Options: ``--max-examples N`` (cases per operation and phase, default 100), ``--seed N``,
 ``--workers N`` (default 2), ``--keep DIR`` (keep the state folder, daemon log and schemathesis
-reports there). The bounded run inside the test suite (``tests/api/test_fuzz.py``) calls
-:func:`fuzz` with a handful of examples.
+reports there). It takes about six minutes on two cores. The bounded run inside the test
+suite (``tests/api/test_fuzz.py``) uses :func:`prepare` and :func:`run` with three examples
+per operation and no stateful phase (about 70 s).
 
 Why the runs are split the way they are:
 
