@@ -19,6 +19,7 @@ import gc
 import logging
 import threading
 import time
+import tracemalloc
 import weakref
 from collections import deque
 from typing import Any
@@ -282,4 +283,81 @@ async def read_laser_enable(request: web.Request) -> LaserEnableOut:
         armed=bool(enable.armed),
         output_on=bool(enable.value),
         job_active=jobs is not None and jobs.active is not None,
+    )
+
+
+# --------------------------------------------------------------------------- Python heap growth
+
+_heap_baseline: dict[str, tracemalloc.Snapshot] = {}
+
+
+class HeapStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frames: int = Field(1, ge=1, le=25, description="stack frames kept per allocation")
+
+
+class HeapLine(BaseModel):
+    where: str
+    size_diff_kb: float
+    count_diff: int
+
+
+class HeapOut(BaseModel):
+    tracing: bool
+    traced_kb: float
+    peak_kb: float
+    top: list[HeapLine] = Field(description="largest growth since the baseline, by line")
+
+
+def _heap_diff(limit: int) -> list[HeapLine]:
+    base = _heap_baseline.get("base")
+    if base is None:
+        return []
+    now = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+    stats = now.compare_to(base, "lineno")[:limit]
+    return [
+        HeapLine(
+            where=str(s.traceback[0]),
+            size_diff_kb=round(s.size_diff / 1024, 1),
+            count_diff=s.count_diff,
+        )
+        for s in stats
+    ]
+
+
+@routes.post(
+    "/debug/heap",
+    role=Role.admin,
+    body=HeapStart,
+    response=HeapOut,
+    debug_only=True,
+    summary="Start tracing Python allocations and take the baseline (debug mode only)",
+)
+async def start_heap(request: web.Request, body: HeapStart) -> HeapOut:
+    """Tracing slows every allocation: for a memory investigation, not for timing figures."""
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(body.frames)
+    loop = asyncio.get_running_loop()
+    _heap_baseline["base"] = await loop.run_in_executor(None, tracemalloc.take_snapshot)
+    traced, peak = tracemalloc.get_traced_memory()
+    return HeapOut(tracing=True, traced_kb=round(traced / 1024, 1), peak_kb=round(peak / 1024, 1),
+                   top=[])  # fmt: skip
+
+
+@routes.get(
+    "/debug/heap",
+    role=Role.admin,
+    response=HeapOut,
+    debug_only=True,
+    summary="Python allocations that grew since the baseline, by source line (debug mode only)",
+)
+async def read_heap(request: web.Request) -> HeapOut:
+    if not tracemalloc.is_tracing():
+        return HeapOut(tracing=False, traced_kb=0.0, peak_kb=0.0, top=[])
+    top = await asyncio.get_running_loop().run_in_executor(None, _heap_diff, 15)
+    traced, peak = tracemalloc.get_traced_memory()
+    return HeapOut(
+        tracing=True, traced_kb=round(traced / 1024, 1), peak_kb=round(peak / 1024, 1), top=top
     )

@@ -261,6 +261,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--settle-s", type=float, default=30.0)
     ap.add_argument("--time-scale", type=float, default=1000.0)
+    ap.add_argument(
+        "--heap",
+        action="store_true",
+        help="trace Python allocations from the end of round 1 and list what grew (slow)",
+    )
     args = ap.parse_args()
     rng = random.Random(9)
     out: dict[str, Any] = {"args": vars(args)}
@@ -289,14 +294,19 @@ def main() -> int:
                 time.sleep(5)
                 out["after_big_job"] = snapshot(d)
             rounds = []
-            for _ in range(args.rounds):
+            for n in range(args.rounds):
                 token = login(d)
                 r = api_round(d, token, args, rng)
                 r["after"] = snapshot(d)
                 time.sleep(args.settle_s)
                 r["settled"] = snapshot(d)
                 rounds.append(r)
+                if args.heap and n == 0:
+                    d.request("POST", "/api/v1/debug/heap", {"frames": 1}, token, timeout_s=120)
             out["rounds"] = rounds
+            if args.heap:
+                _, heap = d.request("GET", "/api/v1/debug/heap", token=token, timeout_s=120)
+                out["python_heap_growth_after_round_1"] = heap
             if len(rounds) >= 2:
                 out["growth_round_to_round_mb"] = round(
                     rounds[-1]["settled"]["rss_mb"] - rounds[-2]["settled"]["rss_mb"], 1
