@@ -80,6 +80,8 @@ EXPECTED = {
     ("POST", "/debug/loop-lag"): "admin",
     ("GET", "/debug/simulator"): "admin",
     ("GET", "/debug/laser-enable"): "admin",
+    ("GET", "/debug/heap"): "admin",
+    ("POST", "/debug/heap"): "admin",
 }
 
 
