@@ -20,9 +20,8 @@ from laserd.gcode.dialect import MAX_LINE_CHARS
 from laserd.gcode.interp import ModalState
 from laserd.gcode.segments import Segments
 
-# Only literal-led patterns are fast in ``re``; the other shape checks are numpy passes.
+# Only literal-led patterns are fast in ``re``; shape checks are bytes and numpy passes.
 _COMMENTS = re.compile(rb"\([^)\n]*\)?|;[^\n]*")
-_TWO_DOTS = re.compile(rb"\.[0-9]*+\.")
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _FAST_CHARS = b"GMXYFS0123456789.-\n"
 _LETTERS_TO_SPACE = bytes.maketrans(b"GMXYFS", b"      ")
@@ -103,7 +102,10 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         return FastResult(b"", 0, Segments.empty(), state.copy())
     # Shape checks: lines start with a letter and fit GRBL's buffer; every letter is followed
     # by a number with a digit, at most one dot, and a minus sign only right after the letter.
-    if not (65 <= norm[0] <= 90) or _TWO_DOTS.search(norm):
+    if not (65 <= norm[0] <= 90):
+        return None
+    # Two dots in one number become adjacent once digits and signs are gone.
+    if b".." in norm.translate(None, b"0123456789-"):
         return None
     arr = np.frombuffer(norm, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
