@@ -124,7 +124,8 @@ async def jog_cancel(request: web.Request) -> None:
 async def frame(request: web.Request, body: FrameIn) -> dict[str, Any]:
     file = await readable_file(request, body.file_id)
     stats = file.get("stats") or {}
-    bounds = stats.get("bounds")
+    # What will burn, not the laser-off overscan around it.
+    bounds = stats.get("laser_bounds") or stats.get("bounds")
     if file["status"] != "ready" or not bounds:
         raise errors.Conflict(
             "The file is not ready; its bounds are unknown.", code="file_not_ready"
