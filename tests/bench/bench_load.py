@@ -14,8 +14,9 @@ load. Each run is measured over the same window from the moment the job is runni
 * streaming: acknowledged lines/s and payload bytes/s received by the controller (and its share
   of the link's baud/10 bytes/s), from the simulator's record;
 * planner: how often and how long the controller's planner ran empty while lines were due
-  (``starvations``, ``planner_starved_s``); with ``--time-scale`` 2 the motion needs about 60 % of
-  the link, so a starvation under load that the baseline does not have is laserd's doing;
+  (``starvations``, ``planner_starved_s``); with ``--time-scale`` 2 the motion needs less than the
+  link gives, so a starvation under load that the baseline does not have is laserd's doing;
+  ``--time-scale 20`` makes the run link-bound instead (throughput as a share of the link);
 * event-loop lag inside the daemon (a ``call_later`` probe every 5 ms: p50/p99/max);
 * daemon CPU seconds per 10,000 lines: the process's CPU minus the simulator thread's (processing
   workers are separate processes and not counted);
