@@ -327,6 +327,8 @@ class Processing:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(None, self._remove_stale_temporaries)
+        names, ids = await files_store.all_refs(self._conn)
+        await self._loop.run_in_executor(None, self._remove_orphans, names, ids)
         for _ in range(self._settings.processing.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name="processing-worker"))
         leftovers = await files_store.unfinished_ids(self._conn)
@@ -363,6 +365,19 @@ class Processing:
         remove_paths(stale)
         if stale:
             log.info("removed %d stale temporary file(s)", len(stale))
+
+    def _remove_orphans(self, names: set[str], ids: set[int]) -> None:
+        """Files no row points at: an upload renamed into place just before a ``kill -9``
+        (its row never written), or artefacts of a row deleted with its owner."""
+        s = self._settings
+        orphans = [p for p in s.uploads_dir.iterdir() if p.is_file() and p.name not in names]
+        for p in s.generated_dir.iterdir():
+            head = p.name.split(".", 1)[0]
+            if p.is_file() and head.isdigit() and int(head) not in ids:
+                orphans.append(p)
+        remove_paths(orphans)
+        if orphans:
+            log.info("removed %d file(s) that no upload record points at", len(orphans))
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

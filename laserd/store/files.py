@@ -162,3 +162,10 @@ async def used_by_active_job(conn: aiosqlite.Connection, file_ids: list[int]) ->
 
 async def delete(conn: aiosqlite.Connection, file_id: int) -> None:
     await conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
+
+async def all_refs(conn: aiosqlite.Connection) -> tuple[set[str], set[int]]:
+    """Every stored upload name and every file id: what may exist on disk."""
+    async with conn.execute("SELECT id, stored_name FROM files") as cur:
+        rows = await cur.fetchall()
+    return {r[1] for r in rows}, {int(r[0]) for r in rows}

@@ -442,7 +442,31 @@ async def test_stale_temporaries_are_removed_at_start(aiohttp_client: Any, tmp_p
         folder.mkdir(parents=True, exist_ok=True)
     (settings.generated_dir / ".7.gcode.abc.tmp").write_bytes(b"half")
     (settings.tmp_dir / "upload-xyz.part").write_bytes(b"half")
-    (settings.generated_dir / "7.gcode").write_bytes(b"G0X1\n")  # a real output stays
     await aiohttp_client(create_app(settings, hardware=bare_hardware()))
-    assert [p.name for p in settings.generated_dir.iterdir()] == ["7.gcode"]
+    assert list(settings.generated_dir.iterdir()) == []
     assert list(settings.tmp_dir.iterdir()) == []
+    # (outputs that a row points at stay: test_orphaned_files_are_removed_at_start)
+
+
+async def test_orphaned_files_are_removed_at_start(aiohttp_client, tmp_path) -> None:
+    """An upload renamed into place just before a kill -9 has no row: the next start removes
+    it, and leaves every file a row points at alone."""
+    from laserd.app import create_app
+    from tests.api.machine_helpers import raster_lines, ready_file
+
+    settings = make_settings(tmp_path / "state")
+    client = await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+    from tests.api.conftest import create_account
+
+    owner = await create_account(client, "user")
+    f = await ready_file(client, owner.id, raster_lines(2, 2))
+    kept = settings.gcode_path(f["id"])
+    await client.close()
+    orphan_upload = settings.uploads_dir / "deadbeef-orphan"
+    orphan_upload.write_bytes(b"G0X1\n")
+    orphan_gcode = settings.gcode_path(9999)
+    orphan_gcode.write_bytes(b"G0X1\n")
+    client = await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+    assert not orphan_upload.exists() and not orphan_gcode.exists()
+    assert kept.exists()
+    await client.close()
