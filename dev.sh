@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 VENV=.venv
 PY=${PYTHON:-python3}
 RUN_PKGS=(python3-venv python3-dev gcc pkg-config libsystemd-dev)
-TEST_PKGS=(chromium systemd sqlite3)
+TEST_PKGS=(chromium systemd sqlite3 faketime)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
