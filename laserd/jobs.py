@@ -213,9 +213,7 @@ class JobRunner:
         """Refuse (409/503) unless the controller can take a job right now."""
         link = self._link
         if not link.connected:
-            raise errors.Unavailable(
-                "The controller is not connected.", code="machine_disconnected"
-            )
+            raise errors.Unavailable("The controller is not connected.")
         state = link.state
         if state == MachineState.ALARM:
             alarm = link.alarm or {}

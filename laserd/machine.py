@@ -87,9 +87,7 @@ class Machine:
 
     def _require_connected(self) -> None:
         if not self._link.connected:
-            raise errors.Unavailable(
-                "The controller is not connected.", code="machine_disconnected"
-            )
+            raise errors.Unavailable("The controller is not connected.")
 
     def _require_no_job(self) -> None:
         if self._jobs.active is not None:
@@ -108,9 +106,7 @@ class Machine:
 
     def _require_no_estop(self) -> None:
         """No motion at all while an E-stop is pressed (not only no laser)."""
-        pressed = [
-            i.name for i in self._safety.interlocks if i.kind == "estop" and not i.safe
-        ]
+        pressed = [i.name for i in self._safety.interlocks if i.kind == "estop" and not i.safe]
         if pressed:
             raise errors.InterlockOpen(
                 f"E-stop pressed ({', '.join(pressed)}); release it first.",

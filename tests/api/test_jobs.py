@@ -302,3 +302,11 @@ async def test_running_job_reports_an_eta(client, user) -> None:
     assert running["eta_s"] is not None and running["eta_s"] >= 0
     await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
     await until_state(client, job["id"], user.headers, "cancelled")
+
+
+async def test_disconnected_answers_use_the_contract_code(client, user) -> None:
+    await client.post("/api/v1/machine/disconnect", headers=user.headers)
+    f = await ready_file(client, user.id, raster_lines(2, 2))
+    for path, body in (("/api/v1/jobs", {"file_id": f["id"]}), ("/api/v1/machine/home", None)):
+        r = await client.post(path, json=body, headers=user.headers)
+        assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable", path
