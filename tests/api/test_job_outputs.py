@@ -62,3 +62,31 @@ async def test_user_pause_drops_the_laser_enable_and_resume_raises_it(client, us
     await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=user.headers)
     await until_state(client, job["id"], user.headers, "cancelled")
     assert not safety.armed and not safety.air.is_on
+
+
+async def test_shutdown_mid_job_leaves_the_laser_enable_off(aiohttp_client, tmp_path) -> None:
+    """What SIGTERM runs (the app's cleanup contexts in reverse), observed on the pin."""
+    import sqlite3
+
+    from laserd.app import create_app
+    from laserd.hardware import simulated_hardware
+    from tests.api.conftest import create_account
+
+    settings = sim_settings(tmp_path / "state")
+    app = create_app(settings, hardware=simulated_hardware(settings))
+    client = await aiohttp_client(app)
+    link = app[LINK]
+    await wait_for(lambda: link.connected and link.state == "idle", 30)
+    user = await create_account(client, "user")
+    f = await ready_file(client, user.id, raster_lines(400, 40))
+    r = await client.post("/api/v1/jobs", json={"file_id": f["id"]}, headers=user.headers)
+    job = await r.json()
+    await until_state(client, job["id"], user.headers, "running")
+    enable = app[SAFETY].laser_enable
+    pin, off = enable.pin, enable.off_state
+    assert pin.state != off  # armed while running
+    await client.close()
+    assert pin.state == off
+    with sqlite3.connect(settings.db_path) as db:
+        row = db.execute("SELECT state, error FROM jobs WHERE id = ?", (job["id"],)).fetchone()
+    assert row == ("cancelled", "shutdown")
