@@ -310,3 +310,11 @@ async def test_disconnected_answers_use_the_contract_code(client, user) -> None:
     for path, body in (("/api/v1/jobs", {"file_id": f["id"]}), ("/api/v1/machine/home", None)):
         r = await client.post(path, json=body, headers=user.headers)
         assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable", path
+
+
+async def test_guest_asking_for_history_gets_an_empty_page(client, user, guest) -> None:
+    first = await start(client, user, raster_lines(2, 2))
+    await until_state(client, first["id"], user.headers, "completed")
+    r = await client.get("/api/v1/jobs?state=completed", headers=guest.headers)
+    assert r.status == 200
+    assert await r.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
