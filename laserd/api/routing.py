@@ -101,18 +101,55 @@ async def read_json(request: web.Request) -> Any:
             f"Content-Type must be application/json, not {ctype or 'missing'}.",
             code="bad_request",
         )
+    return parse_json(raw, what="The body")
+
+
+#: Deepest nesting of arrays and objects a request may carry. No request model goes past a
+#: handful of levels; the limit keeps hostile nesting away from every recursive step that
+#: follows (re-encoding, integer folding, pydantic).
+MAX_JSON_DEPTH = 32
+
+
+def parse_json(raw: bytes | str, *, what: str) -> Any:
+    """JSON text from a client → Python data, or :class:`errors.BadRequest` naming ``what``.
+
+    The one decoder of client JSON (request bodies and the WebSocket's auth message): every
+    way JSON can be malformed — including nesting deep enough to exhaust Python's recursion
+    limit (100 000 ``[``) — is the client's mistake, a 400, never a 500.
+    """
     try:
         data = json.loads(raw, parse_constant=_not_json)
+        _check_depth(data, what)
         # "\ud800" escapes parse to lone surrogates: no Unicode text, no UTF-8 (password
         # hashing, SQLite and logs would each trip over them later).
         json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise errors.BadRequest(f"{what} is nested too deeply for JSON.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+        raise errors.BadRequest(f"{what} is not valid JSON: {exc}.") from None
     except UnicodeEncodeError:
-        raise errors.BadRequest("The body holds text that is not valid Unicode.") from None
+        raise errors.BadRequest(f"{what} holds text that is not valid Unicode.") from None
     except ValueError as exc:
-        raise errors.BadRequest(f"The body is not valid JSON: {exc}.") from None
+        raise errors.BadRequest(f"{what} is not valid JSON: {exc}.") from None
     return data
+
+
+def _check_depth(data: Any, what: str) -> None:
+    """Refuse nesting past :data:`MAX_JSON_DEPTH` (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise errors.BadRequest(
+                f"{what} is nested too deeply for JSON (more than {MAX_JSON_DEPTH} levels)."
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _not_json(name: str) -> Any:

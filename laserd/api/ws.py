@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from laserd import errors
-from laserd.api.routing import ApiRoutes
+from laserd.api.routing import ApiRoutes, parse_json
 from laserd.auth.principal import Principal, Role
 from laserd.events import Event
 from laserd.keys import AUTHENTICATOR, HUB, MACHINE, SAFETY, SETTINGS
@@ -72,9 +72,13 @@ async def _authenticate(
         await ws.close(code=CLOSE_AUTH_FAILED, message=b"authenticate first")
         return None
     try:
-        data = json.loads(msg.data)
+        data = parse_json(msg.data, what="The message")
         token = data["token"] if data.get("type") == "auth" else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except errors.BadRequest as exc:
+        await ws.send_str(_dumps({"type": "error", "code": exc.code, "message": exc.message}))
+        await ws.close(code=CLOSE_AUTH_FAILED, message=b"authenticate first")
+        return None
+    except (TypeError, KeyError, AttributeError):
         token = None
     if not isinstance(token, str) or not token or len(token) > 4096:
         await ws.send_str(
