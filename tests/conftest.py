@@ -14,9 +14,9 @@ import pytest
 from laserd.app import create_app
 from laserd.hardware import Hardware, mock_pin_factory
 from laserd.settings import Settings, load_settings
+from tests.samples import SAMPLE_DATA
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO.parent / "shared" / "data"
 
 
 def make_settings(state_dir: Path, **sections: dict[str, Any]) -> Settings:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO.parent / "shared" / "data" / "camera.png"
+SAMPLE = REPO / "tests" / "data" / "camera.png"
 
 
 def vm_hwm_kb() -> int:

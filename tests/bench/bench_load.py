@@ -6,7 +6,7 @@ Usage::
         [--time-scale 2.0] [--poll-interval-s 0.5] [--upload-every-s 5] [--login-every-s 2]
 
 Runs ``laserd serve`` as a child on 127.0.0.1 (simulated GRBL at 115200 baud, in-process, as
-``simulate = true`` deploys it), uploads camera.png (../shared/data beside the checkout) through
+``simulate = true`` deploys it), uploads camera.png (tests/data) through
 the API and waits until it is processed to raster G-code. Then the same job runs twice from its
 first line for ``--window-s`` seconds each: once with no other client (the baseline), once under
 load. Each run is measured over the same window from the moment the job is running:
@@ -55,7 +55,7 @@ from tests.daemon.harness import (
     wait_machine_idle,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 JOB_IMAGE = DATA / "camera.png"
 UPLOAD_IMAGE = DATA / "horse.png"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

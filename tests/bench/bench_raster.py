@@ -1,7 +1,7 @@
 """Image → raster G-code speed, output size and peak memory (issue 4, "Measured").
 
 Run: .venv/bin/python tests/bench/bench_raster.py [--modes grayscale floyd_steinberg ...]
-Prints JSON. camera.png from ../shared/data is upscaled (bicubic) to 2000×2000 and engraved at
+Prints JSON. camera.png from tests/data is upscaled (bicubic) to 2000×2000 and engraved at
 200 mm wide, 0.1 mm per line, so the engraving grid is 2000×2000 pixels. Each conversion runs
 in a fresh child process (best of --repeat runs), end to end: decode, tone, dither, G-code
 written and fsynced; the figure is the second conversion in the child (warm, as in the
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO.parent / "shared" / "data" / "camera.png"
+SAMPLE = REPO / "tests" / "data" / "camera.png"
 SIDE_PX = 2000
 
 

@@ -16,8 +16,9 @@ from laserd.gcode.lexer import lex_line
 from laserd.gcode.segments import MotionStats
 from laserd.laser import LaserSettings
 from laserd.raster import image_to_gcode
+from tests.samples import SAMPLE_DATA
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data"
+SAMPLES = SAMPLE_DATA
 BED = (400.0, 400.0)
 
 

@@ -16,8 +16,9 @@ from laserd.dither import KERNELS, ErrorDiffuser, diffuse_reference, ordered
 from laserd.gcode import analyse_gcode
 from laserd.laser import Dither, LaserSettings
 from laserd.raster import ImageError, image_to_gcode, power_map, power_s
+from tests.samples import SAMPLE_DATA
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data"
+SAMPLES = SAMPLE_DATA
 BED = (400.0, 400.0)
 MAX_S = 1000
 _WORD = re.compile(r"([A-Z])(-?[0-9]*\.?[0-9]*)")
