@@ -94,12 +94,15 @@ def test_every_sample_is_listed_with_its_checksum_and_licence() -> None:
         m.group(1): m.group(0)
         for m in re.finditer(r"^\| (\S+) \|.*\| ([0-9a-f]{64}) \|$", readme, re.MULTILINE)
     }
-    files = sorted(p for p in SAMPLE_DATA.iterdir() if p.name != "README.md")
+    files = sorted(p for p in SAMPLE_DATA.iterdir() if p.is_file() and p.name != "README.md")
+    for folder in (p for p in SAMPLE_DATA.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        # A subfolder (vector designs, timing records, ...) documents its own files.
+        assert (folder / "README.md").is_file(), f"tests/data/{folder.name} has no README.md"
     assert files, "tests/data is empty"
     for path in files:
         assert path.name in rows, f"{path.name} has no provenance row in tests/data/README.md"
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert digest in rows[path.name], f"{path.name}: SHA-256 differs from the README"
         assert re.search(r"CC0|public domain", rows[path.name]), f"{path.name}: no licence"
-    total = sum(p.stat().st_size for p in files)
-    assert total < 3 * 1024 * 1024, f"tests/data holds {total} bytes: keep it small"
+    total = sum(p.stat().st_size for p in SAMPLE_DATA.rglob("*") if p.is_file())
+    assert total < 8 * 1024 * 1024, f"tests/data holds {total} bytes: keep it small"
