@@ -412,6 +412,7 @@ def test_profile_and_password_change(daemon: Daemon, new_page: Any) -> None:
     page.get_by_role("button", name="Change password").click()
     expect(page.locator(".toast", has_text="Password changed")).to_be_visible()
     page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     sign_in(page, daemon, "changer", "new secret 2")
     expect(page.locator("#who")).to_contain_text("changer")
     assert (

@@ -124,14 +124,16 @@ function frame() {
   const pill = document.getElementById("link-status");
 
   logoutBtn.addEventListener("click", async () => {
+    // The sign-in page is drawn once, after the server has ended the session: drawing it
+    // before and again after the request cleared whatever the user had typed meanwhile.
     logoutBtn.disabled = true;
     live.stop();
-    update({ user: null, machine: null, interlocks: [], lastJob: null });
     try {
       await API.logout();
     } catch {
       /* the token is dropped locally either way */
     }
+    update({ user: null, machine: null, interlocks: [], lastJob: null });
     logoutBtn.disabled = false;
     go("#/login");
   });
