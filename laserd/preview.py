@@ -11,7 +11,7 @@ accumulation, which is far faster than per-segment drawing calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +64,22 @@ class _Canvas:
         self.long_travel = Image.new("L", (self.w, self.h), 0)
         self._draw_burn = ImageDraw.Draw(self.long_burn)
         self._draw_travel = ImageDraw.Draw(self.long_travel)
+        # Layer colours (designs): burn-weighted colour sums for sampled segments, and the
+        # colour of long ones, so each layer is drawn in its own colour.
+        self.tint: np.ndarray | None = None
+        self.long_tint: Image.Image | None = None
+        self._color: tuple[int, int, int] | None = None
 
-    def draw(self, seg: Segments, max_power_s: float) -> None:
+    def draw(
+        self, seg: Segments, max_power_s: float, color: tuple[int, int, int] | None = None
+    ) -> None:
+        """Accumulate ``seg``; burns are drawn in ``color`` (RGB) when given, else dark."""
         if len(seg) == 0:
             return
+        self._color = _visible(color) if color is not None else None
+        if self._color is not None and self.tint is None:
+            self.tint = np.zeros((self.w * self.h, 4), dtype=np.float64)
+            self.long_tint = Image.new("RGB", (self.w, self.h), (0, 0, 0))
         sx0 = (seg.x0 - self.xmin) * self.scale
         sx1 = (seg.x1 - self.xmin) * self.scale
         sy0 = (self.ymax - seg.y0) * self.scale
@@ -110,6 +122,8 @@ class _Canvas:
         for (ax, ay, bx, by), ink, fast in zip(coords, level.tolist(), rapid.tolist(), strict=True):
             if ink > 0:
                 self._draw_burn.line((ax, ay, bx, by), fill=ink)
+                if self.long_tint is not None and self._color is not None:
+                    ImageDraw.Draw(self.long_tint).line((ax, ay, bx, by), fill=self._color)
             else:
                 off = LONG_RAPID if fast else LONG_FEED_OFF
                 self._draw_travel.line((ax, ay, bx, by), fill=off)
@@ -148,6 +162,10 @@ class _Canvas:
             self.feed += np.bincount(idx[feed], weights=w_feed, minlength=size)
             p = power[sl][owner][inside][feed]
             self.burn += np.bincount(idx[feed], weights=w_feed * p, minlength=size)
+            if self.tint is not None and self._color is not None:
+                wp = w_feed * p
+                for k, channel in enumerate((*self._color, 1)):
+                    self.tint[:, k] += np.bincount(idx[feed], weights=wp * channel, minlength=size)
 
     def image(self, grid_mm: float | None, pen_px: int = 1) -> Image.Image:
         """Compose the picture; burns are widened to ``pen_px`` (the beam's width on screen)."""
@@ -175,8 +193,47 @@ class _Canvas:
         burnt = dark > 0
         # Even the faintest burn stays visible: a quarter of the way to full darkness at least.
         shade = 0.25 + 0.75 * dark[burnt]
-        rgb[burnt] = BACKGROUND + (BURN - BACKGROUND) * shade[:, None]
+        ink = np.broadcast_to(BURN, (int(burnt.sum()), 3)).copy()
+        if self.tint is not None and self.long_tint is not None:
+            colour = self._layer_colours(pen_px)
+            has = colour[:, 3] > 0
+            ink[has[burnt]] = colour[burnt & has, :3]
+            shade = np.where(has[burnt], 1.0, shade)
+        rgb[burnt] = BACKGROUND + (ink - BACKGROUND) * shade[:, None]
         return Image.fromarray(rgb.reshape(self.h, self.w, 3).round().astype(np.uint8), "RGB")
+
+
+    def _layer_colours(self, pen_px: int) -> np.ndarray:
+        """Per pixel: the burn-weighted layer colour (RGB) and 1 where one was drawn, else 0."""
+        assert self.tint is not None and self.long_tint is not None
+        out = np.zeros((self.w * self.h, 4), dtype=np.float32)
+        weight = self.tint[:, 3]
+        sampled = weight > 0
+        out[sampled, :3] = self.tint[sampled, :3] / weight[sampled, None]
+        out[sampled, 3] = 1.0
+        long_rgb = np.asarray(self.long_tint, dtype=np.float32).reshape(-1, 3)
+        drawn = long_rgb.any(axis=1)
+        out[drawn, :3] = long_rgb[drawn]
+        out[drawn, 3] = 1.0
+        if pen_px > 1:  # widen like the burns themselves: nearest coloured pixel wins
+            grid = out.reshape(self.h, self.w, 4)
+            mask = grid[:, :, 3]
+            for k in range(3):
+                chan = np.where(mask > 0, grid[:, :, k] + 1.0, 0.0)
+                grid[:, :, k] = _max_filter(chan, pen_px) - 1.0
+            grid[:, :, 3] = _max_filter(mask, pen_px)
+            out = grid.reshape(-1, 4)
+        return out
+
+
+def _visible(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A layer colour that shows on the light background: very light ones are darkened."""
+    r, g, b = color
+    light = 0.299 * r + 0.587 * g + 0.114 * b
+    if light <= 200:
+        return color
+    f = 200.0 / light
+    return (int(r * f), int(g * f), int(b * f))
 
 
 def _max_filter(a: np.ndarray, size: int) -> np.ndarray:
@@ -217,6 +274,7 @@ def render_preview(
     max_power_s: float = 1000.0,
     pen_mm: float = 0.1,
     progress: Progress | None = None,
+    parts: Sequence[tuple[Path, tuple[int, int, int] | None]] | None = None,
 ) -> PreviewInfo:
     """Draw the toolpath of ``gcode`` into ``png_out`` (and a thumbnail), atomically.
 
@@ -225,6 +283,10 @@ def render_preview(
     side. Burns are drawn ``pen_mm`` wide (about a diode laser's spot), so a zoomed-in raster
     shows its image rather than its separate lines. Synchronous and CPU-bound: run it in a
     worker.
+
+    ``parts`` (designs): the G-code file in consecutive pieces, each with the RGB colour its
+    burns are drawn in (None: dark by power, as for any other file); the pieces are read in
+    order with the modal state carried across, exactly as the whole file would be.
     """
     bx, by = bed_mm
     if bounds_mm is not None and bounds_mm["xmax"] >= bounds_mm["xmin"]:
@@ -235,9 +297,21 @@ def render_preview(
     else:
         view = (0.0, float(bx), 0.0, float(by))
     canvas = _Canvas(view, size_px)
-    reader = ProgramReader(Path(gcode), progress=progress)
-    for chunk in reader.chunks():
-        canvas.draw(chunk.segments, max_power_s)
+    if parts is None:
+        reader = ProgramReader(Path(gcode), progress=progress)
+        for chunk in reader.chunks():
+            canvas.draw(chunk.segments, max_power_s)
+    else:
+        state = None
+        for k, (piece, color) in enumerate(parts):
+            reader = ProgramReader(Path(piece))
+            if state is not None:
+                reader.state = state
+            for chunk in reader.chunks():
+                canvas.draw(chunk.segments, max_power_s, color)
+            state = reader.state
+            if progress is not None:
+                progress((k + 1) / len(parts))
     pen_px = int(min(MAX_PEN_PX, max(1, round(pen_mm * canvas.scale))))
     img = canvas.image(_grid_step(canvas.scale), pen_px)
     with atomic_writer(Path(png_out)) as fh:

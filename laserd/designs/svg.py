@@ -1,0 +1,330 @@
+"""SVG → raw paths in mm, through svgelements, behind a safety pre-scan.
+
+svgelements (what MeerK40t and vpype use) resolves what real files hold: nested transforms,
+``viewBox`` with ``preserveAspectRatio`` and physical units, ``use``/``defs``, CSS in
+``<style>`` and classes, ``display:none``. It reads with ``xml.etree``'s expat parser, which
+expands internal entities and would accept a ``DOCTYPE``, so the bytes are checked first:
+
+- an entity declaration (``<!ENTITY``: billion laughs, or an external entity pointing at
+  ``/etc/passwd`` or a URL) is refused before any XML parser sees the text; a plain
+  ``<!DOCTYPE svg PUBLIC …>`` without an internal subset is removed (expat never fetches it);
+- size, element count and the decompressed size of ``.svgz`` are bounded;
+- a namespace prefix that the document uses without declaring it (``sodipodi:`` or
+  ``inkscape:`` attributes pasted out of context, which expat refuses as "unbound prefix")
+  is declared on the root element and the file is read; anything else that is not
+  well-formed XML is refused with expat's message and position;
+- ``<image>`` elements are read only from ``data:`` URIs (decoded here with Pillow, bounded in
+  pixels); an external ``href`` is never opened and is reported instead.
+
+``<text>`` is skipped with a warning naming it; ``visibility:hidden`` shapes are skipped;
+``clip-path`` is reported (the shape is burned whole), not silently dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import io
+import math
+import re
+import zlib
+from pathlib import Path as FsPath
+from xml.etree.ElementTree import ParseError
+
+import numpy as np
+import svgelements as se
+from PIL import Image
+
+from laserd.designs.errors import DesignError
+from laserd.designs.flatten import (
+    chords_for_arc,
+    chords_for_cubic,
+    chords_for_quadratic,
+    simplify,
+)
+from laserd.designs.geometry import ImageItem, affine
+from laserd.designs.layers import RawDesign, RawPath
+
+MM_PER_PX = 25.4 / 96.0  # SVG user units are CSS pixels at 96 per inch
+MAX_SVG_BYTES = 32 * 1024 * 1024
+MAX_ELEMENTS = 200_000
+MAX_IMAGE_PIXELS = 40_000_000
+#: Text encodings the pre-scan can read as ASCII-compatible bytes.
+_ASCII_COMPATIBLE = re.compile(
+    rb"^(utf-?8|us-ascii|ascii|iso-8859-\d+|latin-?1|windows-125\d|cp125\d)$", re.I
+)
+_XML_DECL_ENCODING = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)[\"']", re.I)
+_DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
+_DOCTYPE_SIMPLE = re.compile(rb"<!DOCTYPE\s[^\[>]*>", re.I)
+_PREFIX_USE = re.compile(rb"[<\s/]([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
+_PREFIX_DECL = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
+_ROOT_SVG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?svg)\b")
+
+
+def read_svg(src: FsPath, tolerance_mm: float) -> RawDesign:
+    """Parse the SVG at ``src`` into raw paths (mm, Y up, page lower-left at the origin)."""
+    data = _checked_bytes(FsPath(src).read_bytes())
+    doc = _parse(data)
+    return _collect(doc, tolerance_mm)
+
+
+# --------------------------------------------------------------------------- pre-scan
+
+
+def _checked_bytes(data: bytes) -> bytes:
+    if data[:2] == b"\x1f\x8b":  # .svgz
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                data = gz.read(MAX_SVG_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DesignError(f"the compressed SVG cannot be read: {exc}") from exc
+    if len(data) > MAX_SVG_BYTES:
+        raise DesignError(
+            f"the SVG is larger than {MAX_SVG_BYTES // (1024 * 1024)} MB; "
+            "simplify it or split it into several files"
+        )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DesignError("the SVG says it is UTF-16 but is not") from exc
+        data = re.sub(r"^\ufeff?(<\?xml[^>]*?)encoding=[\"'][^\"']*[\"']", r"\1", text).encode()
+    elif data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
+    if b"\x00" in data:
+        raise DesignError("the SVG holds NUL bytes: it is not a text file")
+    m = _XML_DECL_ENCODING.search(data[:200])
+    if m and not _ASCII_COMPATIBLE.match(m.group(1)):
+        raise DesignError(f"the SVG's text encoding {m.group(1).decode(errors='replace')!r} "
+                          "is not supported; save it as UTF-8")  # fmt: skip
+    if b"<!ENTITY" in data.upper():
+        raise DesignError(
+            "the SVG declares XML entities (<!ENTITY …>), which laserd never expands: they "
+            "can read local files or blow up in memory. Save it as plain SVG (Inkscape: "
+            "Save As → Plain SVG; Illustrator: SVG without 'Preserve editing capabilities')",
+            code="unsafe_design",
+        )
+    if _DOCTYPE.search(data):
+        simple = _DOCTYPE_SIMPLE.search(data)
+        if simple is None:
+            raise DesignError(
+                "the SVG has a DOCTYPE with an internal subset, which laserd does not read; "
+                "save it as plain SVG",
+                code="unsafe_design",
+            )
+        data = data[: simple.start()] + data[simple.end() :]
+    elements = data.count(b"<")
+    if elements > MAX_ELEMENTS:
+        raise DesignError(
+            f"the SVG has about {elements} elements; the limit is {MAX_ELEMENTS}"
+        )
+    return data
+
+
+def _declare_missing_prefixes(data: bytes) -> bytes | None:
+    """The document with its undeclared namespace prefixes declared on the root element."""
+    used = {m.group(1) for m in _PREFIX_USE.finditer(data)}
+    declared = {m.group(1) for m in _PREFIX_DECL.finditer(data)} | {b"xml", b"xmlns"}
+    missing = sorted(used - declared)
+    root = _ROOT_SVG.search(data)
+    if not missing or root is None:
+        return None
+    decl = b"".join(b' xmlns:%s="urn:laserd:undeclared:%s"' % (p, p) for p in missing)
+    return data[: root.end()] + decl + data[root.end() :]
+
+
+def _parse(data: bytes) -> se.SVG:
+    try:
+        return _svgelements(data)
+    except ParseError as exc:
+        if "unbound prefix" in str(exc):
+            fixed = _declare_missing_prefixes(data)
+            if fixed is not None:
+                try:
+                    return _svgelements(fixed)
+                except ParseError as exc2:
+                    exc = exc2
+        raise DesignError(f"the SVG is not well-formed XML: {exc}") from exc
+
+
+def _svgelements(data: bytes) -> se.SVG:
+    try:
+        doc = se.SVG.parse(io.BytesIO(data), reify=True, ppi=96.0)
+    except ParseError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as exc:
+        raise DesignError(f"the SVG cannot be read: {exc}") from exc
+    if not isinstance(doc, se.SVG):
+        raise DesignError("the file's root element is not <svg>")
+    return doc
+
+
+# --------------------------------------------------------------------------- elements
+
+
+def _describe(e: se.SVGElement) -> str:
+    tag = type(e).__name__.lower().replace("svgtext", "text").replace("simpleline", "line")
+    eid = getattr(e, "id", None)
+    return f"{tag}#{eid}" if eid else tag
+
+
+def _paint(color: se.Color | None, opacity_key: str, values: dict[str, str]) -> str | None:
+    if color is None or color.value is None:
+        return None
+    try:
+        if float(values.get(opacity_key, "1")) <= 0:
+            return None
+    except ValueError:
+        pass
+    if color.alpha == 0:
+        return None
+    return f"#{color.red:02x}{color.green:02x}{color.blue:02x}"
+
+
+def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
+    width_mm = float(doc.width) * MM_PER_PX
+    height_mm = float(doc.height) * MM_PER_PX
+    # px (Y down, from the page's top-left) → mm (Y up, from the page's bottom-left).
+    to_mm = affine(MM_PER_PX, 0, 0, -MM_PER_PX, 0, height_mm)
+    tol_px = tol_mm / MM_PER_PX
+    raw = RawDesign(width_mm=width_mm, height_mm=height_mm)
+    texts: list[str] = []
+    clipped: list[str] = []
+    external: list[str] = []
+    hidden = 0
+    for e in doc.elements():
+        if getattr(e, "clip_path", None) is not None:
+            clipped.append(_describe(e))
+        if isinstance(e, se.SVGText):
+            label = (e.text or "").strip()
+            texts.append(f"{_describe(e)} {label[:40]!r}" if label else _describe(e))
+            continue
+        values = getattr(e, "values", {}) or {}
+        if str(values.get("visibility", "visible")).lower() in ("hidden", "collapse"):
+            hidden += 1
+            continue
+        if isinstance(e, se.SVGImage):
+            item = _image(e, to_mm, external)
+            if item is not None:
+                raw.images.append(item)
+            continue
+        if not isinstance(e, se.Shape):
+            continue
+        stroke = _paint(e.stroke, "stroke-opacity", values)
+        fill = _paint(e.fill, "fill-opacity", values)
+        if stroke is None and fill is None:
+            continue
+        width = e.implicit_stroke_width if stroke is not None else 0.0
+        rule = "evenodd" if str(values.get("fill-rule", "")).lower() == "evenodd" else "nonzero"
+        source = _describe(e)
+        path = abs(se.Path(e))
+        for pts, closed in _flatten(path, tol_px / 2.0):
+            mm = np.column_stack([pts, np.ones(len(pts))]) @ to_mm.T
+            mm = simplify(mm[:, :2], tol_mm / 2.0, closed)
+            if len(mm) < 2 and not closed:
+                continue
+            raw.paths.append(
+                RawPath(mm, closed, stroke, fill, float(width or 0.0) * MM_PER_PX, rule, source)
+            )
+    if texts:
+        shown = ", ".join(texts[:5]) + (f" and {len(texts) - 5} more" if len(texts) > 5 else "")
+        raw.warnings.append(f"text skipped (convert text to paths): {shown}")
+    if clipped:
+        raw.warnings.append(
+            "clip-path is not applied, these are burned whole: " + ", ".join(sorted(set(clipped)))
+        )
+    if external:
+        raw.warnings.append(
+            "images that link to other files are not read (embed them): " + ", ".join(external)
+        )
+    if hidden:
+        raw.warnings.append(f"{hidden} hidden element(s) skipped")
+    return raw
+
+
+def _flatten(path: se.Path, tol: float) -> list[tuple[np.ndarray, bool]]:
+    """Each subpath as points (px) and whether it is closed."""
+    out: list[tuple[np.ndarray, bool]] = []
+    pts: list[np.ndarray] = []
+    closed = False
+
+    def flush() -> None:
+        nonlocal pts, closed
+        if pts:
+            arr = np.vstack(pts)
+            if len(arr) >= 2 or closed:
+                out.append((arr, closed))
+        pts, closed = [], False
+
+    for seg in path:
+        if isinstance(seg, se.Move):
+            flush()
+            pts = [np.array([[seg.end.x, seg.end.y]])]
+            continue
+        if seg.start is None or seg.end is None:
+            continue
+        if not pts:
+            pts = [np.array([[seg.start.x, seg.start.y]])]
+        if isinstance(seg, se.Close):
+            closed = True
+            flush()
+            continue
+        if isinstance(seg, se.Line):
+            pts.append(np.array([[seg.end.x, seg.end.y]]))
+            continue
+        if isinstance(seg, se.CubicBezier):
+            ctrl = np.array([[p.x, p.y] for p in (seg.start, seg.control1, seg.control2, seg.end)])
+            n = chords_for_cubic(ctrl, tol)
+        elif isinstance(seg, se.QuadraticBezier):
+            ctrl = np.array([[p.x, p.y] for p in (seg.start, seg.control, seg.end)])
+            n = chords_for_quadratic(ctrl, tol)
+        elif isinstance(seg, se.Arc):
+            n = chords_for_arc(max(abs(seg.rx), abs(seg.ry)), float(seg.sweep), tol)
+        else:
+            pts.append(np.array([[seg.end.x, seg.end.y]]))
+            continue
+        ts = np.linspace(0.0, 1.0, n + 1)[1:]
+        pts.append(np.asarray(seg.npoint(ts), dtype=np.float64).reshape(-1, 2))
+    flush()
+    return out
+
+
+def _image(e: se.SVGImage, to_mm: np.ndarray, external: list[str]) -> ImageItem | None:
+    url = (e.url or "").strip()
+    if not url.startswith("data:"):
+        external.append(_describe(e) + (f" ({url[:60]})" if url else ""))
+        return None
+    header, _, payload = url.partition(",")
+    try:
+        if ";base64" in header:
+            blob = base64.b64decode(re.sub(r"\s+", "", payload), validate=False)
+        else:
+            from urllib.parse import unquote_to_bytes
+
+            blob = unquote_to_bytes(payload)
+    except (binascii.Error, ValueError) as exc:
+        raise DesignError(f"{_describe(e)}: the embedded image data is damaged") from exc
+    try:
+        im = Image.open(io.BytesIO(blob))
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS or w <= 0 or h <= 0:
+            raise DesignError(
+                f"{_describe(e)}: the embedded image is {w}×{h} pixels; "
+                f"the limit is {MAX_IMAGE_PIXELS // 1_000_000} MP"
+            )
+        im.load()
+    except DesignError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DesignError(f"{_describe(e)}: the embedded image cannot be decoded: {exc}") from exc
+    e.image = im
+    e.set_values_by_image()  # maps the image's pixels into x, y, width, height (+ transform)
+    m = e.transform
+    px_to_user = affine(m.a, m.b, m.c, m.d, m.e, m.f)
+    matrix = to_mm @ px_to_user
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix[:2, :2])) < 1e-12:
+        return None
+    if math.isclose(float(np.linalg.det(matrix[:2, :2])), 0.0):
+        return None
+    return ImageItem(im, matrix, 0, _describe(e))
