@@ -293,9 +293,15 @@ async def me(request: web.Request) -> UserOut:
 )
 async def patch_me(request: web.Request, body: ProfilePatch) -> UserOut:
     """Role and status are not changeable here (unknown fields are refused with 422).
-    A new email address is unverified until confirmed again."""
+    A new email address needs ``current_password`` (422 on that field when missing or
+    wrong), is unverified until confirmed again, and spends every outstanding reset and
+    verification token of the account."""
     user = await _accounts(request).update_profile(
-        principal(request), email=body.email, full_name=body.full_name, request=request
+        principal(request),
+        email=body.email,
+        full_name=body.full_name,
+        current_password=body.current_password,
+        request=request,
     )
     return user_out(user)
 

@@ -159,9 +159,20 @@ class Accounts:
         return user
 
     async def update_profile(
-        self, who: Principal, *, email: str | None, full_name: str | None, request: web.Request
+        self,
+        who: Principal,
+        *,
+        email: str | None,
+        full_name: str | None,
+        current_password: str | None,
+        request: web.Request,
     ) -> UserRow:
-        """A user's own email and name; a new email must be verified again."""
+        """A user's own email and name; a new email must be verified again.
+
+        Changing the email needs the current password (422 on ``current_password`` when it is
+        missing or wrong, as ``change-password`` answers): reset mail goes to that address, so
+        a stolen access token alone must not be able to redirect it. The change spends every
+        outstanding reset and verification token of the account."""
         user = await self.get(who.user_id)
         fields: dict[str, Any] = {}
         if full_name is not None and full_name != user.full_name:
@@ -173,7 +184,12 @@ class Accounts:
             fields["email"] = email  # only the letter case changed: still the same mailbox
         if not fields:
             return user
+        new_mailbox = "email_verified" in fields
+        if new_mailbox:
+            await self._check_current_password(who, user, current_password, request)
         updated = await self._update(user.id, fields)
+        if new_mailbox:
+            await self.recovery.spend_tokens(user.id)
         await self.audit.record(
             "profile_update",
             actor=who,
@@ -189,9 +205,9 @@ class Accounts:
         """Needs the current password; every other login of the user ends. Logins revoked."""
         self.hasher.validate_new(new, "new_password")
         user = await self.get(who.user_id)
-        if not await self.hasher.verify(current, user.password_hash):
-            raise errors.ValidationFailed.field("current_password", "is not correct")
+        await self._check_current_password(who, user, current, request)
         await self._update(user.id, {"password_hash": await self.hasher.hash(new)})
+        await self.recovery.spend_tokens(user.id)
         revoked = await self.sessions.revoke_user(user.id, "password_change", keep=who.login_id)
         await self.audit.record(
             "password_change",
@@ -201,6 +217,17 @@ class Accounts:
             request=request,
         )
         return revoked
+
+    async def _check_current_password(
+        self, who: Principal, user: UserRow, password: str | None, request: web.Request
+    ) -> None:
+        """422 on ``current_password`` unless it is given and right."""
+        if not password:
+            raise errors.ValidationFailed.field(
+                "current_password", "is required to change the email address"
+            )
+        if not await self.hasher.verify(password, user.password_hash):
+            raise errors.ValidationFailed.field("current_password", "is not correct")
 
     async def _update(self, user_id: int, fields: dict[str, Any]) -> UserRow:
         try:
@@ -269,6 +296,8 @@ class Accounts:
             if "password_hash" in fields
             else None
         )
+        if "password_hash" in fields or "email" in fields:
+            await self.recovery.spend_tokens(user.id)
         revoked = 0
         if revoke_reason is not None:
             revoked = await self.sessions.revoke_user(user.id, revoke_reason)

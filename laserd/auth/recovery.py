@@ -120,7 +120,7 @@ class Recovery:
         # a BEGIN held across awaits would swallow other coroutines' statements. Either order
         # of failure is harmless (the token used is already spent by ``consume``).
         await users.update(self._conn, user.id, **fields)
-        await user_tokens.spend_all(self._conn, user.id, RESET)
+        await self.spend_tokens(user.id)
         revoked = await self._sessions.revoke_user(user.id, "password_reset")
         self._limits.account.unlock(f"user:{user.id}")
         await self._audit.record(
@@ -179,6 +179,14 @@ class Recovery:
         )
 
     # ------------------------------------------------------------------ common
+
+    async def spend_tokens(self, user_id: int) -> int:
+        """Spend every outstanding reset and verification token of the account.
+
+        Called whenever its email or password changes: a reset link mailed to the old
+        address, or issued before the owner took the account back, must not outlive that
+        change (it would hand the account to whoever reads the old mailbox)."""
+        return await user_tokens.spend_all(self._conn, user_id, None)
 
     async def _issue(
         self, user: UserRow, purpose: str, lifetime_s: int, *, spend_older: bool

@@ -60,6 +60,10 @@ class LogoutIn(StrictModel):
 class ProfilePatch(StrictModel):
     email: Email | None = None
     full_name: FullName | None = None
+    current_password: Password | None = Field(
+        None,
+        description="required (and checked) when `email` changes: 422 on this field otherwise",
+    )
 
 
 class ChangePasswordIn(StrictModel):

@@ -62,11 +62,13 @@ async def consume(
     return UserTokenRow.from_row(row) if row else None
 
 
-async def spend_all(conn: aiosqlite.Connection, user_id: int, purpose: str) -> int:
-    """Spend every outstanding token of this purpose (an older reset link dies with a newer)."""
+async def spend_all(conn: aiosqlite.Connection, user_id: int, purpose: str | None) -> int:
+    """Spend every outstanding token of this purpose (an older reset link dies with a newer),
+    or of every purpose when ``purpose`` is None (the email or the password changed)."""
     async with conn.execute(
-        "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
-        (utcnow(), user_id, purpose),
+        "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL"
+        " AND (? IS NULL OR purpose = ?)",
+        (utcnow(), user_id, purpose, purpose),
     ) as cur:
         return cur.rowcount
 

@@ -32,6 +32,15 @@ async def outbox(client: Any, to: str, kind: str, *, wait_s: float = 10.0) -> li
         await asyncio.sleep(0.02)
 
 
+async def change_email(client: Any, account: Any, email: str) -> None:
+    r = await client.patch(
+        "/api/v1/auth/me",
+        json={"email": email, "current_password": account.password},
+        headers=account.headers,
+    )
+    assert r.status == 200, await r.text()
+
+
 def token_in(body: str) -> str:
     match = re.search(r"token=([A-Za-z0-9_-]+)", body)
     assert match, body
@@ -121,7 +130,9 @@ async def test_me_and_patch_me(client, user) -> None:
     assert r.status == 200 and (await r.json())["full_name"] == "Ada L."
     assert (await r.json())["email_verified"] is True
     r = await client.patch(
-        "/api/v1/auth/me", json={"email": "ada@example.test"}, headers=user.headers
+        "/api/v1/auth/me",
+        json={"email": "ada@example.test", "current_password": PASSWORD},
+        headers=user.headers,
     )
     body = await r.json()
     assert body["email"] == "ada@example.test" and body["email_verified"] is False
@@ -136,7 +147,11 @@ async def test_patch_me_cannot_change_role_or_status(client, user) -> None:
 
 
 async def test_patch_me_email_taken(client, user, admin) -> None:
-    r = await client.patch("/api/v1/auth/me", json={"email": admin.email}, headers=user.headers)
+    r = await client.patch(
+        "/api/v1/auth/me",
+        json={"email": admin.email, "current_password": PASSWORD},
+        headers=user.headers,
+    )
     assert r.status == 409 and (await error_of(r))["code"] == "email_taken"
 
 
@@ -272,7 +287,9 @@ async def test_reset_requests_are_rate_limited_per_address(client) -> None:
 
 async def test_email_verification_flow(client, user) -> None:
     r = await client.patch(
-        "/api/v1/auth/me", json={"email": "fresh@example.test"}, headers=user.headers
+        "/api/v1/auth/me",
+        json={"email": "fresh@example.test", "current_password": PASSWORD},
+        headers=user.headers,
     )
     assert (await r.json())["email_verified"] is False
     r = await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
@@ -288,10 +305,10 @@ async def test_email_verification_flow(client, user) -> None:
 
 
 async def test_verification_token_dies_when_the_email_changes(client, user) -> None:
-    await client.patch("/api/v1/auth/me", json={"email": "one@example.test"}, headers=user.headers)
+    await change_email(client, user, "one@example.test")
     await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
     token = token_in((await outbox(client, "one@example.test", "verify_email"))[0]["body"])
-    await client.patch("/api/v1/auth/me", json={"email": "two@example.test"}, headers=user.headers)
+    await change_email(client, user, "two@example.test")
     r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
     assert r.status == 422
 
@@ -312,3 +329,114 @@ async def test_mail_without_smtp_is_logged_with_the_link(client, user, caplog) -
     assert any(
         "mail not configured" in r.getMessage() and token in r.getMessage() for r in caplog.records
     )
+
+
+# ------------------------------------------------------------------ tokens die with a change
+
+
+async def mailed_token(client: Any, email: str, kind: str, request: Any) -> str:
+    """Ask for a mail of this kind (``request`` sends it) and return the token it carries."""
+    before = len(await outbox(client, email, kind, wait_s=0))
+    await request()
+    for _ in range(500):
+        mails = await outbox(client, email, kind)
+        if len(mails) > before:
+            return token_in(mails[0]["body"])
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind} mail to {email}")
+
+
+async def reset_token(client: Any, email: str) -> str:
+    async def ask() -> None:
+        r = await client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        assert r.status == 202
+
+    return await mailed_token(client, email, "password_reset", ask)
+
+
+async def test_email_change_needs_the_current_password(client, user) -> None:
+    for payload, message in (
+        ({"email": "thief@example.test"}, "is required"),
+        ({"email": "thief@example.test", "current_password": "not the password"}, "not correct"),
+    ):
+        r = await client.patch("/api/v1/auth/me", json=payload, headers=user.headers)
+        assert r.status == 422, payload
+        err = await error_of(r)
+        assert err["code"] == "validation_error"
+        assert err["details"][0]["field"] == "current_password"
+        assert message in err["details"][0]["message"]
+    me = await (await client.get("/api/v1/auth/me", headers=user.headers)).json()
+    assert me["email"] == user.email
+    # The name alone, or the same address in another letter case, needs no password.
+    r = await client.patch(
+        "/api/v1/auth/me",
+        json={"email": user.email.upper(), "full_name": "Ada"},
+        headers=user.headers,
+    )
+    assert r.status == 200 and (await r.json())["email_verified"] is True
+
+
+async def test_reset_token_dies_when_the_email_changes(client, user) -> None:
+    token = await reset_token(client, user.email)
+    await change_email(client, user, "elsewhere@example.test")
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert r.status == 422
+    assert (await error_of(r))["details"][0]["field"] == "token"
+    assert (await login(client, user.username)).status == 200
+
+
+async def test_reset_and_verification_tokens_die_when_the_password_changes(client, user) -> None:
+    await change_email(client, user, "unverified@example.test")
+
+    async def ask_verification() -> None:
+        r = await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+        assert r.status == 202
+
+    verify = await mailed_token(client, "unverified@example.test", "verify_email", ask_verification)
+    reset = await reset_token(client, "unverified@example.test")
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=user.headers,
+    )
+    assert r.status == 204
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": reset, "new_password": "the attacker's pick"},
+    )
+    assert r.status == 422
+    r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": verify})
+    assert r.status == 422
+    assert (await login(client, user.username, NEW_PASSWORD)).status == 200
+
+
+async def test_a_password_reset_spends_the_verification_token_too(client, user) -> None:
+    await change_email(client, user, "second@example.test")
+
+    async def ask_verification() -> None:
+        await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+
+    verify = await mailed_token(client, "second@example.test", "verify_email", ask_verification)
+    reset = await reset_token(client, "second@example.test")
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": reset, "new_password": NEW_PASSWORD}
+    )
+    assert r.status == 204
+    r = await client.post("/api/v1/auth/verify-email/confirm", json={"token": verify})
+    assert r.status == 422
+
+
+async def test_reset_token_dies_when_an_admin_sets_the_password_or_email(
+    client, admin, user
+) -> None:
+    for change in ({"password": NEW_PASSWORD}, {"email": "moved@example.test"}):
+        token = await reset_token(client, user.email)
+        r = await client.patch(f"/api/v1/users/{user.id}", json=change, headers=admin.headers)
+        assert r.status == 200, await r.text()
+        r = await client.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"token": token, "new_password": "the attacker's pick"},
+        )
+        assert r.status == 422, change

@@ -74,6 +74,7 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     f"POST {API}/auth/register": ("422",),  # same
     f"POST {API}/auth/refresh": ("422",),  # no token in the body and no cookie header
     f"POST {API}/auth/change-password": ("422",),  # password rules
+    f"PATCH {API}/auth/me": ("422",),  # a new email needs the right current password
     f"POST {API}/auth/password-reset/confirm": ("422",),  # unknown or spent token
     f"POST {API}/auth/verify-email/confirm": ("422",),  # unknown or spent token
     f"POST {API}/users": ("422",),  # password rules

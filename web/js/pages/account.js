@@ -28,6 +28,13 @@ export async function render(view) {
 function profile(me) {
   const email = h("input", { name: "email", type: "email", value: me.email || "", autocomplete: "email" });
   const fullName = h("input", { name: "full_name", value: me.full_name || "", autocomplete: "name" });
+  // A new address needs the password: reset mail goes there, so a borrowed session alone
+  // must not be able to redirect it.
+  const confirmPw = h("input", { name: "current_password", type: "password", autocomplete: "current-password" });
+  const confirmField = field("Your password (to change the email)", confirmPw, { hint: "Outstanding reset and verification links end with the change." });
+  const emailChanged = () => email.value.trim().toLowerCase() !== (me.email || "").toLowerCase();
+  confirmField.hidden = true;
+  email.addEventListener("input", () => { confirmField.hidden = !emailChanged(); });
   const save = h("button", { type: "submit", class: "btn btn-primary" }, "Save profile");
   const verify = h("button", { type: "button", class: "btn btn-small", hidden: Boolean(me.email_verified) }, "Send verification email");
   verify.addEventListener("click", async () => {
@@ -51,13 +58,19 @@ function profile(me) {
       h("dt", {}, "Last sign-in"), h("dd", {}, when(me.last_login_at))),
     field("Full name", fullName),
     field("Email", email, { hint: "A new address must be verified again." }),
+    confirmField,
     h("div", { class: "actions" }, save));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
     save.disabled = true;
     try {
-      const updated = await API.patch("/auth/me", { email: email.value.trim(), full_name: fullName.value.trim() });
+      const body = { email: email.value.trim(), full_name: fullName.value.trim() };
+      if (emailChanged() && confirmPw.value) body.current_password = confirmPw.value;
+      const updated = await API.patch("/auth/me", body);
+      me = updated;
+      confirmPw.value = "";
+      confirmField.hidden = true;
       update({ user: { ...getState().user, ...updated } });
       toast("Profile saved.", "ok");
     } catch (err) {
