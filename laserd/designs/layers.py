@@ -10,7 +10,8 @@ The default operation of a new layer follows the conventions laser makers draw w
 - **Fill layers** are ``fill``, except white or near-white fills (nothing to burn on the
   usual material: every channel ≥ 0.94) and colours whose every shape also has a stroke
   (an outlined drawing; its outline is the work), which start ``off``.
-- DXF layers are stroke layers (DXF has no fills) with the same colour rule.
+- DXF layers are stroke layers: DXF lines have no width, so by the hairline rule they are
+  ``cut``, except layers whose name says otherwise ("score", "engrave", "etch", "mark").
 - Embedded images form one ``image`` layer.
 
 Ids number the layers from 1 in order of first appearance, so re-reading the same file gives
@@ -27,6 +28,8 @@ from laserd.designs.geometry import Design, FillRule, ImageItem, Path
 from laserd.schemas.designs import LayerSettings, Operation, layer_defaults
 
 HAIRLINE_MM = 0.1
+#: DXF layer names that mean "mark, do not cut".
+_MARK_WORDS = ("score", "engrav", "etch", "mark")
 
 
 @dataclass(slots=True)
@@ -116,7 +119,8 @@ def build_layers(raw: RawDesign) -> Design:
             op = Operation.off if is_whiteish(color) or meta["stroked"] else Operation.fill
             name = f"Fill {color}"
         elif kind == "dxf":
-            op, name = stroke_operation(color, []), key
+            marking = any(w in key.lower() for w in _MARK_WORDS)
+            op, name = (Operation.score if marking else Operation.cut), key
         else:
             op, name = stroke_operation(color, widths), f"Stroke {color}"
         layers.append(layer_defaults(lid, op, color=color, name=name))
