@@ -35,7 +35,7 @@ from laserd.grbl.errors import (
     StreamCancelled,
 )
 from laserd.grbl.link import GrblLink, StreamProgress, iter_file_lines
-from laserd.grbl.protocol import MachineState
+from laserd.grbl.protocol import MachineState, Overrides
 from laserd.logs import job_id_var
 from laserd.settings import Settings
 from laserd.store import jobs as store
@@ -50,6 +50,11 @@ _COOLANT = re.compile(r"M0*([789])(?![0-9.])")
 TAIL_STALL_S = 30.0
 #: At shutdown, how long the final row of a job may be retried on an unwritable database.
 END_RECORD_SHUTDOWN_S = 5.0
+#: How long the controller has to confirm (``Ov:`` in a status report) that feed, power and
+#: rapid overrides are back at 100 % before a job's first line; GRBL 1.1 needs well under 1 s.
+OVERRIDES_CONFIRM_S = 3.0
+#: Job states in which overrides may be changed (by the job's owner or an admin).
+STEERABLE = frozenset({"running", "paused"})
 
 
 @dataclass
@@ -396,6 +401,7 @@ class JobRunner:
                 await self._persist(a)
                 if not await self._safety.wait_for_start():
                     raise _End("cancelled", "start button not pressed in time")
+            await self._start_at_100_percent()
             self.check_machine_ready()
             self._safety.check_can_start()
             self._safety.arm()
@@ -438,6 +444,27 @@ class JobRunner:
                 final, error = a.outcome
             await self._finish(a, final, error)
             job_id_var.reset(token)
+
+    async def _start_at_100_percent(self) -> None:
+        """Every job starts at 100 % feed, power and rapid, confirmed by the controller.
+
+        GRBL keeps overrides across jobs (only M2/M30 and a reset clear them), so a power
+        override left by someone else would scale every S word of this job: a file written
+        for S500 would burn at S1000. The laser is not armed yet; not confirmed, no job.
+        """
+        seen = await self._link.reset_overrides(OVERRIDES_CONFIRM_S)
+        if seen == Overrides():
+            return
+        reported = (
+            f"it reports feed {seen.feed} %, power {seen.power} %, rapid {seen.rapid} %"
+            if seen is not None
+            else "its status reports carry no Ov: field (GRBL 1.1 is needed)"
+        )
+        raise _End(
+            "failed",
+            f"the controller did not confirm feed, power and rapid overrides at 100 % within "
+            f"{OVERRIDES_CONFIRM_S:g} s ({reported}); nothing was sent and the laser stayed off",
+        )
 
     async def _lines(self, a: ActiveJob) -> AsyncIterator[tuple[int, str]]:
         """The file's lines, switching air assist as the program asks (M7/M8 on, M9 off).
@@ -504,6 +531,9 @@ class JobRunner:
             self._safety.set_air(False)
         with contextlib.suppress(Exception):
             self._safety.job_finished()
+        # The job's overrides end with it (the next job confirms 100 % again before it runs).
+        with contextlib.suppress(Exception):
+            self._link.send_override_reset()
         a.state, a.error = state, error
         if state == "completed":
             a.lines_acked = max(a.lines_acked, int(a.row["lines_total"]))

@@ -15,9 +15,10 @@ import re
 from typing import Any
 
 from laserd import errors
+from laserd.auth.principal import Principal
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState
-from laserd.jobs import controller_number
+from laserd.jobs import STEERABLE, controller_number
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +232,27 @@ class Machine:
         finally:
             self._safety.disarm()
 
-    def overrides(self, *, feed: int | None, power: int | None, rapid: int | None) -> None:
+    def overrides(
+        self, who: Principal, *, feed: int | None, power: int | None, rapid: int | None
+    ) -> None:
+        """Overrides belong to a running (or paused) job and end with it.
+
+        Outside a job they are refused (409 ``no_job_running``): one set while idle would
+        scale the next job — anyone's — the moment it starts. Every job resets them to 100 %
+        before its first line and again when it ends. During a job only its owner or an
+        admin may steer it (API.md: a user controls the machine while no one else's job runs).
+        """
         self._require_connected()
+        active = self._jobs.active
+        if active is None or active.state not in STEERABLE:
+            raise errors.Conflict(
+                "Overrides apply to a running job only; every job starts at 100 %.",
+                code="no_job_running",
+            )
+        if not who.is_admin and active.row.get("user_id") != who.user_id:
+            raise errors.MachineBusy(
+                "Another user's job is running; its owner or an admin may adjust it."
+            )
         seq: list[int] = []
         if feed is not None:
             seq += override_bytes(

@@ -89,6 +89,7 @@ from laserd.grbl.protocol import (
     ErrorReply,
     MachineState,
     MachineStatus,
+    Overrides,
     SettingLine,
     StatusReport,
     StatusTracker,
@@ -167,6 +168,8 @@ class GrblLink:
 
         self._state = MachineState.DISCONNECTED
         self._tracker = StatusTracker()
+        #: Status reports that carried ``Ov:`` (GRBL sends it on a change, else now and then).
+        self._ov_reports = 0
         self._firmware: str | None = None
         self._version: str | None = None
         self._settings: dict[str, str] = {}
@@ -321,6 +324,42 @@ class GrblLink:
     def resume(self) -> bool:
         """Cycle start after a hold. Only call this on a person's request."""
         return self.realtime(RT.RESUME)
+
+    def send_override_reset(self) -> bool:
+        """Feed, spindle/laser power and rapid overrides back to 100 % (0x90, 0x99, 0x95)."""
+        sent = [self.realtime(b) for b in (RT.FEED_100, RT.POWER_100, RT.RAPID_100)]
+        return all(sent)
+
+    async def reset_overrides(self, timeout_s: float, poll_s: float = 0.05) -> Overrides | None:
+        """Reset the overrides to 100 % and wait for a status report that says so.
+
+        Only a report that carries ``Ov:`` and arrived after the reset bytes counts (the
+        tracker's remembered values could be from before). GRBL includes ``Ov:`` at once when
+        a value changed, otherwise every 10-20 reports, so this polls ``?`` every ``poll_s``
+        until it sees 100/100/100 or ``timeout_s`` runs out. Returns the overrides of the
+        last such report (``Overrides()`` when confirmed), or None when no report within the
+        time carried ``Ov:`` at all. Raises LinkDown when the link is or goes down.
+        """
+        if self._fd is None or self._loop is None:
+            raise LinkDown()
+        seen = self._ov_reports
+        if not self.send_override_reset():
+            raise LinkDown()
+        target = Overrides()
+        deadline = self._loop.time() + timeout_s
+        while True:
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await self.wait_for_status(
+                    lambda s: self._ov_reports > seen and s.overrides == target,
+                    min(poll_s, remaining),
+                )
+                return target
+            except TimeoutError:
+                continue
+        return self._tracker.overrides if self._ov_reports > seen else None
 
     # ------------------------------------------------------------------ commands
 
@@ -688,6 +727,8 @@ class GrblLink:
 
     def _on_status(self, report: StatusReport) -> None:
         status = self._tracker.update(report)
+        if report.overrides is not None:
+            self._ov_reports += 1
         if self._state not in (MachineState.DISCONNECTED, MachineState.CONNECTING):
             self._state = status.state
         if status.state != MachineState.ALARM and self._alarm is not None:

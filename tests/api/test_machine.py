@@ -73,21 +73,6 @@ async def test_guest_cannot_move(client, guest) -> None:
         assert r.status == 403, path
 
 
-async def test_overrides_reach_the_controller(client, user) -> None:
-    r = await client.post(
-        "/api/v1/machine/overrides",
-        json={"feed": 137, "power": 42, "rapid": 25},
-        headers=user.headers,
-    )
-    assert r.status == 200
-    sim = client.app[SIMULATOR]
-    await wait_for(lambda: sim.overrides == (137, 25, 42), 5)
-    r = await client.post("/api/v1/machine/overrides", json={"feed": 5}, headers=user.headers)
-    assert r.status == 422
-    r = await client.post("/api/v1/machine/overrides", json={}, headers=user.headers)
-    assert r.status == 422
-
-
 async def test_frame_traces_the_bounds_with_the_laser_off(client, user) -> None:
     f = await ready_file(client, user.id, raster_lines(2, 2))
     r = await client.post("/api/v1/machine/frame", json={"file_id": f["id"]}, headers=user.headers)

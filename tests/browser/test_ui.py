@@ -574,6 +574,35 @@ def test_someone_elses_job_cannot_be_controlled(daemon: Daemon, new_page: Any) -
     watch.check()
 
 
+def test_overrides_belong_to_the_running_job(daemon: Daemon, new_page: Any) -> None:
+    """Idle: the override controls are disabled and say why; during the job they show the
+    controller's values; when it ends they are back at 100 % and disabled again."""
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Override test"}, token=token)
+    f = daemon.upload(token, project["id"], "ovr.gcode", long_gcode(), "text/plain")
+    daemon.wait_file_ready(token, f["id"])
+    daemon.wait_machine_idle(token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    power = page.get_by_label("Laser power", exact=True)
+    reason = page.locator(".overrides-panel .reason")
+    expect(power).to_be_disabled()
+    expect(reason).to_have_text("No job is running: overrides apply to a running job.")
+    expect(page.locator(".override-note")).to_contain_text("every job starts at 100 %")
+    job = daemon.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
+    try:
+        expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+        expect(power).to_be_enabled()
+        daemon.api("POST", "/machine/overrides", {"power": 150}, token=token)
+        expect(page.locator("output[for=ovr-power]")).to_have_text("150 %")
+    finally:
+        daemon.api("POST", f"/jobs/{job['id']}/cancel", {}, token=token)
+    expect(page.locator(".job-state")).to_contain_text("Cancelled", timeout=LONG_S)
+    expect(page.locator("output[for=ovr-power]")).to_have_text("100 %")
+    expect(power).to_be_disabled()
+    watch.check()
+
+
 def test_jog_with_keyboard_and_buttons(daemon: Daemon, new_page: Any) -> None:
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)

@@ -139,6 +139,29 @@ def test_overrides_change_ov_field(port: PtyClient, sim: SimulatedGrbl) -> None:
     assert port.fields(port.status())["Ov"].startswith("10,")
 
 
+def test_an_override_reset_that_changes_nothing_is_not_reported_at_once(
+    port: PtyClient, sim: SimulatedGrbl
+) -> None:
+    """GRBL 1.1 puts Ov: in the next report only when a value changed; a reset of overrides
+    already at 100 % waits for the regular rotation (what laserd's confirmation polls for)."""
+    for _ in range(12):
+        port.status()  # past the reports right after the banner, whatever they carry
+    reports = [port.fields(port.status()) for _ in range(10)]
+    assert sum("Ov" in r for r in reports) == 1  # every 10th report when idle
+    while "Ov" not in port.fields(port.status()):
+        pass
+    port.send(bytes([0x90, 0x95, 0x99]))  # nothing changes
+    assert "Ov" not in port.fields(port.status())
+    port.send(bytes([0x9A]))  # power +10 %: the next report says so
+    assert port.fields(port.status())["Ov"] == "100,100,110"
+    sim.ignore_realtime(0x99)
+    port.send(bytes([0x99]))  # lost on this board
+    for _ in range(10):
+        if "Ov" in (fields := port.fields(port.status())):
+            break
+    assert fields["Ov"] == "100,100,110" and sim.overrides == (100, 100, 110)
+
+
 def test_wco_and_ov_rotate_through_reports(port: PtyClient) -> None:
     reports = [port.fields(port.status()) for _ in range(22)]
     with_wco = [i for i, r in enumerate(reports) if "WCO" in r]

@@ -101,6 +101,9 @@ class GrblCore(SystemCommands):
         self.sim_time_s = 0.0
         self.door_pin_open = False
         self.slow_ack_s = 0.0
+        #: Fault injection: real-time bytes this board drops (a firmware or a line that loses
+        #: them); they are still recorded as received.
+        self.ignored_realtime: frozenset[int] = frozenset()
         self._error_on: dict[int, int] = {}  # by lines taken since start (never reset)
         self._lines_taken = 0
         self._rotation = reports.StatusRotation()
@@ -262,6 +265,8 @@ class GrblCore(SystemCommands):
 
     def _realtime(self, byte: int) -> None:
         self.record.realtime_log.append((time.monotonic_ns(), byte))
+        if byte in self.ignored_realtime:
+            return
         if byte == RT_RESET:
             self.soft_reset()
         elif byte == RT_STATUS:
@@ -345,6 +350,10 @@ class GrblCore(SystemCommands):
             self.suspend_complete = True
 
     def _override(self, byte: int) -> None:
+        """As GRBL 1.1: ``Ov:`` goes into the next report only when a value really changed
+        (a reset to 100 % of an override already at 100 % is ignored); otherwise it comes
+        with the regular rotation (every 10 reports idle, 20 busy)."""
+        before = (self.feed_ovr, self.rapid_ovr, self.spindle_ovr)
         if byte <= 0x94:
             step = {0x90: None, 0x91: 10, 0x92: -10, 0x93: 1, 0x94: -1}[byte]
             self.feed_ovr = 100 if step is None else max(10, min(200, self.feed_ovr + step))
@@ -353,9 +362,8 @@ class GrblCore(SystemCommands):
         elif byte >= 0x99:
             step = {0x99: None, 0x9A: 10, 0x9B: -10, 0x9C: 1, 0x9D: -1}[byte]
             self.spindle_ovr = 100 if step is None else max(10, min(200, self.spindle_ovr + step))
-        else:
-            return
-        self._rotation.overrides_changed()
+        if (self.feed_ovr, self.rapid_ovr, self.spindle_ovr) != before:
+            self._rotation.overrides_changed()
 
     # ------------------------------------------------------------------ alarms
 

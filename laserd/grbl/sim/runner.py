@@ -230,6 +230,12 @@ class SimulatedGrbl:
             self._core.slow_ack_s = max(0.0, delay_s)
         self._wake()
 
+    def ignore_realtime(self, *codes: int) -> None:
+        """Drop these real-time bytes from now on (none: stop dropping). A fault: a board
+        whose firmware or line loses, say, the override resets (0x90, 0x95, 0x99)."""
+        with self._lock:
+            self._core.ignored_realtime = frozenset(codes)
+
     def reset_controller(self) -> None:
         """The board rebooted by itself (brown-out, watchdog): unsolicited banner, state lost."""
         with self._lock:

@@ -158,6 +158,7 @@ export function render(view) {
       h("h2", { id: "ovr-h" }, "Overrides"),
       slider("feed", "Feed"), slider("power", "Laser power"),
       h("div", { class: "override" }, h("span", { class: "label" }, "Rapid"), rapidGroup),
+      h("p", { class: "muted override-note" }, "Overrides steer the running job only: every job starts at 100 % and returns to 100 % when it ends."),
       overrideReason)
     : null;
 
@@ -331,7 +332,11 @@ export function render(view) {
     const disconnected = !state.machine?.connected;
     const job = state.machine?.job;
     const notMine = job && ACTIVE_JOB_STATES.includes(job.state) && state.user.role !== "admin" && job.user_id !== undefined && job.user_id !== state.user.id;
-    const block = disconnected ? "The controller is disconnected." : notMine ? "Another person's job is running." : "";
+    // The server refuses overrides outside a running or paused job (409 no_job_running).
+    const steerable = job && ["running", "paused"].includes(job.state);
+    const block = disconnected ? "The controller is disconnected."
+      : notMine ? "Another person's job is running."
+        : !steerable ? "No job is running: overrides apply to a running job." : "";
     for (const key of ["feed", "power"]) {
       setEnabled(ovr[key].input, !block, block);
       setEnabled(ovr[key].reset, !block, block);
