@@ -2,10 +2,10 @@
 
 Uploads: the multipart body is streamed to a temporary file in the state folder (never held in
 memory), with the size limit enforced while streaming and the SHA-256 computed on the way.
-The type is decided from the content (image signatures; G-code needs a G-code extension *and*
-G-code text), the display name is sanitised, and the stored name is generated: nothing the
-client sends becomes part of a path. The finished upload is renamed into place atomically, and
-any failure (limit, type, disk space, disconnect) removes the partial file.
+The type is decided from the content alone (image signatures; G-code by a sniff of its code,
+comments skipped, under any file name), the display name is sanitised, and the stored name is
+generated: nothing the client sends becomes part of a path. The finished upload is renamed into
+place atomically, and any failure (limit, type, disk space, disconnect) removes the partial file.
 
 Processing: a bounded pool of worker *processes* (:mod:`laserd.processing`) turns each upload
 into streamable G-code and previews off the event loop and outside its GIL. Status goes
@@ -24,7 +24,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -44,6 +43,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from laserd import errors
 from laserd.events import EventHub
+from laserd.gcode.sniff import GcodeSniffer
 from laserd.keys import DB, HUB, PROCESSING, SETTINGS
 from laserd.schemas.projects import file_out
 from laserd.settings import Settings
@@ -51,8 +51,8 @@ from laserd.store import files as files_store
 
 log = logging.getLogger(__name__)
 
-GCODE_EXTENSIONS = frozenset({".gcode", ".nc", ".ngc", ".gc", ".tap", ".txt"})
-SNIFF_BYTES = 64 * 1024
+#: Bytes kept from the start of an upload for the image signatures.
+SNIFF_BYTES = 64
 READ_CHUNK_BYTES = 256 * 1024
 #: Bytes gathered before one hand-over to the writer thread (hashing and writing).
 FLUSH_BYTES = 1 << 20
@@ -63,9 +63,6 @@ MAX_OTHER_FIELDS_BYTES = 64 * 1024
 MAX_NAME_CHARS = 120
 #: G0 speed assumed for time estimates of uploaded G-code (the controller's $110 is unknown).
 DEFAULT_RAPID_MM_MIN = 5000.0
-
-_GCODE_LINE = re.compile(rb"^(?:N[0-9]+)?(?:[GM][0-9]|[XYZFSIJKRP][-+.0-9]|\$H$)")
-_COMMENT = re.compile(rb"\([^)\n]*\)?|;.*")
 
 
 # --------------------------------------------------------------------------- names and types
@@ -104,44 +101,35 @@ def _image_type(head: bytes) -> str | None:
     return None
 
 
-def looks_like_gcode(head: bytes, complete: bool) -> bool:
-    """Text whose meaningful lines mostly start like G-code words.
+#: What the 415 answer lists as accepted.
+ACCEPTED_TYPES = (
+    "G-code (text of G-code commands, under any file name: .gcode .gco .g .nc .cnc .ngc .tap "
+    ".txt ...) or an image (PNG, JPEG, BMP, GIF, WebP, TIFF)"
+)
 
-    Only a sniff: the analysis that follows checks every line and reports each problem with its
-    line number, so a G-code file with a few bad lines is still accepted here.
+
+def detect_kind(head: bytes, sniffer: GcodeSniffer) -> tuple[str, str]:
+    """``(kind, stored extension)`` from the content alone, else 415 saying why.
+
+    Images by their signature in ``head``; G-code by :class:`~laserd.gcode.sniff.GcodeSniffer`
+    (fed the whole upload as it streamed). The client's file name plays no part.
     """
-    if b"\x00" in head:
-        return False
-    lines = head.split(b"\n")
-    if not complete and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut off
-    code_lines = other = 0
-    for raw in lines[:5000]:
-        code = _COMMENT.sub(b"", raw).strip().upper().replace(b" ", b"").replace(b"\t", b"")
-        if not code or code == b"%":
-            continue
-        if _GCODE_LINE.match(code):
-            code_lines += 1
-        else:
-            other += 1
-    return code_lines > 0 and code_lines >= other
-
-
-def detect_kind(head: bytes, name: str, complete: bool) -> tuple[str, str] | None:
-    """``(kind, stored extension)`` from the content (and, for G-code, the name's extension)."""
     ext = _image_type(head)
     if ext is not None:
         return "image", ext
-    if os.path.splitext(name)[1].lower() in GCODE_EXTENSIONS and looks_like_gcode(head, complete):
+    verdict = sniffer.verdict()
+    if verdict.gcode:
         return "gcode", ".gcode"
-    return None
+    raise errors.UnsupportedMediaType(
+        f"Not a supported file: {verdict.reason}. Accepted: {ACCEPTED_TYPES}."
+    )
 
 
 # --------------------------------------------------------------------------- upload streaming
 
 
 class _Sink:
-    """A temporary file being filled and hashed; every method runs in a worker thread."""
+    """A temporary file being filled, hashed and sniffed; every method runs in a worker thread."""
 
     def __init__(self, tmp_dir: Path) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -149,9 +137,11 @@ class _Sink:
         self.path = Path(name)
         self.fh = os.fdopen(fd, "wb")
         self.sha = hashlib.sha256()
+        self.sniffer = GcodeSniffer()
 
     def write(self, data: bytes) -> None:
         self.sha.update(data)
+        self.sniffer.feed(data)
         self.fh.write(data)
 
     def finish(self, dest: Path) -> None:
@@ -257,13 +247,7 @@ async def receive_upload(request: web.Request, settings: Settings) -> StoredUplo
             await loop.run_in_executor(None, sink.write, bytes(pending))
         if size == 0:
             raise errors.ValidationFailed.field("file", "the file is empty")
-        detected = detect_kind(bytes(head), name, complete=size <= SNIFF_BYTES)
-        if detected is None:
-            raise errors.UnsupportedMediaType(
-                "Not a supported file: G-code (.gcode .nc .ngc .gc .tap .txt with G-code in "
-                "it) or an image (PNG, JPEG, BMP, GIF, WebP, TIFF)."
-            )
-        kind, ext = detected
+        kind, ext = detect_kind(bytes(head), sink.sniffer)
         check_free_space(settings)
         stored_name = f"{uuid.uuid4().hex}{ext}"
         settings.uploads_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -186,10 +186,11 @@ async def list_files(request: web.Request, query: PageQuery) -> FilePage:
     errors=(400, 404, 413, 415, 422, 507),
 )
 async def upload_file(request: web.Request) -> FileOut:
-    """Streamed to disk with the size limit enforced while it arrives. Accepted: G-code
-    (``.gcode .nc .ngc .gc .tap .txt`` holding G-code) and images (PNG, JPEG, BMP, GIF, WebP,
-    TIFF), recognised by their content. Answers ``pending``; ``file`` events follow the
-    processing, and ``GET /files/{id}`` shows the result."""
+    """Streamed to disk with the size limit enforced while it arrives. Accepted, recognised by
+    their content under any file name: G-code (``.gcode .gco .g .nc .cnc .ngc .tap .txt`` ...;
+    comments of any length, such as base64 thumbnails, are skipped) and images (PNG, JPEG, BMP,
+    GIF, WebP, TIFF); anything else is 415 with the reason. Answers ``pending``; ``file``
+    events follow the processing, and ``GET /files/{id}`` shows the result."""
     project = await owned_project(request, path_id(request))
     settings = request.app[SETTINGS]
     upload = await receive_upload(request, settings)

@@ -28,7 +28,8 @@ MAX_LINE_CHARS = 79
 #: Refusals stop after this many; one more line says that the list was cut short.
 MAX_ISSUES = 25
 
-#: A raw line longer than this is refused without being kept in memory.
+#: A line whose code (comments removed) is longer than this is refused without being kept in
+#: memory. Comments of any length are dropped as they are read.
 MAX_RAW_LINE_BYTES = 64 * 1024
 
 ALLOWED_DOLLAR = frozenset({b"$H"})

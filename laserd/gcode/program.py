@@ -1,9 +1,11 @@
 """Stream a G-code file in bounded memory, yielding normalised text and segments per chunk.
 
-The file is read in blocks of :data:`BLOCK_BYTES`; only complete lines are evaluated, and a
-partial last line is carried into the next block. A line longer than
-:data:`~laserd.gcode.dialect.MAX_RAW_LINE_BYTES` is refused and skipped without ever being held
-in memory, so neither a 100 MB file nor a 100 MB line raises the memory use. Each block goes
+The file is read in blocks of :data:`BLOCK_BYTES`; comments are dropped as the blocks go by
+(:mod:`laserd.gcode.comments`: a 300 KB base64 thumbnail in a comment costs nothing), only
+complete lines are evaluated, and a partial last line is carried into the next block. A line
+whose code (without its comments) is longer than :data:`~laserd.gcode.dialect.MAX_RAW_LINE_BYTES`
+is refused and skipped without ever being held in memory, so neither a 100 MB file nor a 100 MB
+line raises the memory use. Each block goes
 through the vectorised fast path when it can, else in smaller pieces, and only the pieces that
 need it through the line-by-line reference path.
 """
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from laserd.gcode.comments import CommentStripper
 from laserd.gcode.dialect import MAX_ISSUES, MAX_RAW_LINE_BYTES
 from laserd.gcode.errors import Issue, LineError
 from laserd.gcode.fast import fast_chunk
@@ -68,12 +71,14 @@ class ProgramReader:
         lineno = 1
         pending = b""
         skipping = False
+        comments = CommentStripper()
         with open(self.src, "rb") as fh:
             while not self.full:
-                block = fh.read(BLOCK_BYTES)
-                if not block:
+                raw = fh.read(BLOCK_BYTES)
+                if not raw:
                     break
-                done += len(block)
+                done += len(raw)
+                block = comments.feed(raw)
                 if skipping:
                     cut = block.find(b"\n")
                     if cut < 0:
@@ -93,8 +98,8 @@ class ProgramReader:
                 if len(pending) > MAX_RAW_LINE_BYTES:
                     self._issue(
                         lineno,
-                        f"line is longer than {MAX_RAW_LINE_BYTES // 1024} KiB; "
-                        "GRBL's line buffer holds 79 characters",
+                        f"line is longer than {MAX_RAW_LINE_BYTES // 1024} KiB without its "
+                        "comments; GRBL's line buffer holds 79 characters",
                     )
                     pending = b""
                     skipping = True
@@ -110,7 +115,10 @@ class ProgramReader:
                 self.state = res.state
                 yield Chunk(res.text, res.lines, res.segments)
                 return
-            if len(raw) > 2 * PIECE_BYTES:
+            # Split into pieces, unless one line fills (nearly) all of it: a piece as big as the
+            # whole would recurse forever (a single line of 64–80 KiB used to).
+            first_end = raw.find(b"\n", min(PIECE_BYTES, len(raw) - 1)) + 1
+            if len(raw) > 2 * PIECE_BYTES and first_end < len(raw):
                 start = 0
                 while start < len(raw) and not self.full:
                     end = raw.find(b"\n", min(start + PIECE_BYTES, len(raw) - 1)) + 1

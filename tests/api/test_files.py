@@ -19,6 +19,12 @@ from laserd.app import create_app
 from laserd.keys import DB
 from tests.api.conftest import Account, create_account, error_of
 from tests.conftest import SAMPLE_DATA, bare_hardware, make_settings
+from tests.gcode_samples import (
+    LASER_BODY_NORMALISED,
+    cura_file,
+    one_line_picture_file,
+    prusaslicer_file,
+)
 
 API = "/api/v1"
 GCODE = b"; test job\nG21 G90\nG0 X10 Y10\nM4 S500\nG1 X30 F1200\nG1 Y30\nM5\n"
@@ -152,7 +158,7 @@ async def test_png_named_gcode_is_an_image(client: Any, user: Account) -> None:
     [
         ("data.gcode", bytes(range(256)) * 8),  # binary with a G-code extension
         ("notes.txt", b"Shopping list\nmilk\neggs\n"),  # text that is not G-code
-        ("job.exe", GCODE),  # G-code under an unaccepted name
+        ("shopping.gcode", b"; my list\nmilk\neggs\nG1 butter\n"),  # a G-code name, not G-code
         ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"></svg>'),
     ],
 )
@@ -164,6 +170,67 @@ async def test_unknown_types_are_refused(
     assert r.status == 415
     assert (await error_of(r))["code"] == "unsupported_media_type"
     assert state_files(settings) == [] or all(p.startswith("jwt") for p in state_files(settings))
+
+
+@pytest.mark.parametrize(
+    "name", ["job.gco", "job.g", "job.cnc", "job.nc", "job.ngc", "job.gcode", "job.exe", "job"]
+)
+async def test_gcode_is_accepted_under_any_file_name(
+    client: Any, user: Account, name: str
+) -> None:
+    """Issue 12, item 16: .gco (Mr Beam, slicers), .g and .cnc answered 415."""
+    file = await upload_processed(client, user, name, GCODE)
+    assert file["kind"] == "gcode" and file["name"] == name
+    assert file["status"] == "ready", file
+    assert file["stats"]["lines"] == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("prusa.gcode", prusaslicer_file),
+        ("cura.gcode", cura_file),
+        ("mrbeam.gco", lambda: one_line_picture_file(300_000)),
+        ("paren.nc", lambda: one_line_picture_file(300_000, paren=True)),
+    ],
+)
+async def test_real_tool_files_with_long_thumbnail_comments_are_processed(
+    client: Any, user: Account, name: str, make: Any
+) -> None:
+    """The upload sniff looks past comment blocks bigger than its head, and the analysis
+    drops comment lines of 300 KB (they failed the file: "line is longer than 64 KiB")."""
+    content = make()
+    assert len(content) > 120_000
+    file = await upload_processed(client, user, name, content)
+    assert file["kind"] == "gcode" and file["status"] == "ready", file
+    assert file["stats"]["lines"] == 7
+    assert file["stats"]["laser_on_mm"] == pytest.approx(40)
+    r = await client.get(f"{API}/files/{file['id']}/gcode", headers=user.headers)
+    assert await r.read() == LASER_BODY_NORMALISED
+    r = await client.get(f"{API}/files/{file['id']}/original", headers=user.headers)
+    assert await r.read() == content
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (prusaslicer_file(body=b"Dear diary,\ntoday I burnt toast.\n"), "no G or M command"),
+        (prusaslicer_file(body=b""), "no G-code commands"),
+        (b"G1 X1\n" + bytes(range(1, 32)) * 100 + b"\x00", "binary"),
+    ],
+    ids=["text-after-thumbnail", "only-comments", "binary"],
+)
+async def test_text_that_is_not_gcode_gets_a_clear_415(
+    client: Any, user: Account, settings: Any, content: bytes, reason: str
+) -> None:
+    project = await new_project(client, user)
+    r = await upload(client, user, project["id"], "notes.gco", content)
+    assert r.status == 415
+    err = await error_of(r)
+    assert err["code"] == "unsupported_media_type"
+    assert reason in err["message"] and "any file name" in err["message"]
+    assert not list(settings.uploads_dir.glob("*"))
+    assert not list(settings.tmp_dir.glob("*"))
 
 
 async def test_empty_file_is_refused(client: Any, user: Account, settings: Any) -> None:
