@@ -28,6 +28,7 @@ from laserd.schemas.auth import (
     ApiKeyPage,
     ChangePasswordIn,
     LoginIn,
+    LogoutAllIn,
     LogoutIn,
     ProfilePatch,
     RefreshIn,
@@ -257,17 +258,18 @@ async def logout(request: web.Request, body: LogoutIn) -> web.Response:
     return response
 
 
-@routes.post("/auth/logout-all", role=Role.guest, summary="End every login of the caller")
-async def logout_all(request: web.Request) -> web.Response:
-    who = principal(request)
-    accounts = _accounts(request)
-    revoked = await accounts.sessions.revoke_user(who.user_id, "logout_all")
-    await accounts.audit.record(
-        "logout_all",
-        actor=who,
-        target=who.username,
-        details={"logins_revoked": revoked},
-        request=request,
+@routes.post(
+    "/auth/logout-all",
+    role=Role.guest,
+    body=LogoutAllIn,
+    summary="End every login of the caller (and its API keys unless asked not to)",
+    errors=(422,),
+)
+async def logout_all(request: web.Request, body: LogoutAllIn) -> web.Response:
+    """Every login ends; with ``revoke_api_keys`` (the default, also for an empty body)
+    every API key of the account is revoked too. ``GET /auth/api-keys`` lists what is left."""
+    await _accounts(request).logout_all(
+        principal(request), revoke_api_keys=body.revoke_api_keys, request=request
     )
     response = web.Response(status=204)
     if cookie_mode(request):
@@ -310,12 +312,19 @@ async def patch_me(request: web.Request, body: ProfilePatch) -> UserOut:
     "/auth/change-password",
     role=Role.guest,
     body=ChangePasswordIn,
-    summary="Change the caller's password (other logins end)",
+    summary="Change the caller's password (other logins end; API keys unless asked not to)",
     errors=(422,),
 )
 async def change_password(request: web.Request, body: ChangePasswordIn) -> None:
+    """Other logins end. ``revoke_api_keys`` (default true) revokes every API key too:
+    changing the password is how a signed-in owner recovers from a stolen token, and a key
+    minted with it would otherwise outlive that. ``GET /auth/api-keys`` lists what is left."""
     await _accounts(request).change_password(
-        principal(request), current=body.current_password, new=body.new_password, request=request
+        principal(request),
+        current=body.current_password,
+        new=body.new_password,
+        revoke_api_keys=body.revoke_api_keys,
+        request=request,
     )
 
 

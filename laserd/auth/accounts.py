@@ -56,7 +56,9 @@ class Accounts:
         self.mailer = mailer
         self.sessions = Sessions(conn, server_secret, settings.auth, hasher, limits, audit)
         self.keys = ApiKeys(conn, audit)
-        self.recovery = Recovery(conn, settings, hasher, self.sessions, limits, mailer, audit)
+        self.recovery = Recovery(
+            conn, settings, hasher, self.sessions, self.keys, limits, mailer, audit
+        )
         #: Serialises changes that could remove the last active admin.
         self._admin_lock = asyncio.Lock()
 
@@ -200,20 +202,51 @@ class Accounts:
         return updated
 
     async def change_password(
-        self, who: Principal, *, current: str, new: str, request: web.Request
+        self,
+        who: Principal,
+        *,
+        current: str,
+        new: str,
+        revoke_api_keys: bool,
+        request: web.Request,
     ) -> int:
-        """Needs the current password; every other login of the user ends. Logins revoked."""
+        """Needs the current password; every other login of the user ends, and with
+        ``revoke_api_keys`` every API key too. Logins revoked."""
         self.hasher.validate_new(new, "new_password")
         user = await self.get(who.user_id)
         await self._check_current_password(who, user, current, request)
         await self._update(user.id, {"password_hash": await self.hasher.hash(new)})
         await self.recovery.spend_tokens(user.id)
         revoked = await self.sessions.revoke_user(user.id, "password_change", keep=who.login_id)
+        keys_revoked = 0
+        if revoke_api_keys:
+            keys_revoked = await self.keys.revoke_all(
+                user.id, "password_change", actor=who, target=user.username, request=request
+            )
         await self.audit.record(
             "password_change",
             actor=who,
             target=user.username,
-            details={"logins_revoked": revoked},
+            details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
+            request=request,
+        )
+        return revoked
+
+    async def logout_all(
+        self, who: Principal, *, revoke_api_keys: bool, request: web.Request
+    ) -> int:
+        """End every login of the caller, and with ``revoke_api_keys`` every API key."""
+        revoked = await self.sessions.revoke_user(who.user_id, "logout_all")
+        keys_revoked = 0
+        if revoke_api_keys:
+            keys_revoked = await self.keys.revoke_all(
+                who.user_id, "logout_all", actor=who, target=who.username, request=request
+            )
+        await self.audit.record(
+            "logout_all",
+            actor=who,
+            target=who.username,
+            details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
             request=request,
         )
         return revoked

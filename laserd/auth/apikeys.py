@@ -93,6 +93,31 @@ class ApiKeys:
             request=request,
         )
 
+    async def revoke_all(
+        self,
+        user_id: int,
+        reason: str,
+        *,
+        actor: Principal | None = None,
+        target: str = "",
+        request: web.Request | None = None,
+    ) -> int:
+        """Revoke every key of the account (a reset, or a password change or logout-all that
+        asked for it): a key minted with a stolen token must not outlive the owner's
+        recovery. One audit entry names the keys; the number revoked."""
+        rows = await api_keys.revoke_all(self._conn, user_id)
+        for row in rows:
+            self._touched.pop(row.id, None)
+        if rows:
+            await self._audit.record(
+                "api_keys_revoke_all",
+                actor=actor,
+                target=target,
+                details={"reason": reason, "keys": [f"{r.id}:{r.name}" for r in rows]},
+                request=request,
+            )
+        return len(rows)
+
     async def verify(self, secret: str) -> Principal:
         if not secret.startswith(tokens.API_KEY_PREFIX) or len(secret) > 256:
             raise errors.TokenInvalid("The API key is not valid.")

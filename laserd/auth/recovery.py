@@ -1,5 +1,8 @@
 """Password reset and email verification through single-use mailed tokens.
 
+A completed reset ends every login and revokes every API key of the account, and spends its
+other reset and verification tokens: it is how an owner takes a stolen account back.
+
 Tokens are 256 random bits; only their SHA-256 is stored, with a purpose, the address it was
 sent to and an expiry (reset: 1 hour; verification: 2 days). Spending one is a single guarded
 ``UPDATE``, so it works once. A reset request always answers 202 and does its work in the
@@ -16,6 +19,7 @@ from aiohttp import web
 
 from laserd import errors
 from laserd.auth import tokens
+from laserd.auth.apikeys import ApiKeys
 from laserd.auth.mail import Mailer
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
@@ -49,6 +53,7 @@ class Recovery:
         settings: Settings,
         hasher: PasswordHasher,
         sessions: Sessions,
+        keys: ApiKeys,
         limits: RateLimits,
         mailer: Mailer,
         audit: AuditLog,
@@ -57,6 +62,7 @@ class Recovery:
         self.settings = settings
         self._hasher = hasher
         self._sessions = sessions
+        self._keys = keys
         self._limits = limits
         self._mailer = mailer
         self._audit = audit
@@ -122,12 +128,20 @@ class Recovery:
         await users.update(self._conn, user.id, **fields)
         await self.spend_tokens(user.id)
         revoked = await self._sessions.revoke_user(user.id, "password_reset")
+        # A reset is how an owner takes the account back: keys minted meanwhile must die too.
+        keys_revoked = await self._keys.revoke_all(
+            user.id,
+            "password_reset",
+            actor=principal_of(user),
+            target=user.username,
+            request=request,
+        )
         self._limits.account.unlock(f"user:{user.id}")
         await self._audit.record(
             "password_reset",
             actor=principal_of(user),
             target=user.username,
-            details={"logins_revoked": revoked},
+            details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
             request=request,
         )
 

@@ -69,6 +69,17 @@ class ProfilePatch(StrictModel):
 class ChangePasswordIn(StrictModel):
     current_password: Password
     new_password: Password
+    revoke_api_keys: bool = Field(
+        True,
+        description="also revoke every API key of the account (default: yes — a key minted "
+        "with a stolen token must not outlive the recovery; send false for a routine change)",
+    )
+
+
+class LogoutAllIn(StrictModel):
+    revoke_api_keys: bool = Field(
+        True, description="also revoke every API key of the account (an empty body: yes)"
+    )
 
 
 class ResetRequestIn(StrictModel):

@@ -105,5 +105,16 @@ async def revoke(conn: aiosqlite.Connection, key_id: int, user_id: int) -> ApiKe
     return ApiKeyRow.from_row(row) if row else None
 
 
+async def revoke_all(conn: aiosqlite.Connection, user_id: int) -> list[ApiKeyRow]:
+    """Revoke every live key of the user; the keys revoked."""
+    async with conn.execute(
+        f"UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+        f" RETURNING {COLUMNS}",
+        (utcnow(), user_id),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [ApiKeyRow.from_row(r) for r in rows]
+
+
 async def touch(conn: aiosqlite.Connection, key_id: int) -> None:
     await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (utcnow(), key_id))

@@ -112,3 +112,80 @@ async def test_key_events_are_audited(client, admin) -> None:
     r = await client.get("/api/v1/audit?event=api_key", headers=admin.headers)
     events = [i["event"] for i in (await r.json())["items"]]
     assert events == ["api_key_revoke", "api_key_create"]
+
+
+# ---------------------------------------------------------------- keys and account recovery
+
+
+async def _key_works(client, key: str) -> bool:
+    r = await client.get("/api/v1/auth/me", headers={"X-Api-Key": key})
+    assert r.status in (200, 401), r.status
+    return r.status == 200
+
+
+async def test_password_reset_revokes_every_api_key(client, user) -> None:
+    from tests.api.test_auth_account import reset_token
+
+    keys = [(await _create(client, user, name=f"k{i}"))["key"] for i in range(2)]
+    token = await reset_token(client, user.email)
+    r = await client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": token, "new_password": "taken back at last"},
+    )
+    assert r.status == 204
+    assert [await _key_works(client, k) for k in keys] == [False, False]
+    audit = [
+        e
+        for e in (await client.app[DB].execute_fetchall("SELECT event, details_json FROM audit"))
+        if e[0] == "api_keys_revoke_all"
+    ]
+    assert len(audit) == 1 and "password_reset" in audit[0][1]
+
+
+async def test_logout_all_revokes_api_keys_unless_asked_not_to(client, user, make_account) -> None:
+    kept = (await _create(client, user, name="home assistant"))["key"]
+    r = await client.post(
+        "/api/v1/auth/logout-all", json={"revoke_api_keys": False}, headers=user.headers
+    )
+    assert r.status == 204
+    assert await _key_works(client, kept)
+    assert (await client.get("/api/v1/auth/me", headers=user.headers)).status == 401
+
+    # Default (no body at all, as the old clients send it): the keys go too.
+    other = await make_account("user")
+    gone = (await _create(client, other, name="script"))["key"]
+    r = await client.post("/api/v1/auth/logout-all", headers=other.headers)
+    assert r.status == 204
+    assert not await _key_works(client, gone)
+    assert await _key_works(client, kept)  # another account's keys are untouched
+
+    r = await client.post(
+        "/api/v1/auth/logout-all", json={"revoke_api_keys": "maybe"}, headers=user.headers
+    )
+    assert r.status in (401, 422)  # the user's login already ended; never a 500
+
+
+async def test_change_password_revokes_api_keys_by_default(client, user, make_account) -> None:
+    first = (await _create(client, user, name="laptop"))["key"]
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": user.password, "new_password": "second secret 2"},
+        headers=user.headers,
+    )
+    assert r.status == 204
+    assert not await _key_works(client, first)
+
+    second = (await _create(client, user, name="bridge"))["key"]
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={
+            "current_password": "second secret 2",
+            "new_password": "third secret 3",
+            "revoke_api_keys": False,
+        },
+        headers=user.headers,
+    )
+    assert r.status == 204
+    assert await _key_works(client, second)
+    page = await (await client.get(KEYS, headers=user.headers)).json()
+    assert [k["name"] for k in page["items"]] == ["bridge"]

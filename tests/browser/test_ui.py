@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN
-from tests.browser.harness import SAMPLE_DATA, Daemon
+from tests.browser.harness import SAMPLE_DATA, ApiFailure, Daemon
 
 pytestmark = pytest.mark.browser
 
@@ -419,6 +419,69 @@ def test_profile_and_password_change(daemon: Daemon, new_page: Any) -> None:
         daemon.api("GET", "/auth/me", token=daemon.login("changer", "new secret 2"))["full_name"]
         == "Chris Changer"
     )
+    watch.check()
+
+
+def test_account_page_says_which_api_keys_remain(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    user = {"username": "keyholder", "email": "keyholder@example.org", "password": "old secret 1"}
+    daemon.api("POST", "/users", {**user, "role": "user", "status": "active"}, token=token)
+    own = daemon.login("keyholder", "old secret 1")
+    keys = {
+        name: daemon.api("POST", "/auth/api-keys", {"name": name}, token=own)["key"]
+        for name in ("laptop", "bridge")
+    }
+
+    def works(key: str) -> bool:
+        try:
+            daemon.api("GET", "/auth/me", headers={"X-Api-Key": key})
+        except ApiFailure as exc:
+            assert exc.status == 401
+            return False
+        return True
+
+    page, watch = new_page()
+    sign_in(page, daemon, "keyholder", "old secret 1")
+    page.get_by_role("link", name="Account", exact=True).click()
+    expect(page.locator("table").get_by_text("bridge")).to_be_visible()
+
+    # Keep the keys: the page says which still work.
+    page.get_by_label("Current password").fill("old secret 1")
+    page.get_by_label("New password", exact=True).fill("new secret 2")
+    page.get_by_label("Repeat new password").fill("new secret 2")
+    page.get_by_label("Also revoke my API keys").uncheck()
+    page.get_by_role("button", name="Change password").click()
+    outcome = page.locator("#pw-outcome")
+    expect(outcome).to_contain_text("API keys still valid: “bridge”, “laptop”.")
+    assert works(keys["laptop"]) and works(keys["bridge"])
+
+    # The default revokes them: the page says none is left and the table empties.
+    page.get_by_label("Current password").fill("new secret 2")
+    page.get_by_label("New password", exact=True).fill("new secret 3")
+    page.get_by_label("Repeat new password").fill("new secret 3")
+    expect(page.get_by_label("Also revoke my API keys")).to_be_checked()
+    page.get_by_role("button", name="Change password").click()
+    expect(outcome).to_contain_text("No API key of this account works any more.")
+    expect(page.get_by_text("No API keys.")).to_be_visible()
+    assert not works(keys["laptop"]) and not works(keys["bridge"])
+
+    # Sign out everywhere, keeping a key: the confirmation names it before this sign-in ends.
+    own = daemon.login("keyholder", "new secret 3")
+    kept = daemon.api("POST", "/auth/api-keys", {"name": "printer pi"}, token=own)["key"]
+    page.reload()
+    expect(page.locator("table").get_by_text("printer pi")).to_be_visible()
+    messages: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    page.get_by_label("Revoke my API keys too").uncheck()
+    page.get_by_role("button", name="Sign out everywhere").click()
+    expect(page.get_by_label("Username or email")).to_be_visible()
+    assert messages and "API keys still valid: “printer pi”." in messages[0], messages
+    assert works(kept)
     watch.check()
 
 

@@ -16,11 +16,12 @@ export async function render(view) {
     view.append(h("p", { class: "panel error" }, err.message));
     return null;
   }
+  const keys = apiKeys(me);
   view.append(
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Account")),
     h("div", { class: "two-col" },
-      h("div", { class: "col" }, profile(me), password()),
-      h("div", { class: "col" }, apiKeys(me))),
+      h("div", { class: "col" }, profile(me), password(keys)),
+      h("div", { class: "col" }, keys.section)),
   );
   return null;
 }
@@ -82,17 +83,28 @@ function profile(me) {
   return h("section", { class: "panel", "aria-labelledby": "profile-h" }, h("h2", { id: "profile-h" }, "Profile"), form);
 }
 
-function password() {
+/** "API keys still valid: a, b." or that none is: said after any action that may revoke keys. */
+function keysLeft(items) {
+  if (!items.length) return "No API key of this account works any more.";
+  return `API keys still valid: ${items.map((k) => `“${k.name}”`).join(", ")}.`;
+}
+
+function password(keys) {
   const current = h("input", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
   const next = h("input", { name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: "8" });
   const again = h("input", { name: "again", type: "password", autocomplete: "new-password", required: true });
+  const revokeKeys = h("input", { name: "revoke_api_keys", type: "checkbox", checked: true });
+  revokeKeys.defaultChecked = true; // form.reset() goes back to revoking, the safe default
   const save = h("button", { type: "submit", class: "btn btn-primary" }, "Change password");
+  const outcome = h("p", { class: "notice", role: "status", hidden: true, id: "pw-outcome" });
   const form = h("form", { class: "stack", novalidate: true },
     formError(),
     field("Current password", current),
     field("New password", next, { hint: "At least 8 characters. Your other sign-ins will end." }),
     field("Repeat new password", again),
-    h("div", { class: "actions" }, save));
+    field("Also revoke my API keys", revokeKeys, { hint: "Do this if someone else may have used your account: a key made with a stolen sign-in outlives the new password otherwise." }),
+    h("div", { class: "actions" }, save),
+    outcome);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
@@ -103,8 +115,11 @@ function password() {
     }
     save.disabled = true;
     try {
-      await API.post("/auth/change-password", { current_password: current.value, new_password: next.value });
+      await API.post("/auth/change-password", { current_password: current.value, new_password: next.value, revoke_api_keys: revokeKeys.checked });
       form.reset();
+      const left = await keys.load();
+      outcome.textContent = `Password changed. Other sign-ins were ended. ${keysLeft(left)}`;
+      outcome.hidden = false;
       toast("Password changed. Other sign-ins were ended.", "ok");
     } catch (err) {
       showApiError(form, err);
@@ -112,17 +127,22 @@ function password() {
       save.disabled = false;
     }
   });
+  const allKeys = h("input", { name: "logout_all_revoke_api_keys", type: "checkbox", checked: true });
   const all = h("button", { type: "button", class: "btn" }, "Sign out everywhere");
   all.addEventListener("click", async () => {
-    if (!window.confirm("End every sign-in of this account, including this one?")) return;
+    // This sign-in ends too, so say now which keys will keep working afterwards.
+    const left = allKeys.checked ? [] : await keys.load();
+    const what = allKeys.checked ? "and revoke every API key" : "";
+    if (!window.confirm(`End every sign-in of this account, including this one${what ? `, ${what}` : ""}? ${keysLeft(left)}`)) return;
     try {
-      await API.post("/auth/logout-all");
+      await API.post("/auth/logout-all", { revoke_api_keys: allKeys.checked });
     } catch (err) {
       toast(err.message, "error");
     }
     location.reload();
   });
-  return h("section", { class: "panel", "aria-labelledby": "pw-h" }, h("h2", { id: "pw-h" }, "Password"), form, h("hr"), all);
+  return h("section", { class: "panel", "aria-labelledby": "pw-h" }, h("h2", { id: "pw-h" }, "Password"), form, h("hr"),
+    field("Revoke my API keys too", allKeys), all);
 }
 
 function apiKeys(me) {
@@ -133,9 +153,10 @@ function apiKeys(me) {
   const empty = h("p", { class: "muted" }, "No API keys.");
   const shown = h("div", { class: "notice key-once", role: "status", hidden: true });
 
+  /** Redraw the table; the keys listed (the first page), [] when they cannot be read. */
   async function load() {
     try {
-      const data = await API.get("/auth/api-keys");
+      const data = await API.get("/auth/api-keys?limit=200");
       const items = data.items;
       empty.hidden = items.length > 0;
       table.hidden = items.length === 0;
@@ -159,9 +180,11 @@ function apiKeys(me) {
           h("td", { "data-label": "Expires" }, k.expires_at ? when(k.expires_at) : "never"),
           h("td", {}, revoke));
       }));
+      return items;
     } catch (err) {
       empty.hidden = false;
       empty.textContent = err.message;
+      return [];
     }
   }
 
@@ -227,9 +250,11 @@ function apiKeys(me) {
   }
 
   load();
-  return h("section", { class: "panel", "aria-labelledby": "keys-h" },
+  const section = h("section", { class: "panel", "aria-labelledby": "keys-h" },
     h("h2", { id: "keys-h" }, "API keys"),
     h("p", { class: "muted" }, "Long-lived keys for programs on your network (LightBurn scripts, Home Assistant, your own tools). ",
+      "A password reset revokes them all; a password change and “Sign out everywhere” do unless you untick it. ",
       h("a", { href: "/api/v1/docs", target: "_blank", rel: "noopener" }, "API documentation")),
     shown, empty, table, h("h3", {}, "New key"), form);
+  return { section, load };
 }
