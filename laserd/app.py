@@ -31,6 +31,7 @@ from laserd.api import (
     ws,
 )
 from laserd.api import files as files_api
+from laserd.api import materials as materials_api
 from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
@@ -40,6 +41,7 @@ from laserd.files import processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
 from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
+from laserd.materials.starter import materials_ctx
 from laserd.settings import Settings, ensure_state_dirs, server_secret
 from laserd.webui import add_routes as add_web_routes
 from laserd.webui import find_web_dir
@@ -76,6 +78,7 @@ CONTEXTS: list[Context] = [
     state_ctx,
     safety_ctx,  # laser-enable output off before anything else, the controller included
     database_ctx,
+    materials_ctx,  # the starter material library, once in the database's life
     processing_ctx,  # uploads' processing pool; leftovers from a crash are queued again
     auth_ctx,
     link_ctx,
@@ -91,6 +94,7 @@ ROUTE_TABLES: list[ApiRoutes] = [
     users.routes,
     projects_api.routes,
     files_api.routes,
+    materials_api.routes,
     debug.routes,
     debug_metrics.routes,
     machine.routes,

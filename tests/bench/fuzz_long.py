@@ -82,6 +82,10 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     f"POST {API}/auth/api-keys": ("422",),  # a role above the caller's own
     f"POST {API}/projects": ("422",),  # laser settings' cross-field rules
     f"PATCH {API}/projects/{{id}}": ("422",),  # same, on the merged settings
+    f"POST {API}/materials": ("422",),  # at least one operation; image power min <= max
+    f"PATCH {API}/materials/{{id}}": ("422",),  # same, on the merged settings
+    # The content decides: empty, not a LightBurn library, or hostile XML (422).
+    f"POST {API}/materials/import": ("422",),
     f"POST {API}/machine/console": ("422",),  # GRBL's line rules (real-time characters)
     # The content decides: empty (422) or neither G-code nor a supported image (415).
     f"POST {API}/projects/{{id}}/files": ("415", "422"),

@@ -1,0 +1,303 @@
+"""``/materials``: the shared material library and each user's own entries.
+
+Everyone signed in reads the shared entries and their own; users create and change their own
+(``shared: false``); only admins create, change or delete shared ones. Another user's personal
+entry answers 404 (no existence leak), except to admins. LightBurn ``.clb`` libraries import
+(parsed in a worker thread, hostile XML refused) and export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from pydantic import ValidationError
+
+from laserd import errors
+from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
+from laserd.auth.principal import Principal, Role
+from laserd.keys import DB
+from laserd.materials import starter
+from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
+from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
+from laserd.schemas.materials import (
+    ImportQuery,
+    ImportResult,
+    MaterialCreate,
+    MaterialOut,
+    MaterialPage,
+    MaterialPatch,
+    MaterialQuery,
+    RestoreResult,
+)
+from laserd.store import materials as store
+
+routes = ApiRoutes("materials")
+
+READ_CHUNK_BYTES = 256 * 1024
+
+
+def material_out(row: dict[str, Any]) -> MaterialOut:
+    return MaterialOut(
+        id=row["id"],
+        name=row["name"],
+        thickness_mm=row["thickness_mm"],
+        description=row["description"],
+        shared=row["shared"],
+        owner_id=row["owner_id"],
+        laser_type=row["laser_type"],
+        settings=row["settings"],
+        starter=row["starter_key"] is not None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def may_see(who: Principal, row: dict[str, Any]) -> bool:
+    return bool(row["shared"]) or row["owner_id"] == who.user_id or who.is_admin
+
+
+async def visible_material(request: web.Request, material_id: int) -> dict[str, Any]:
+    """The material if the caller may see it, else 404."""
+    row = await store.get(request.app[DB], material_id)
+    if row is None or not may_see(principal(request), row):
+        raise errors.NotFound("No such material.")
+    return row
+
+
+def _check_may_change(who: Principal, row: dict[str, Any]) -> None:
+    if row["shared"] and not who.is_admin:
+        raise errors.Forbidden("Only admins change the shared library.")
+
+
+@routes.get(
+    "/materials",
+    role=Role.guest,
+    query=MaterialQuery,
+    response=MaterialPage,
+    summary="The shared library and your own materials, by name (search with q, thickness_mm)",
+    errors=(422,),
+)
+async def list_materials(request: web.Request, query: MaterialQuery) -> MaterialPage:
+    rows, total = await store.page_visible(
+        request.app[DB],
+        viewer_id=principal(request).user_id,
+        q=query.q,
+        thickness_mm=query.thickness_mm,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return MaterialPage(
+        items=[material_out(r) for r in rows], total=total, limit=query.limit, offset=query.offset
+    )
+
+
+@routes.post(
+    "/materials",
+    role=Role.user,
+    body=MaterialCreate,
+    response=MaterialOut,
+    status=201,
+    summary="Add a material (shared: admins only)",
+    errors=(403, 422),
+)
+async def create_material(request: web.Request, body: MaterialCreate) -> MaterialOut:
+    who = principal(request)
+    if body.shared and not who.is_admin:
+        raise errors.Forbidden("Only admins add to the shared library.")
+    row = await store.insert(
+        request.app[DB],
+        owner_id=who.user_id,
+        shared=body.shared,
+        name=body.name,
+        thickness_mm=body.thickness_mm,
+        description=body.description,
+        laser_type=body.laser_type.value if body.laser_type else None,
+        settings=body.settings.to_json(),
+    )
+    return material_out(row)
+
+
+@routes.get(
+    "/materials/export.clb",
+    role=Role.guest,
+    produces={"application/xml": "a LightBurn material library (.clb)"},
+    summary="Every material you can see, as a LightBurn library",
+)
+async def export_materials(request: web.Request) -> web.Response:
+    """One ``Entry`` per operation; see :mod:`laserd.materials.clb` for the mapping."""
+    rows = await store.all_visible(request.app[DB], principal(request).user_id)
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(None, export_library, rows)
+    return web.Response(
+        body=body,
+        content_type="application/xml",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="laserd-materials.clb"'},
+    )
+
+
+async def _read_file_part(request: web.Request) -> bytes:
+    if request.content_type != "multipart/form-data":
+        raise errors.UnsupportedMediaType(
+            "Send the library as multipart/form-data in a field named 'file'."
+        )
+    too_large = errors.PayloadTooLarge(
+        f"The library is larger than the limit of {MAX_BYTES // (1024 * 1024)} MB."
+    )
+    if (request.content_length or 0) > MAX_BYTES + 64 * 1024:
+        raise too_large
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise errors.ValidationFailed.field(
+                    "file", "a multipart field named 'file' is required"
+                )
+            if not isinstance(part, BodyPartReader) or part.name != "file":
+                continue
+            data = bytearray()
+            while chunk := await part.read_chunk(READ_CHUNK_BYTES):
+                data += chunk
+                if len(data) > MAX_BYTES:
+                    raise too_large
+            return bytes(data)
+    except ValueError as exc:  # aiohttp's multipart reader: a malformed body
+        raise errors.BadRequest(f"The multipart body is malformed: {exc}") from None
+
+
+@routes.post(
+    "/materials/import",
+    role=Role.user,
+    query=ImportQuery,
+    response=ImportResult,
+    status=201,
+    consumes="multipart/form-data",
+    summary="Import a LightBurn .clb library (multipart field 'file')",
+    errors=(400, 403, 413, 415, 422),
+)
+async def import_materials(request: web.Request, query: ImportQuery) -> ImportResult:
+    """Every entry that maps becomes a material (yours, or shared with ``?shared=true`` for
+    admins); the others are listed in ``skipped`` with the reason. A file that is not a
+    library at all, or that is hostile (DOCTYPE, entities, too big, too deep), is refused
+    with 422 and nothing is created."""
+    who = principal(request)
+    if query.shared and not who.is_admin:
+        raise errors.Forbidden("Only admins import into the shared library.")
+    data = await _read_file_part(request)
+    if not data:
+        raise errors.ValidationFailed.field("file", "the file is empty")
+    loop = asyncio.get_running_loop()
+    try:
+        outcome = await loop.run_in_executor(None, import_library, data)
+    except ClbError as exc:
+        raise errors.ValidationFailed.field("file", str(exc)) from None
+    items = [{**item, "owner_id": who.user_id, "shared": query.shared} for item in outcome.items]
+    if items:
+        await store.insert_many(request.app[DB], items)
+    return ImportResult(
+        created=len(items),
+        skipped=outcome.skipped,  # type: ignore[arg-type]
+        ignored_fields=dict(outcome.ignored_fields.most_common()),
+    )
+
+
+@routes.post(
+    "/materials/starter",
+    role=Role.admin,
+    response=RestoreResult,
+    summary="Put back the starter library's missing entries (edited ones are kept)",
+)
+async def restore_starter(request: web.Request) -> RestoreResult:
+    return RestoreResult(created=await starter.restore(request.app[DB]))
+
+
+@routes.get(
+    "/materials/{id:\\d+}",
+    role=Role.guest,
+    response=MaterialOut,
+    summary="One material",
+    errors=(404,),
+)
+async def get_material(request: web.Request) -> MaterialOut:
+    return material_out(await visible_material(request, path_id(request)))
+
+
+def _patched_settings(row: dict[str, Any], body: MaterialPatch) -> dict[str, Any]:
+    assert body.settings is not None
+    current: dict[str, Any] = dict(row["settings"])
+    for op in body.settings.model_fields_set:
+        change = getattr(body.settings, op)
+        if change is None:
+            current.pop(op, None)
+            continue
+        model = ImageSettings if op == "image" else OperationSettings
+        base = current.get(op) or {}
+        merged = {**base, **change}
+        for nested in ("tabs", "fill"):
+            if isinstance(base.get(nested), dict) and isinstance(change.get(nested), dict):
+                merged[nested] = {**base[nested], **change[nested]}
+        try:
+            current[op] = model.model_validate(merged).model_dump(mode="json")
+        except ValidationError as exc:
+            raise_validation(exc, f"settings.{op}")
+    try:
+        return MaterialSettings.model_validate(current).to_json()
+    except ValidationError as exc:
+        raise_validation(exc, "settings")
+    raise AssertionError("unreachable")
+
+
+@routes.patch(
+    "/materials/{id:\\d+}",
+    role=Role.user,
+    body=MaterialPatch,
+    response=MaterialOut,
+    summary="Change a material (shared ones: admins only)",
+    errors=(403, 404, 422),
+)
+async def patch_material(request: web.Request, body: MaterialPatch) -> MaterialOut:
+    """``settings`` names only the operations to change: an object is merged onto that
+    operation's current values and validated as a whole; ``null`` removes the operation."""
+    who = principal(request)
+    row = await visible_material(request, path_id(request))
+    _check_may_change(who, row)
+    changes: dict[str, Any] = {}
+    given = body.model_fields_set
+    if "shared" in given and body.shared is not None and body.shared != row["shared"]:
+        if not who.is_admin:
+            raise errors.Forbidden("Only admins move materials into the shared library.")
+        changes["shared"] = body.shared
+    for name in ("name", "description"):
+        if name in given:
+            value = getattr(body, name)
+            if value is None:
+                raise errors.ValidationFailed.field(name, "must not be null")
+            changes[name] = value
+    if "thickness_mm" in given:
+        changes["thickness_mm"] = body.thickness_mm
+    if "laser_type" in given:
+        changes["laser_type"] = body.laser_type.value if body.laser_type else None
+    if "settings" in given and body.settings is not None:
+        changes["settings"] = _patched_settings(row, body)
+    if changes:
+        await store.update(request.app[DB], row["id"], changes)
+    updated = await store.get(request.app[DB], row["id"])
+    assert updated is not None
+    return material_out(updated)
+
+
+@routes.delete(
+    "/materials/{id:\\d+}",
+    role=Role.user,
+    summary="Delete a material (shared ones: admins only)",
+    errors=(403, 404),
+)
+async def delete_material(request: web.Request) -> None:
+    """Projects and layers that used it keep their copied settings; their link is cleared."""
+    who = principal(request)
+    row = await visible_material(request, path_id(request))
+    _check_may_change(who, row)
+    await store.delete(request.app[DB], row["id"])

@@ -1,0 +1,351 @@
+"""Materials API: starter library, visibility and roles, search, validation, .clb import/export."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from laserd.app import create_app
+from tests.api.conftest import Account, error_of
+from tests.conftest import bare_hardware
+
+API = "/api/v1"
+
+CUT = {"speed_mm_min": 300, "power_pct": 100, "passes": 2, "air_assist": True}
+
+
+async def create(client: Any, account: Account, **body: Any) -> Any:
+    body.setdefault("name", "Walnut veneer")
+    body.setdefault("settings", {"cut": CUT})
+    return await client.post(f"{API}/materials", json=body, headers=account.headers)
+
+
+async def listing(client: Any, account: Account, query: str = "") -> dict[str, Any]:
+    r = await client.get(f"{API}/materials?limit=200{query}", headers=account.headers)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+def upload(data: bytes, name: str = "lib.clb") -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+    return form
+
+
+async def test_starter_library_is_shared_and_marked_to_verify(client: Any, guest: Account) -> None:
+    page = await listing(client, guest)
+    starter = [m for m in page["items"] if m["starter"]]
+    assert len(starter) >= 14 and page["total"] == len(page["items"])
+    assert all(m["shared"] and m["owner_id"] is None for m in starter)
+    assert all("test grid" in m["description"] for m in starter)
+    names = {m["name"] for m in starter}
+    for wanted in ("Birch plywood", "MDF", "Cast acrylic", "Vegetable-tanned leather", "Slate"):
+        assert wanted in names
+    assert any(m["name"].startswith("Anodised aluminium") for m in starter)
+    assert {m["laser_type"] for m in starter} == {"diode", "co2"}
+    # every operation is present somewhere, with the layer field names
+    ops = {op for m in starter for op, v in m["settings"].items() if v is not None}
+    assert ops == {"cut", "score", "fill", "image"}
+    ply = next(m for m in starter if m["name"] == "Birch plywood" and m["laser_type"] == "diode")
+    assert ply["thickness_mm"] == 3 and ply["settings"]["cut"]["passes"] >= 1
+    assert set(ply["settings"]["cut"]) >= {"speed_mm_min", "power_pct", "kerf_mm", "tabs", "fill"}
+    assert "power_max_pct" in ply["settings"]["image"]
+
+
+async def test_starter_seeded_once_and_restored_by_admins(
+    client: Any, admin: Account, user: Account, settings: Any, aiohttp_client: Any
+) -> None:
+    page = await listing(client, admin)
+    starters = [m for m in page["items"] if m["starter"]]
+    for m in starters:
+        r = await client.delete(f"{API}/materials/{m['id']}", headers=admin.headers)
+        assert r.status == 204
+    # a restart of the daemon on the same database does not bring them back
+    second = await aiohttp_client(create_app(settings, bare_hardware()))
+    r = await second.get(f"{API}/materials", headers=admin.headers)
+    assert not [m for m in (await r.json())["items"] if m["starter"]]
+    r = await client.post(f"{API}/materials/starter", headers=user.headers)
+    assert r.status == 403
+    r = await client.post(f"{API}/materials/starter", headers=admin.headers)
+    assert r.status == 200 and (await r.json())["created"] == len(starters)
+    r = await client.post(f"{API}/materials/starter", headers=admin.headers)
+    assert (await r.json())["created"] == 0
+
+
+async def test_personal_entries_are_private_and_shared_ones_admin_only(
+    client: Any, user: Account, admin: Account, make_account: Any
+) -> None:
+    r = await create(client, user, thickness_mm=0.6, description="for marquetry")
+    assert r.status == 201
+    mine = await r.json()
+    assert mine["shared"] is False and mine["owner_id"] == user.id and not mine["starter"]
+    assert mine["settings"]["cut"]["power_pct"] == 100 and mine["settings"]["fill"] is None
+    other = await make_account("user")
+    assert mine["id"] not in {m["id"] for m in (await listing(client, other))["items"]}
+    for method in ("GET", "PATCH", "DELETE"):
+        r = await client.request(
+            method, f"{API}/materials/{mine['id']}", json={}, headers=other.headers
+        )
+        assert r.status == 404, method
+    assert (await client.get(f"{API}/materials/{mine['id']}", headers=admin.headers)).status == 200
+    # users cannot add to or change the shared library
+    r = await create(client, user, shared=True)
+    assert r.status == 403 and (await error_of(r))["code"] == "forbidden"
+    r = await client.patch(
+        f"{API}/materials/{mine['id']}", json={"shared": True}, headers=user.headers
+    )
+    assert r.status == 403
+    r = await create(client, admin, name="Shop birch", shared=True)
+    assert r.status == 201
+    shop = await r.json()
+    assert shop["id"] in {m["id"] for m in (await listing(client, other))["items"]}
+    for method, body in (("PATCH", {"name": "Mine now"}), ("DELETE", None)):
+        r = await client.request(
+            method, f"{API}/materials/{shop['id']}", json=body, headers=other.headers
+        )
+        assert r.status == 403, method
+    r = await client.patch(
+        f"{API}/materials/{shop['id']}", json={"description": "proven"}, headers=admin.headers
+    )
+    assert r.status == 200 and (await r.json())["description"] == "proven"
+
+
+async def test_guests_read_but_do_not_write(client: Any, guest: Account) -> None:
+    assert (await listing(client, guest))["total"] > 0
+    assert (await create(client, guest)).status == 403
+    assert (await client.get(f"{API}/materials")).status == 401
+
+
+async def test_search_by_name_and_thickness(client: Any, user: Account) -> None:
+    for name, t in (("Zebrano 100%_x", 2), ("Zebrano", 3), ("zebrano offcut", None)):
+        assert (await create(client, user, name=name, thickness_mm=t)).status == 201
+    page = await listing(client, user, "&q=ZEBRANO")
+    assert [m["name"] for m in page["items"]] == ["Zebrano", "Zebrano 100%_x", "zebrano offcut"]
+    page = await listing(client, user, "&q=zebrano&thickness_mm=3.0")
+    assert [m["name"] for m in page["items"]] == ["Zebrano"]
+    # LIKE wildcards in the query are literal characters
+    page = await listing(client, user, "&q=100%25_")
+    assert [m["name"] for m in page["items"]] == ["Zebrano 100%_x"]
+    page = await listing(client, user, "&q=plywood&thickness_mm=3")
+    assert page["items"] and all(m["thickness_mm"] == 3 for m in page["items"])
+    r = await client.get(f"{API}/materials?thickness_mm=abc", headers=user.headers)
+    assert r.status == 422
+
+
+async def test_validation_names_the_field(client: Any, user: Account) -> None:
+    r = await create(client, user, settings={})
+    assert r.status == 422 and (await error_of(r))["details"][0]["field"] == "settings"
+    r = await create(client, user, settings={"cut": {**CUT, "power_pct": 150}})
+    assert (await error_of(r))["details"][0]["field"] == "settings.cut.power_pct"
+    r = await create(client, user, settings={"image": {"power_min_pct": 80, "power_max_pct": 20}})
+    assert r.status == 422
+    r = await create(client, user, settings={"engrave": CUT})
+    assert r.status == 422
+    r = await create(client, user, thickness_mm=-1)
+    assert r.status == 422
+    r = await create(client, user, laser_type="plasma")
+    assert r.status == 422
+    assert (await listing(client, user, "&q=Walnut"))["total"] == 0
+
+
+async def test_patch_merges_operations_and_null_removes_one(client: Any, user: Account) -> None:
+    m = await (await create(client, user, settings={"cut": CUT, "fill": CUT})).json()
+    url = f"{API}/materials/{m['id']}"
+    r = await client.patch(
+        url,
+        json={"settings": {"cut": {"power_pct": 80, "tabs": {"count": 2}}, "fill": None}},
+        headers=user.headers,
+    )
+    assert r.status == 200, await r.text()
+    s = (await r.json())["settings"]
+    assert s["cut"]["power_pct"] == 80 and s["cut"]["passes"] == 2
+    assert s["cut"]["tabs"] == {"count": 2, "width_mm": 0.5} and s["fill"] is None
+    r = await client.patch(
+        url, json={"settings": {"cut": {"speed_mm_min": 0}}}, headers=user.headers
+    )
+    assert (await error_of(r))["details"][0]["field"] == "settings.cut.speed_mm_min"
+    r = await client.patch(url, json={"settings": {"cut": None}}, headers=user.headers)
+    assert r.status == 422  # no operation left
+    r = await client.patch(url, json={"thickness_mm": None, "name": "Walnut"}, headers=user.headers)
+    body = await r.json()
+    assert body["thickness_mm"] is None and body["name"] == "Walnut"
+    assert body["settings"]["cut"]["power_pct"] == 80
+
+
+CLB = b"""<?xml version="1.0" encoding="UTF-8"?>
+<LightBurnLibrary DisplayName="Workshop">
+  <Material name="Birch ply">
+    <Entry Thickness="3.0000" Desc="Cut" NoThickTitle="Cut">
+      <CutSetting type="Cut">
+        <index Value="0"/><name Value="C00"/>
+        <speed Value="8"/><maxPower Value="65"/><minPower Value="40"/>
+        <numPasses Value="2"/><runBlower Value="1"/><kerf Value="0.12"/>
+      </CutSetting>
+    </Entry>
+    <Entry Thickness="-1.0000" Desc="" NoThickTitle="Engrave">
+      <CutSetting type="Scan">
+        <speed Value="300"/><maxPower Value="20"/><interval Value="0.08"/>
+        <angle Value="45"/><crossHatch Value="1"/><bidir Value="0"/><overscan Value="1.5"/>
+      </CutSetting>
+    </Entry>
+    <Entry Thickness="3" Desc="Odd">
+      <CutSetting type="Offset Fill"><speed Value="10"/></CutSetting>
+    </Entry>
+    <Entry Thickness="3" Desc="Broken speed">
+      <CutSetting type="Cut"><speed Value="fast"/></CutSetting>
+    </Entry>
+    <Entry Thickness="3" Desc="Too strong">
+      <CutSetting type="Cut"><maxPower Value="250"/></CutSetting>
+    </Entry>
+  </Material>
+  <Material name="">
+    <Entry Thickness="1" Desc="x"><CutSetting type="Cut"/></Entry>
+  </Material>
+  <Material name="Anodised Al">
+    <Entry Thickness="-1" Desc="Mark and outline">
+      <CutSetting type="Scan+Cut"><speed Value="25"/><maxPower Value="90"/>
+        <zOffset Value="1"/></CutSetting>
+    </Entry>
+    <Entry Thickness="-1" Desc="Photo">
+      <CutSetting_Img type="Image"><speed Value="50"/><maxPower Value="60"/>
+        <minPower Value="5"/><ditherMode Value="jarvis"/><dpi Value="254"/></CutSetting_Img>
+    </Entry>
+  </Material>
+</LightBurnLibrary>
+"""
+
+
+async def test_import_maps_fields_and_reports_what_it_skipped(client: Any, user: Account) -> None:
+    r = await client.post(f"{API}/materials/import", data=upload(CLB), headers=user.headers)
+    assert r.status == 201, await r.text()
+    result = await r.json()
+    assert result["created"] == 4
+    reasons = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert set(reasons) == {
+        "Birch ply · Odd",
+        "Birch ply · Broken speed",
+        "Birch ply · Too strong",
+        "(no name)",
+    }
+    assert "Offset Fill" in reasons["Birch ply · Odd"]
+    assert "speed" in reasons["Birch ply · Broken speed"]
+    assert "power_pct" in reasons["Birch ply · Too strong"]
+    assert result["ignored_fields"] == {"minPower": 1, "zOffset": 1}
+    items = {(m["name"], m["description"]): m for m in (await listing(client, user))["items"]}
+    cut = items[("Birch ply", "Cut")]
+    assert cut["thickness_mm"] == 3 and not cut["shared"] and cut["owner_id"] == user.id
+    assert cut["settings"]["cut"] == {
+        "speed_mm_min": 480,
+        "power_pct": 65,
+        "passes": 2,
+        "air_assist": True,
+        "kerf_mm": 0.12,
+        "tabs": {"count": 0, "width_mm": 0.5},
+        "fill": {
+            "interval_mm": 0.1,
+            "angle_deg": 0,
+            "crosshatch": False,
+            "bidirectional": True,
+            "overscan_mm": 0,
+        },
+    }
+    engrave = items[("Birch ply", "Engrave")]
+    assert engrave["thickness_mm"] is None
+    fill = engrave["settings"]["fill"]
+    assert fill["speed_mm_min"] == 18000 and fill["power_pct"] == 20 and fill["passes"] == 1
+    assert fill["fill"] == {
+        "interval_mm": 0.08,
+        "angle_deg": 45,
+        "crosshatch": True,
+        "bidirectional": False,
+        "overscan_mm": 1.5,
+    }
+    both = items[("Anodised Al", "Mark and outline")]["settings"]
+    assert both["fill"]["speed_mm_min"] == both["cut"]["speed_mm_min"] == 1500
+    photo = items[("Anodised Al", "Photo")]["settings"]["image"]
+    assert photo["dither"] == "jarvis" and photo["line_interval_mm"] == 0.1
+    assert (photo["power_min_pct"], photo["power_max_pct"], photo["speed_mm_min"]) == (5, 60, 3000)
+
+
+async def test_import_into_the_shared_library_is_for_admins(
+    client: Any, user: Account, admin: Account, make_account: Any
+) -> None:
+    url = f"{API}/materials/import?shared=true"
+    r = await client.post(url, data=upload(CLB), headers=user.headers)
+    assert r.status == 403
+    r = await client.post(url, data=upload(CLB), headers=admin.headers)
+    assert r.status == 201
+    other = await make_account("user")
+    shared = [m for m in (await listing(client, other))["items"] if m["name"] == "Birch ply"]
+    assert len(shared) == 2 and all(m["shared"] for m in shared)
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<LightBurnLibrary><Material name="&lol3;"/></LightBurnLibrary>"""
+EXTERNAL = (
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    b'<LightBurnLibrary><Material name="&e;"/></LightBurnLibrary>'
+)
+UTF16_DOCTYPE = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x><LightBurnLibrary/>'.encode(
+    "utf-16"
+)
+DEEP = b"<LightBurnLibrary>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</LightBurnLibrary>"
+
+
+async def test_hostile_and_wrong_files_are_refused_whole(client: Any, user: Account) -> None:
+    cases = {
+        "entities": BILLION_LAUGHS,
+        "external": EXTERNAL,
+        "utf16 doctype": UTF16_DOCTYPE,
+        "deep": DEEP,
+        "not xml": b"\x89PNG\r\n\x1a\n not a library",
+        "other xml": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "truncated": CLB[: len(CLB) // 2],
+    }
+    for label, data in cases.items():
+        started = time.perf_counter()
+        r = await client.post(f"{API}/materials/import", data=upload(data), headers=user.headers)
+        assert r.status == 422, label
+        err = await error_of(r)
+        assert err["code"] == "validation_error" and err["details"][0]["field"] == "file", label
+        assert time.perf_counter() - started < 2, label
+    r = await client.post(
+        f"{API}/materials/import", data=upload(b" " * (8 * 1024 * 1024 + 1)), headers=user.headers
+    )
+    assert r.status == 413
+    r = await client.post(f"{API}/materials/import", data=CLB, headers=user.headers)
+    assert r.status == 415
+    r = await client.post(f"{API}/materials/import", data=upload(b""), headers=user.headers)
+    assert r.status == 422
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("other", "x")
+    r = await client.post(f"{API}/materials/import", data=form, headers=user.headers)
+    assert r.status == 422
+    assert not [m for m in (await listing(client, user))["items"] if not m["shared"]]
+
+
+async def test_export_opens_as_a_library_and_imports_back(
+    client: Any, user: Account, make_account: Any
+) -> None:
+    r = await client.post(f"{API}/materials/import", data=upload(CLB), headers=user.headers)
+    assert r.status == 201
+    r = await client.get(f"{API}/materials/export.clb", headers=user.headers)
+    assert r.status == 200 and r.content_type == "application/xml"
+    assert "laserd-materials.clb" in r.headers["Content-Disposition"]
+    exported = await r.read()
+    assert exported.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<LightBurnLibrary')
+    before = (await listing(client, user))["items"]
+    other = await make_account("user")
+    r = await client.post(f"{API}/materials/import", data=upload(exported), headers=other.headers)
+    result = await r.json()
+    assert result["skipped"] == [] and result["created"] == len(before)
+
+    def key(m: dict[str, Any]) -> Any:
+        return repr((m["name"], m["thickness_mm"], m["description"], m["settings"]))
+
+    after = [m for m in (await listing(client, other))["items"] if not m["shared"]]
+    assert sorted(map(key, after)) == sorted(map(key, before))

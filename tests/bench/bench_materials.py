@@ -1,0 +1,81 @@
+"""Material library figures (issue 15): LightBurn .clb import and export time, round trip.
+
+Run: .venv/bin/python tests/bench/bench_materials.py [--repeat 5]
+Prints JSON. The libraries are generated (tests/unit/clb_library.py, fixed seed) at a real
+size (480 entries: 60 materials × 8) and a large one (4000 entries); each figure is the best
+of --repeat runs of the pure functions the API runs in its worker thread. ``round_trip_ok``
+says whether .clb → laserd → .clb → laserd gave the same materials. ``hostile_refusal_ms``:
+how long the billion-laughs file and a 100 000-deep nesting take to be refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from laserd.materials import clb  # noqa: E402
+from tests.unit.clb_library import generate  # noqa: E402
+
+
+def best_ms(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(min(times) * 1000, 2)
+
+
+def refusal_ms(data: bytes, repeat: int) -> float:
+    def run() -> None:
+        try:
+            clb.import_library(data)
+        except clb.ClbError:
+            return
+        raise AssertionError("not refused")
+
+    return best_ms(run, repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    for label, materials in (("real_sized", 60), ("large", 500)):
+        data, expected = generate(materials=materials, entries_per_material=8)
+        first = clb.import_library(data).items
+        exported = clb.export_library(first)
+        second = clb.import_library(exported).items
+        same = sorted(json.dumps(m, sort_keys=True) for m in first) == sorted(
+            json.dumps(m, sort_keys=True) for m in second
+        )
+        figures[label] = {
+            "entries": len(expected),
+            "file_kb": round(len(data) / 1024, 1),
+            "import_ms": best_ms(lambda d=data: clb.import_library(d), args.repeat),
+            "export_ms": best_ms(lambda f=first: clb.export_library(f), args.repeat),
+            "round_trip_ok": same and len(first) == len(expected),
+        }
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><LightBurnLibrary>&b;</LightBurnLibrary>'
+    )
+    deep = b"<LightBurnLibrary>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</LightBurnLibrary>"
+    figures["hostile_refusal_ms"] = {
+        "billion_laughs": refusal_ms(laughs, args.repeat),
+        "nesting_100k": refusal_ms(deep, args.repeat),
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
