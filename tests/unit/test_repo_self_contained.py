@@ -24,7 +24,11 @@ SOURCES = sorted(p for p in TESTS.rglob("*") if p.suffix in (".py", ".sh") and p
 #: Ways a path can leave the repository: the old ``shared`` folder beside the checkout,
 #: absolute paths of this host, and stepping above the repository root.
 OUTSIDE = [
-    (re.compile(r"""["'/]shared["'/]"""), "names the 'shared' folder beside the checkout"),
+    # (a path join or a path string: the API's "shared" field of materials is no path)
+    (
+        re.compile(r"""/\s*["']shared["']|["']shared["']\s*/|/shared/"""),
+        "names the 'shared' folder beside the checkout",
+    ),
     # (".." inside upload names is fine: the path-traversal tests send it on purpose)
     (re.compile(r"""Path\(\s*["']\.\.(?:/|["'])|/\s*["']\.\.["']"""), "steps up with '..'"),
     (re.compile(r"""["'](?:/work|/home|/root|/mnt|/media)/"""), "names an absolute host path"),
@@ -66,6 +70,11 @@ def test_the_scan_sees_the_test_tree() -> None:
 )
 def test_the_scan_catches_a_read_outside_the_repo(line: str) -> None:
     assert any(pattern.search(line) for pattern, _ in OUTSIDE), f"not caught: {line}"
+
+
+@pytest.mark.parametrize("line", ['assert body["shared"] is False', 'json={"shared": True}'])
+def test_the_scan_leaves_the_materials_shared_field_alone(line: str) -> None:
+    assert not any(pattern.search(line) for pattern, _ in OUTSIDE), f"caught: {line}"
 
 
 def test_parents_above_the_root_are_caught() -> None:
