@@ -73,6 +73,8 @@ case "$cmd" in
     setup_venv "systemd,test"
     say "ruff"
     "$VENV/bin/ruff" check laserd tests
+    say "mypy"
+    "$VENV/bin/mypy"
     say "pytest"
     shift
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -124,6 +125,13 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
+async def count_rows(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+    """The number a ``SELECT count(*) ...`` answers (an aggregate always returns one row)."""
+    async with conn.execute(sql, params) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 async def current_version(conn: aiosqlite.Connection) -> int:
     async with conn.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
@@ -180,4 +188,4 @@ async def open_database(path: Path) -> aiosqlite.Connection:
 async def integrity_ok(conn: aiosqlite.Connection) -> bool:
     async with conn.execute("PRAGMA quick_check") as cur:
         row = await cur.fetchone()
-    return bool(row) and row[0] == "ok"
+    return row is not None and row[0] == "ok"

@@ -130,7 +130,7 @@ class ErrorDiffuser:
                 for dr, dc in targets:
                     dst = skew[t + 2 + dc + k * dr, r_lo + dr : r_hi + 1 + dr]
                     dst += share
-        out = out_skew[cc + k * rr + 2, rr]
+        out: np.ndarray = out_skew[cc + k * rr + 2, rr]
         # Errors that fell below the band become the carry for the next band.
         new_carry = np.zeros_like(self.carry)
         for i in range(reach):

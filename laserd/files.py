@@ -34,8 +34,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.queues import Queue as ProcessQueue
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 from aiohttp import BodyPartReader, web
@@ -48,6 +49,9 @@ from laserd.keys import DB, HUB, PROCESSING, SETTINGS
 from laserd.schemas.projects import file_out
 from laserd.settings import Settings
 from laserd.store import files as files_store
+
+if TYPE_CHECKING:  # the worker module loads numpy and Pillow: imported where it runs
+    from laserd.processing import ProcessResult
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +303,8 @@ class Processing:
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: ProcessPoolExecutor | None = None
         self._ctx = multiprocessing.get_context("forkserver")
-        self._progress_q: Any = None
+        #: ``(file_id, fraction)`` messages from the workers; made with the pool.
+        self._progress_q: ProcessQueue[tuple[int, float]] | None = None
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -465,7 +470,8 @@ class Processing:
         else:
             await self._finish(file_id, None, result.error or "processing failed")
 
-    async def _finish(self, file_id: int, result: Any, error: str | None) -> None:
+    async def _finish(self, file_id: int, result: ProcessResult | None, error: str | None) -> None:
+        """Record a worker's outcome: ``result`` when it succeeded, else ``error``."""
         if await files_store.get(self._conn, file_id) is None:
             # Deleted while processing: drop what the worker just wrote.
             await asyncio.get_running_loop().run_in_executor(
@@ -478,16 +484,18 @@ class Processing:
                 ],
             )
             return
-        if error is None:
+        if result is not None:
+            done = result
             await self._write_until_done(
                 file_id,
                 lambda: files_store.mark_done(
-                    self._conn, file_id, stats=result.stats, warnings=result.warnings
+                    self._conn, file_id, stats=done.stats, warnings=done.warnings
                 ),
             )
         else:
+            reason = error or "processing failed"
             await self._write_until_done(
-                file_id, lambda: files_store.mark_failed(self._conn, file_id, error)
+                file_id, lambda: files_store.mark_failed(self._conn, file_id, reason)
             )
             await asyncio.get_running_loop().run_in_executor(
                 None,
@@ -533,9 +541,12 @@ class Processing:
 
     def _read_progress(self) -> None:
         """Thread: forward worker progress messages to the event loop."""
+        progress_q = self._progress_q
+        if progress_q is None:
+            return
         while not self._stop.is_set():
             try:
-                file_id, fraction = self._progress_q.get(timeout=0.5)
+                file_id, fraction = progress_q.get(timeout=0.5)
             except queue.Empty:
                 continue
             except (EOFError, OSError, ValueError):

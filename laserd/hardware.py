@@ -8,8 +8,11 @@ of simulated parts and hand it to ``create_app`` instead of patching modules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from laserd.settings import Settings
 
@@ -17,10 +20,36 @@ if TYPE_CHECKING:
     from laserd.grbl.simulator import SimulatedGrbl
 
 
+class GpioPin(Protocol):
+    """What laserd uses of a gpiozero pin (a device's ``.pin``).
+
+    ``state`` is the raw level (an output is written through it); ``when_changed`` is
+    called with ``(ticks, state)`` from gpiozero's callback thread, or from the thread that
+    drove a mock pin, on each edge selected by ``edges``.
+    """
+
+    state: Any
+    edges: str
+    when_changed: Callable[[Any, Any], None] | None
+
+
+class PinFactory(Protocol):
+    """A gpiozero pin factory, as laserd hands it to gpiozero's devices.
+
+    Every gpiozero factory satisfies it: ``MockFactory`` when simulating and in tests, a
+    real factory (lgpio, RPi.GPIO, ...) on a Pi. laserd itself only asks it for pins by
+    number and closes it; the rest of the interface is gpiozero's business.
+    """
+
+    def pin(self, name: int | str) -> GpioPin: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Hardware:
     #: gpiozero pin factory; ``None`` means gpiozero's default (real pins on a Pi).
-    pin_factory: Any
+    pin_factory: PinFactory | None
     #: Serial device of the controller. For a simulator it is filled in when it starts.
     serial_port: str
     #: The simulated controller, when simulating; started by the app, stopped at exit.
@@ -31,10 +60,26 @@ class Hardware:
         return self.simulator is not None
 
 
-def mock_pin_factory() -> Any:
-    from gpiozero.pins.mock import MockFactory
+def mock_pin_factory() -> PinFactory:
+    """Simulated pins: every input and output a :class:`gpiozero.pins.mock.MockPin`."""
+    factory: PinFactory = MockFactory()
+    return factory
 
-    return MockFactory()
+
+def drive_simulated_pin(pin: GpioPin, level: bool) -> bool:
+    """Drive a simulated input to a raw ``level``, as a switch would; False for a real pin.
+
+    The edge runs in the calling thread through the pin's ``when_changed`` callback, exactly
+    like one reported by gpiozero on a Pi (the safety reflex included). A real pin is read
+    from the outside world and cannot be driven: the caller refuses the request.
+    """
+    if not isinstance(pin, MockPin):
+        return False
+    if level:
+        pin.drive_high()
+    else:
+        pin.drive_low()
+    return True
 
 
 def simulated_hardware(settings: Settings) -> Hardware:

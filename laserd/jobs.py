@@ -16,9 +16,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -39,6 +39,10 @@ from laserd.grbl.protocol import MachineState, Overrides
 from laserd.logs import job_id_var
 from laserd.settings import Settings
 from laserd.store import jobs as store
+
+if TYPE_CHECKING:  # for the types only: no new import at run time
+    from laserd.safety import SafetySupervisor
+    from laserd.store.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +153,10 @@ class JobRunner:
         *,
         conn: aiosqlite.Connection,
         link: GrblLink,
-        safety: Any,
+        safety: SafetySupervisor,
         hub: EventHub,
         settings: Settings,
-        audit: Any = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._conn = conn
         self._link = link
@@ -510,7 +514,7 @@ class JobRunner:
                 raise _End("failed", f"controller alarm: {alarm.get('message', 'alarm')}")
             await asyncio.sleep(0.1)
 
-    def _progress(self, a: ActiveJob) -> Any:
+    def _progress(self, a: ActiveJob) -> Callable[[StreamProgress], None]:
         def on_progress(p: StreamProgress) -> None:
             a.lines_sent, a.lines_acked = p.lines_sent, p.lines_acked
             self._publish(a)

@@ -6,7 +6,7 @@ handlers read ``request.app[KEY]``. Services themselves never see the app.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiosqlite
 from aiohttp import web
@@ -16,7 +16,19 @@ from laserd.settings import Settings
 
 if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-up
     from laserd.api.routing import RouteSpec
+    from laserd.auth.accounts import Accounts
+    from laserd.auth.mail import Mailer
+    from laserd.auth.ratelimits import RateLimits
+    from laserd.auth.service import Authenticator
+    from laserd.auth.setup import SetupCode
+    from laserd.files import Processing
+    from laserd.grbl.link import GrblLink
+    from laserd.grbl.simulator import SimulatedGrbl
     from laserd.hardware import Hardware
+    from laserd.jobs import JobRunner
+    from laserd.machine import Machine
+    from laserd.safety import SafetySupervisor
+    from laserd.store.audit import AuditLog
 
 SETTINGS = web.AppKey("settings", Settings)
 HARDWARE: web.AppKey[Hardware] = web.AppKey("hardware")
@@ -26,17 +38,17 @@ ROUTE_SPECS: web.AppKey[list[RouteSpec]] = web.AppKey("route_specs")
 STARTED_MONO = web.AppKey("started_monotonic", float)
 SERVER_SECRET = web.AppKey("server_secret", bytes)
 
-# Services added by later layers. Typed as Any here to keep this module import-light; each
-# service module documents its class.
-AUTHENTICATOR: web.AppKey[Any] = web.AppKey("authenticator")  # laserd.auth.service.Authenticator
-ACCOUNTS: web.AppKey[Any] = web.AppKey("accounts")  # laserd.auth.accounts.Accounts
-RATE_LIMITS: web.AppKey[Any] = web.AppKey("rate_limits")  # laserd.auth.ratelimits.RateLimits
-MAILER: web.AppKey[Any] = web.AppKey("mailer")  # laserd.auth.mail.Mailer
-AUDIT: web.AppKey[Any] = web.AppKey("audit")  # laserd.store.audit.AuditLog
-PROCESSING: web.AppKey[Any] = web.AppKey("processing")  # laserd.files.Processing
-SIMULATOR: web.AppKey[Any] = web.AppKey("simulator")  # laserd.grbl.simulator.SimulatedGrbl
-LINK: web.AppKey[Any] = web.AppKey("link")  # laserd.grbl.link.GrblLink
-SAFETY: web.AppKey[Any] = web.AppKey("safety")  # laserd.safety.SafetySupervisor
-MACHINE: web.AppKey[Any] = web.AppKey("machine")  # laserd.machine.Machine
-JOBS: web.AppKey[Any] = web.AppKey("jobs")  # laserd.jobs.JobRunner
-SETUP_CODE: web.AppKey[Any] = web.AppKey("setup_code")  # laserd.auth.setup.SetupCode
+# Services added by later layers. Their classes are imported for the type checker only, so
+# this module stays import-light; the string annotations are never evaluated at run time.
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
+PROCESSING: web.AppKey[Processing] = web.AppKey("processing")
+SIMULATOR: web.AppKey[SimulatedGrbl] = web.AppKey("simulator")
+LINK: web.AppKey[GrblLink] = web.AppKey("link")
+SAFETY: web.AppKey[SafetySupervisor] = web.AppKey("safety")
+MACHINE: web.AppKey[Machine] = web.AppKey("machine")
+JOBS: web.AppKey[JobRunner] = web.AppKey("jobs")
+SETUP_CODE: web.AppKey[SetupCode] = web.AppKey("setup_code")

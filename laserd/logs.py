@@ -76,14 +76,10 @@ def _journal_handler() -> logging.Handler | None:
         from laserd import systemd as sd
     except ImportError:
         return None
-    factory = getattr(sd, "journal_handler", None)
-    if factory is None:
-        return None
     try:
-        handler = factory()
+        return sd.journal_handler()
     except Exception:  # journald unusable: fall back to stderr
         return None
-    return handler
 
 
 def setup_logging(level: str = "info", *, use_journal: bool = True) -> logging.Handler:
@@ -97,7 +93,7 @@ def setup_logging(level: str = "info", *, use_journal: bool = True) -> logging.H
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(ContextFilter())
-    handler._laserd = True  # type: ignore[attr-defined]
+    handler._laserd = True  # type: ignore[attr-defined]  # our mark, found again on re-setup
     root.addHandler(handler)
     set_level(level)
     return handler

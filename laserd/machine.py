@@ -12,13 +12,17 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from laserd import errors
 from laserd.auth.principal import Principal
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState
 from laserd.jobs import STEERABLE, controller_number
+
+if TYPE_CHECKING:  # for the types only: no new import at run time
+    from laserd.jobs import JobRunner
+    from laserd.safety import SafetySupervisor
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def _console_line_is_inert(line: str) -> bool:
 class Machine:
     """Manual control of the machine; plain collaborators, never the app."""
 
-    def __init__(self, *, link: GrblLink, safety: Any, jobs: Any) -> None:
+    def __init__(self, *, link: GrblLink, safety: SafetySupervisor, jobs: JobRunner) -> None:
         self._link = link
         self._safety = safety
         self._jobs = jobs

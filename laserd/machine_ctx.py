@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from laserd.grbl.link import GrblLink
+from laserd.grbl.link import GrblLink, LineListener
 from laserd.jobs import JobRunner
 from laserd.keys import AUDIT, DB, HARDWARE, HUB, JOBS, LINK, MACHINE, SAFETY, SETTINGS, SIMULATOR
 from laserd.machine import Machine
@@ -79,7 +79,7 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
         await safety.close()
 
 
-def _console_feed(app: web.Application) -> Any:
+def _console_feed(app: web.Application) -> LineListener:
     hub = app[HUB]
     admins = frozenset({"admin"})
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laserd.gcode import GcodeError, analyse_gcode
+from laserd.gcode import GcodeError, GcodeReport, analyse_gcode
 from laserd.laser import LaserSettings
 from laserd.preview import render_preview
-from laserd.raster import ImageError, image_to_gcode
+from laserd.raster import ImageError, RasterReport, image_to_gcode
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def format_issues(err: GcodeError) -> str:
 def run_processing(req: ProcessRequest) -> ProcessResult:
     """Convert or analyse, then draw the previews. Never raises: errors become results."""
     report_progress = _Reporter(req.file_id)
+    report: GcodeReport | RasterReport
     try:
         if req.kind == "gcode":
             report = analyse_gcode(

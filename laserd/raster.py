@@ -89,8 +89,7 @@ def load_grayscale(src: Path, max_megapixels: float) -> Image.Image:
         try:
             im.seek(0)  # animated GIF/WebP/TIFF: the first frame
             im.load()
-            im = ImageOps.exif_transpose(im) or im
-            return _to_gray(im)
+            return _to_gray(ImageOps.exif_transpose(im) or im)
         except Image.DecompressionBombError as exc:
             raise ImageError(f"the image is too large to decode safely: {exc}") from exc
         except (OSError, SyntaxError, ValueError) as exc:
@@ -162,7 +161,8 @@ def grayscale_lut(laser: LaserSettings, max_power_s: int) -> np.ndarray:
 def threshold_lut(laser: LaserSettings) -> np.ndarray:
     """Burn mask per gray byte: lighter than ``threshold`` stays, unless inverted."""
     burn = lightness_lut(laser) * 255.0 < laser.threshold - 1e-9
-    return burn != laser.invert
+    mask: np.ndarray = burn != laser.invert
+    return mask
 
 
 def iter_power_rows(

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import tomllib
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -318,13 +319,13 @@ def _format_errors(err: ValidationError, merged: dict[str, Any]) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def config_path(cli_path: str | Path | None, env: dict[str, str] | None = None) -> Path:
+def config_path(cli_path: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
     """--config, else $LASERD_CONFIG, else /etc/laserd/laserd.toml."""
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     if cli_path:
         return Path(cli_path)
-    if env.get("LASERD_CONFIG"):
-        return Path(env["LASERD_CONFIG"])
+    if environ.get("LASERD_CONFIG"):
+        return Path(environ["LASERD_CONFIG"])
     return DEFAULT_CONFIG_PATH
 
 

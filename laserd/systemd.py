@@ -421,7 +421,7 @@ def _make_journal_handler(journal: Any, sender: Any = None) -> logging.Handler:
     drops as invalid; this one sends the standard fields plus :data:`STRUCTURED_FIELDS`.
     """
 
-    class LaserdJournalHandler(journal.JournalHandler):  # type: ignore[name-defined,misc]
+    class LaserdJournalHandler(journal.JournalHandler):
         def emit(self, record: logging.LogRecord) -> None:
             try:
                 message = self.format(record)

@@ -10,6 +10,7 @@ and an ``Origin`` header, when present, must be this host or a configured CORS o
 
 from __future__ import annotations
 
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -39,7 +40,7 @@ from laserd.schemas.auth import (
     TokenPair,
 )
 from laserd.schemas.common import PageQuery
-from laserd.schemas.users import UserOut
+from laserd.schemas.users import UserOut, UserRole, UserStatus
 from laserd.store.api_keys import ApiKeyRow
 from laserd.store.users import UserRow
 
@@ -56,8 +57,8 @@ def user_out(user: UserRow) -> UserOut:
         username=user.username,
         email=user.email,
         full_name=user.full_name,
-        role=user.role,  # type: ignore[arg-type]
-        status=user.status,  # type: ignore[arg-type]
+        role=UserRole(user.role),
+        status=UserStatus(user.status),
         email_verified=user.email_verified,
         created_at=user.created_at,
         updated_at=user.updated_at,
@@ -70,7 +71,7 @@ def key_out(row: ApiKeyRow) -> ApiKeyOut:
         id=row.id,
         name=row.name,
         prefix=row.prefix,
-        role=row.role,  # type: ignore[arg-type]
+        role=UserRole(row.role),
         created_at=row.created_at,
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
@@ -85,7 +86,14 @@ def cookie_mode(request: web.Request) -> bool:
     return request.headers.get(COOKIE_HEADER) == "1"
 
 
-def _cookie_flags(request: web.Request) -> dict[str, object]:
+class _CookieFlags(TypedDict):
+    path: str
+    httponly: bool
+    samesite: str
+    secure: bool
+
+
+def _cookie_flags(request: web.Request) -> _CookieFlags:
     return {
         "path": COOKIE_PATH,
         "httponly": True,
@@ -126,7 +134,7 @@ def _pair_response(request: web.Request, pair: IssuedPair) -> web.Response:
             COOKIE_NAME,
             pair.refresh_token,
             max_age=pair.refresh_lifetime_s,
-            **_cookie_flags(request),  # type: ignore[arg-type]
+            **_cookie_flags(request),
         )
     return response
 

@@ -37,6 +37,7 @@ async def list_outbox(request: web.Request, query: OutboxQuery) -> OutboxPage:
                 body=r.body,
                 kind=r.kind,
                 sent_at=r.sent_at,
+                # The column only ever holds the Mailer's "smtp" or "log"; pydantic checks it.
                 transport=r.transport,  # type: ignore[arg-type]
                 error=r.error,
             )

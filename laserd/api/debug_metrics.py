@@ -22,7 +22,7 @@ import time
 import tracemalloc
 import weakref
 from collections import deque
-from typing import Any
+from typing import Any, TypedDict
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -137,7 +137,14 @@ class LoopLagOut(BaseModel):
     gc_frozen: int = Field(description="objects moved out of the collector's sight")
 
 
-def _summary(samples_s: list[float]) -> dict[str, float | int | None]:
+class _LagSummary(TypedDict):
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    over_50ms: int
+
+
+def _summary(samples_s: list[float]) -> _LagSummary:
     """Percentiles of a copy of the samples; sorted in an executor (up to 120k floats)."""
     if not samples_s:
         return {"p50_ms": None, "p99_ms": None, "max_ms": None, "over_50ms": 0}

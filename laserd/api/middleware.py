@@ -60,7 +60,8 @@ _STATUS_CODES = {
 
 
 def request_id(request: web.Request) -> str:
-    return request.get(REQUEST_ID, "-")
+    rid: str = request.get(REQUEST_ID, "-")  # aiohttp types Request.get as Any
+    return rid
 
 
 def client_address(request: web.Request, trusted_proxies: list[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue
 
 from laserd import __version__
 from laserd.api.routing import RouteSpec, openapi_path, path_params
@@ -16,6 +17,9 @@ from laserd.auth.principal import Role
 from laserd.schemas import ErrorEnvelope
 
 REF = "#/components/schemas/{model}"
+
+#: One schema input: the model's ``id()`` and whether it is read (validation) or written.
+SchemaKey = tuple[int, JsonSchemaMode]
 
 _ERROR_TEXT = {
     400: "Malformed request (bad JSON, wrong content type)",
@@ -33,14 +37,20 @@ _ERROR_TEXT = {
 }
 
 
-def _schemas(specs: list[RouteSpec]) -> tuple[dict[tuple[int, str], Any], dict[str, Any]]:
-    inputs: list[tuple[Any, Any, TypeAdapter[Any]]] = []
-    seen: set[int] = set()
+def _schemas(
+    specs: list[RouteSpec],
+) -> tuple[dict[tuple[SchemaKey, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
+    inputs: list[tuple[SchemaKey, JsonSchemaMode, TypeAdapter[Any]]] = []
+    seen: set[SchemaKey] = set()
     for spec in specs:
-        for mode, tp in (("validation", spec.body), ("serialization", spec.response)):
+        modes: list[tuple[JsonSchemaMode, Any]] = [
+            ("validation", spec.body),
+            ("serialization", spec.response),
+        ]
+        for mode, tp in modes:
             if tp is None:
                 continue
-            key = (id(tp), mode)
+            key: SchemaKey = (id(tp), mode)
             if key in seen:
                 continue
             seen.add(key)

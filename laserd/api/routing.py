@@ -187,14 +187,15 @@ def path_id(request: web.Request, name: str = "id") -> int:
 
 def principal(request: web.Request) -> Principal:
     """The caller of an authenticated route (set by the route wrapper)."""
-    p = request.get(PRINCIPAL)
+    p = optional_principal(request)
     if p is None:
         raise errors.NotAuthenticated()
     return p
 
 
 def optional_principal(request: web.Request) -> Principal | None:
-    return request.get(PRINCIPAL)
+    who: Principal | None = request.get(PRINCIPAL)  # aiohttp types Request.get as Any
+    return who
 
 
 def _dump(response_model: Any, value: Any) -> Any:

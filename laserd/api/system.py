@@ -30,9 +30,8 @@ async def health(request: web.Request) -> Health:
         db_ok = False
     link = app.get(LINK)
     machine = "disconnected" if link is None else str(link.state)
-    status = "ok" if db_ok and machine != "disconnected" else "degraded"
     return Health(
-        status=status,
+        status="ok" if db_ok and machine != "disconnected" else "degraded",
         version=__version__,
         uptime_s=round(time.monotonic() - app[STARTED_MONO], 3),
         db="ok" if db_ok else "error",

@@ -16,7 +16,7 @@ from laserd.api.routing import validation_details
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal, Role
 from laserd.db import MigrationError, open_database
-from laserd.schemas.users import UserCreate
+from laserd.schemas.users import UserCreate, UserRole
 from laserd.settings import Settings, ensure_state_dirs
 from laserd.store import users
 from laserd.store.audit import AuditLog
@@ -65,7 +65,11 @@ def create_admin_cli(
     """Exit status: 0 created, 1 refused (duplicate, invalid input, database trouble)."""
     try:
         body = UserCreate(
-            username=username, email=email, password=password, full_name=full_name, role="admin"
+            username=username,
+            email=email,
+            password=password,
+            full_name=full_name,
+            role=UserRole.admin,
         )
     except ValidationError as exc:
         for d in validation_details(exc):

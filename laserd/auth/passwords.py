@@ -20,7 +20,9 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import bcrypt
 
@@ -28,6 +30,8 @@ from laserd import errors
 from laserd.settings import AuthSettings
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Added to the nice value of the hashing threads (0 = normal, 19 = lowest priority).
 HASHER_NICE_INCREMENT = 10
@@ -107,10 +111,10 @@ class PasswordHasher:
                 field, f"must be at least {self.min_length} characters"
             )
 
-    async def _run(self, fn: object, *args: object) -> object:
+    async def _run(self, fn: Callable[[bytes, bytes], _T], a: bytes, b: bytes) -> _T:
         loop = asyncio.get_running_loop()
         async with self._sem:
-            return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
+            return await loop.run_in_executor(self._pool, fn, a, b)
 
     async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self.rounds)

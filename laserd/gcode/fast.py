@@ -75,7 +75,7 @@ def _carry(
     last[tok_lines] = np.arange(tok_lines.size)
     np.maximum.accumulate(last, out=last)
     idx = last[at]
-    out = tok_vals[np.maximum(idx, 0)].astype(np.float64)
+    out: np.ndarray = tok_vals[np.maximum(idx, 0)].astype(np.float64)
     out[idx < 0] = before
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
+from typing import TypedDict
 
 from laserd.grbl.codes import alarm_meaning, error_meaning
 from laserd.grbl.errors import LineRefused
@@ -279,6 +280,20 @@ def _position(text: str) -> Position:
     return Position(float(v[0]), float(v[1]), float(v[2]) if len(v) > 2 else 0.0)
 
 
+class _StatusFields(TypedDict, total=False):
+    """The optional fields of a status report, as :func:`parse_status` finds them."""
+
+    substate: int | None
+    planner_free: int
+    rx_free: int
+    line_number: int
+    feed: float
+    spindle: float
+    overrides: Overrides
+    accessories: str
+    pins: str
+
+
 def parse_status(line: str) -> StatusReport:
     """Parse ``<Idle|MPos:0.000,0.000,0.000|FS:0,0>``. Raises ValueError when malformed."""
     body = line[1:-1] if line.endswith(">") else line[1:]
@@ -287,7 +302,7 @@ def parse_status(line: str) -> StatusReport:
     state = _STATE_BY_NAME.get(name)
     if state is None:
         raise ValueError(f"unknown state {name!r}")
-    values: dict[str, object] = {"substate": int(sub) if sub else None}
+    values: _StatusFields = {"substate": int(sub) if sub else None}
     mpos = wpos = wco = None
     for f in fields[1:]:
         key, _, val = f.partition(":")
@@ -319,8 +334,7 @@ def parse_status(line: str) -> StatusReport:
         # Unknown fields (newer firmware) are ignored on purpose: reports must keep flowing.
     if mpos is None and wpos is None:
         raise ValueError("status report without a position")
-    return StatusReport(state=state, mpos=mpos, wpos=wpos, wco=wco, raw=line,
-                        **values)  # type: ignore[arg-type]
+    return StatusReport(state=state, mpos=mpos, wpos=wpos, wco=wco, raw=line, **values)
 
 
 def _parse_bracket(line: str) -> Message:

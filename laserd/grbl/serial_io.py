@@ -9,6 +9,7 @@ import select
 import time
 from collections.abc import Callable
 
+import serial
 import serial_asyncio
 
 
@@ -48,6 +49,11 @@ class QuietCloseTransport(serial_asyncio.SerialTransport):
     on a stalled or vanished port that can block the loop, and the link closes the port only
     when it is giving up on it anyway.
     """
+
+    # Set by the (untyped) base class; declared here so the override below is checked.
+    _serial: serial.Serial | None
+    _protocol: asyncio.BaseProtocol | None
+    _loop: asyncio.AbstractEventLoop | None
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         ser, protocol = self._serial, self._protocol

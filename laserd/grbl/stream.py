@@ -8,7 +8,6 @@ chunks off the event loop so that a job never loads its file whole.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
@@ -116,7 +115,7 @@ async def iter_file_lines(
     Undecodable bytes become U+FFFD, which :func:`normalise_line` refuses outside comments.
     """
     loop = asyncio.get_running_loop()
-    fh = await loop.run_in_executor(None, functools.partial(open, path, "rb"))
+    fh = await loop.run_in_executor(None, Path(path).open, "rb")
     try:
         lineno = first_lineno
         partial = b""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpiozero import InputDevice
 
+from laserd.hardware import GpioPin, PinFactory
 from laserd.settings import InterlockKind, InterlockSettings, StartButtonSettings
 
 if TYPE_CHECKING:  # pragma: no cover - import for type names only
@@ -57,7 +58,7 @@ class Interlock:
     def __init__(
         self,
         cfg: InterlockSettings,
-        pin_factory: Any,
+        pin_factory: PinFactory | None,
         supervisor: SafetySupervisor,
         cuts_beam: bool,
         now: float,
@@ -81,7 +82,7 @@ class Interlock:
         self.confirming: int | None = None
         self._supervisor = supervisor
         self.device = InputDevice(cfg.pin, pull_up=cfg.pull_up, pin_factory=pin_factory)
-        self.pin = self.device.pin
+        self.pin: GpioPin = self.device.pin
         # Raw edges, no gpiozero bounce: a driver-level debounce would delay the FIRST unsafe
         # edge, and that one must act at once. Debounce is applied to the return to safe only.
         self.pin.edges = "both"
@@ -114,7 +115,11 @@ class StartButton:
     """
 
     def __init__(
-        self, cfg: StartButtonSettings, pin_factory: Any, supervisor: SafetySupervisor, now: float
+        self,
+        cfg: StartButtonSettings,
+        pin_factory: PinFactory | None,
+        supervisor: SafetySupervisor,
+        now: float,
     ) -> None:
         self.name = START_NAME
         self.kind = START_KIND
@@ -128,7 +133,7 @@ class StartButton:
         self.generation = 0
         self._supervisor = supervisor
         self.device = InputDevice(cfg.pin, pull_up=cfg.pull_up, pin_factory=pin_factory)
-        self.pin = self.device.pin
+        self.pin: GpioPin = self.device.pin
         self.pin.edges = "both"
         self.pin.when_changed = self._edge
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
 
 from gpiozero import DigitalOutputDevice
 
+from laserd.hardware import GpioPin, PinFactory
 from laserd.settings import LaserEnableMode, LaserEnableSettings, OutputSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 class LaserEnable:
     """The laser-enable output. Off from construction until armed; off on every stop path."""
 
-    def __init__(self, cfg: LaserEnableSettings, pin_factory: Any) -> None:
+    def __init__(self, cfg: LaserEnableSettings, pin_factory: PinFactory | None) -> None:
         self.mode = LaserEnableMode(cfg.mode)
         self.pin_number = cfg.pin
         self.half_period_s = 0.5 / cfg.heartbeat_hz
@@ -34,7 +35,7 @@ class LaserEnable:
         #: Written by the reflex thread (False) and by the loop (True); see the module doc.
         self.armed = False
         self.device: DigitalOutputDevice | None = None
-        self.pin: Any = None
+        self.pin: GpioPin | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         if cfg.pin is not None:
             # initial_value=False: the pin is driven to "off" as it becomes an output.
@@ -54,7 +55,7 @@ class LaserEnable:
         if pin is not None:
             pin.state = self.off_state
 
-    def raise_(self, still_allowed: Any) -> bool:
+    def raise_(self, still_allowed: Callable[[], bool]) -> bool:
         """Loop only: arm and drive the output; False when a trip overtook us (output off)."""
         self.armed = True
         if self.mode == LaserEnableMode.level and self.pin is not None:
@@ -72,6 +73,8 @@ class LaserEnable:
     async def _beat(self) -> None:
         """Square wave on the loop: a frozen or dead loop freezes it, so the relay drops."""
         pin = self.pin
+        if pin is None:  # started only for a wired output; closed since
+            return
         level = False
         try:
             while self.armed:
@@ -110,7 +113,7 @@ class LaserEnable:
 class Relay:
     """An on/off output (air assist, exhaust), off at construction and on close."""
 
-    def __init__(self, name: str, cfg: OutputSettings, pin_factory: Any) -> None:
+    def __init__(self, name: str, cfg: OutputSettings, pin_factory: PinFactory | None) -> None:
         self.name = name
         self.run_on_s = cfg.run_on_s
         self.device = DigitalOutputDevice(

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gpiozero.pins.mock import MockPin
-
 from laserd.errors import Conflict, InterlockOpen, NotFound, Unavailable
 from laserd.events import EventHub
+from laserd.hardware import PinFactory, drive_simulated_pin
 from laserd.safety.inputs import START_NAME, Interlock, StartButton
 from laserd.safety.outputs import LaserEnable, Relay
 from laserd.settings import ConfigError, SafetySettings
@@ -70,7 +69,7 @@ class SafetySupervisor:
     def __init__(
         self,
         settings: SafetySettings,
-        pin_factory: Any,
+        pin_factory: PinFactory | None,
         realtime: RealtimeWriter,
         hub: EventHub,
         clock: Callable[[], float] = time.monotonic,
@@ -565,12 +564,8 @@ class SafetySupervisor:
             pin, level = inp.pin, inp.safe_level if safe else not inp.safe_level
         else:
             raise NotFound(f"No simulated input named {name!r}.")
-        if not isinstance(pin, MockPin):
+        if not drive_simulated_pin(pin, level):
             raise Conflict("Only simulated (mock) pins can be driven.", code="not_simulated")
-        if level:
-            pin.drive_high()
-        else:
-            pin.drive_low()
 
     def drive_all_safe(self) -> None:
         """Simulation: close every interlock circuit (mock pins start open, i.e. unsafe)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from laserd.laser import LaserSettings
 from laserd.schemas.common import Page, PageQuery, StrictModel
@@ -21,20 +21,20 @@ class ProjectCreate(StrictModel):
 
 #: Every laser field optional: a PATCH names only what changes; the merged result is then
 #: validated as a whole (ranges and cross-field rules), with errors under ``laser.<field>``.
-LaserPatch = create_model(  # type: ignore[call-overload]
-    "LaserPatch",
-    __config__={"extra": "forbid"},
-    **{
-        name: (info.annotation | None, Field(None, description=info.description))
-        for name, info in LaserSettings.model_fields.items()
-    },
+#: (``Optional[...]`` because a field's annotation is a run-time value, typed "type or None".)
+_LASER_PATCH_FIELDS: dict[str, Any] = {
+    name: (Optional[info.annotation], Field(None, description=info.description))  # noqa: UP045
+    for name, info in LaserSettings.model_fields.items()
+}
+LaserPatch = create_model(
+    "LaserPatch", __config__=ConfigDict(extra="forbid"), **_LASER_PATCH_FIELDS
 )
 
 
 class ProjectPatch(StrictModel):
     name: str | None = Field(None, min_length=1, max_length=200, pattern=NAME_PATTERN)
     description: str | None = Field(None, max_length=5000)
-    laser: LaserPatch | None = Field(  # type: ignore[valid-type]
+    laser: LaserPatch | None = Field(
         None, description="only the laser fields to change"
     )
 

@@ -29,7 +29,7 @@ class ApiKeyRow:
 
     @classmethod
     def from_row(cls, row: Any) -> ApiKeyRow:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

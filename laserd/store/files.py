@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from laserd.db import utcnow
+from laserd.db import count_rows, utcnow
 
 COLUMNS = (
     "id, project_id, owner_id, name, kind, size, sha256, stored_name, status, progress, error,"
@@ -65,10 +65,7 @@ async def insert(
 async def page_for_project(
     conn: aiosqlite.Connection, project_id: int, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    async with conn.execute(
-        "SELECT count(*) FROM files WHERE project_id = ?", (project_id,)
-    ) as cur:
-        total = int((await cur.fetchone())[0])
+    total = await count_rows(conn, "SELECT count(*) FROM files WHERE project_id = ?", (project_id,))
     async with conn.execute(
         f"SELECT {COLUMNS} FROM files WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
         (project_id, limit, offset),

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiosqlite
 
-from laserd.db import utcnow
+from laserd.db import count_rows, utcnow
 
 ACTIVE_STATES = ("queued", "waiting_start", "running", "paused")
 COLUMNS = (
@@ -65,7 +65,8 @@ async def list_jobs(
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if user_id is not None:
         where.append("user_id = ?")
         args.append(user_id)
@@ -73,8 +74,7 @@ async def list_jobs(
         where.append(f"state IN ({', '.join('?' * len(states))})")
         args.extend(states)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    async with conn.execute(f"SELECT count(*) FROM jobs {clause}", args) as cur:
-        total = int((await cur.fetchone())[0])
+    total = await count_rows(conn, f"SELECT count(*) FROM jobs {clause}", args)
     async with conn.execute(
         f"SELECT {COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),

@@ -35,7 +35,7 @@ class LoginRow:
 
     @classmethod
     def from_row(cls, row: Any) -> LoginRow:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 async def insert(

@@ -26,7 +26,7 @@ class OutboxRow:
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxRow:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 async def insert(

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiosqlite
 
-from laserd.db import utcnow
+from laserd.db import count_rows, utcnow
 
 COLUMNS = "id, owner_id, name, description, laser_json, created_at, updated_at"
 UPDATABLE = frozenset({"name", "description", "laser"})
@@ -49,8 +49,7 @@ async def page(
 ) -> tuple[list[dict[str, Any]], int]:
     """Newest first; ``owner_id`` None lists everyone's (admins)."""
     where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
-    async with conn.execute(f"SELECT count(*) FROM projects {where}", args) as cur:
-        total = int((await cur.fetchone())[0])
+    total = await count_rows(conn, f"SELECT count(*) FROM projects {where}", args)
     async with conn.execute(
         f"SELECT {COLUMNS} FROM projects {where} ORDER BY id DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),

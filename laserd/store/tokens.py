@@ -29,7 +29,7 @@ class UserTokenRow:
 
     @classmethod
     def from_row(cls, row: Any) -> UserTokenRow:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 async def insert(

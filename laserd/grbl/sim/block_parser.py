@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 MM_PER_INCH = 25.4
@@ -145,6 +145,12 @@ def split_words(line: str) -> list[tuple[str, float, str]]:
     return words
 
 
+def _xyz(values: Sequence[float]) -> tuple[float, float, float]:
+    """A machine position (three axes) from a list or tuple of coordinates."""
+    x, y, z = values
+    return (x, y, z)
+
+
 def _g_key(value: float) -> int:
     return round(value * 10)
 
@@ -237,7 +243,7 @@ def _plan(g_seen: dict[str, int], m_seen: dict[str, int], values: dict[str, floa
             new.feed_mm_min = block_feed
 
     # Spindle speed and state, coolant.
-    plan = BlockPlan(modal=new, offsets=new_offsets, position_after=position)
+    plan = BlockPlan(modal=new, offsets=new_offsets, position_after=_xyz(position))
     if "S" in values:
         used.add("S")
         new.spindle_s = values["S"]
@@ -283,9 +289,9 @@ def _plan(g_seen: dict[str, int], m_seen: dict[str, int], values: dict[str, floa
         for axis, value in axis_words.items():
             target[axis] = position[axis] + value if new.distance == 910 else value + wco[axis]
         if axis_words:
-            moves.append(Move(target=tuple(target), rapid=True))
+            moves.append(Move(target=_xyz(target), rapid=True))
         home = new_offsets.g28 if non_modal == 280 else new_offsets.g30
-        moves.append(Move(target=tuple(home), rapid=True, machine_coords=True))
+        moves.append(Move(target=_xyz(home), rapid=True, machine_coords=True))
         target = list(home)
     elif axis_command == "motion" and new.motion != 800:
         if non_modal == 530 and new.motion not in (0, 10):
@@ -318,7 +324,7 @@ def _plan(g_seen: dict[str, int], m_seen: dict[str, int], values: dict[str, floa
             feed = motion_feed
             if new.feed_mode == 930 and new.motion == 10:
                 feed = math.dist(position, target) * (inverse_time_feed or 0.0)
-            moves.append(Move(target=tuple(target), rapid=new.motion == 0, feed_mm_min=feed,
+            moves.append(Move(target=_xyz(target), rapid=new.motion == 0, feed_mm_min=feed,
                               machine_coords=non_modal == 530))  # fmt: skip
     elif axis_command == "motion" and new.motion == 800 and axis_words:
         raise GrblError(31)
@@ -345,7 +351,7 @@ def _plan(g_seen: dict[str, int], m_seen: dict[str, int], values: dict[str, floa
     if "stopping" in m_seen:
         plan.program_flow = m_seen["stopping"]
     plan.moves = moves
-    plan.position_after = tuple(target) if moves else tuple(position)
+    plan.position_after = _xyz(target) if moves else _xyz(position)
     return plan
 
 
@@ -420,7 +426,7 @@ def _arc_move(values: dict[str, float], used: set[str], new: Modal, position: tu
     elif sweep <= ARC_ANGULAR_EPSILON:
         sweep += 2 * math.pi
     del arc_tolerance_mm  # segmentation happens in the controller with the live $12
-    return Move(target=tuple(target), rapid=False, arc=(cx, cy, sweep, new.plane, cw))
+    return Move(target=_xyz(target), rapid=False, arc=(cx, cy, sweep, new.plane, cw))
 
 
 def _arc_length(position: tuple[float, ...], move: Move) -> float:

@@ -655,7 +655,7 @@ class GrblCore(SystemCommands):
         accel = axis_limit(unit, (s[120], s[121], s[122]))
         feed = max_rate if rapid else min(max_rate, feed_mm_min / 60.0)
         return PlannerBlock(
-            start=start, end=tuple(end), length_mm=length, unit=unit, feed_mm_s=feed,  # type: ignore[arg-type]
+            start=start, end=end, length_mm=length, unit=unit, feed_mm_s=feed,
             max_rate_mm_s=max_rate, accel_mm_s2=accel, rapid=rapid, jog=jog,
             spindle=5 if jog else self.modal.spindle,
             laser_s=0.0 if jog else min(self.modal.spindle_s, s[30]),

@@ -9,24 +9,64 @@ yields while it waits (homing time, planner room for a jog) and ends with its an
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import reports
-from .block_parser import GrblError, Offsets, parse_block, parse_jog
+from .block_parser import GrblError, Modal, Offsets, parse_block, parse_jog
 from .grbl_settings import default_settings, format_setting, store_setting, validate_setting
+from .kinematics import MotionQueue
+from .record import SimRecord
 from .states import ALARM, CHECK, CYCLE, HOLD, HOMING, IDLE, JOG, LINE_BUFFER_CHARS, SLEEP
-
-if TYPE_CHECKING:
-    from .core import GrblCore
 
 Waiting = Generator[None, None, None]
 HOMING_SETTLE_S = 0.05
 
 
+class _Core(Protocol):
+    """What the ``$`` commands use of :class:`GrblCore` (the type of ``self`` in the mixin).
+
+    A mixin cannot name its subclass as ``self``'s type; a protocol can, and the type checker
+    then holds ``GrblCore`` to it wherever it calls a command.
+    """
+
+    record: SimRecord
+    rx_capacity: int
+    settings: dict[int, float]
+    offsets: Offsets
+    startup_lines: list[str]
+    build_info: str
+    motion: MotionQueue
+    door_pin_open: bool
+    state: str
+    modal: Modal
+    planned: tuple[float, float, float]
+
+    @property
+    def _homing_enabled(self) -> bool: ...
+    def _emit(self, text: str) -> None: ...
+    def _reply(self, code: int = 0) -> Waiting: ...
+    def soft_reset(self) -> None: ...
+    def _update_beam(self) -> None: ...
+    def _wait_sim(self, seconds: float) -> Waiting: ...
+    def _within_travel(self, target: tuple[float, ...]) -> bool: ...
+    def _queue(
+        self, end: tuple[float, float, float], *, rapid: bool, feed_mm_min: float, jog: bool = ...
+    ) -> Waiting: ...
+
+    # The commands themselves (below), as they call one another.
+    def _simple_system(self, cmd: str) -> int: ...
+    def _setting_command(self, cmd: str) -> int: ...
+    def _startup_line_command(self, rest: str) -> Waiting: ...
+    def _run_startup_lines(self) -> None: ...
+    def _restore(self, what: str) -> Waiting: ...
+    def _homing(self) -> Waiting: ...
+    def _jog(self, body: str) -> Waiting: ...
+
+
 class SystemCommands:
     """``$`` commands; mixed into :class:`GrblCore`, whose state they read and change."""
 
-    def _system(self: GrblCore, cmd: str) -> Waiting:
+    def _system(self: _Core, cmd: str) -> Waiting:
         state = self.state
         if not cmd:
             self._emit(reports.HELP)
@@ -78,7 +118,7 @@ class SystemCommands:
         else:
             yield from self._reply(self._setting_command(cmd))
 
-    def _simple_system(self: GrblCore, cmd: str) -> int:
+    def _simple_system(self: _Core, cmd: str) -> int:
         if cmd == "$":
             if self.state in (CYCLE, HOLD):
                 return 8
@@ -104,7 +144,7 @@ class SystemCommands:
             self.state = IDLE
         return 0
 
-    def _setting_command(self: GrblCore, cmd: str) -> int:
+    def _setting_command(self: _Core, cmd: str) -> int:
         number_text, sep, value_text = cmd.partition("=")
         if not number_text.isdigit():
             return 3 if not number_text[:1].isdigit() else 2
@@ -120,7 +160,7 @@ class SystemCommands:
             store_setting(self.settings, number, value)
         return code
 
-    def _startup_line_command(self: GrblCore, rest: str) -> Waiting:
+    def _startup_line_command(self: _Core, rest: str) -> Waiting:
         if not rest:
             for i, line in enumerate(self.startup_lines):
                 self._emit(f"$N{i}={line}")
@@ -142,7 +182,7 @@ class SystemCommands:
         self.startup_lines[int(index_text)] = line
         yield from self._reply(0)
 
-    def _run_startup_lines(self: GrblCore) -> None:
+    def _run_startup_lines(self: _Core) -> None:
         """Startup lines (``$N0``/``$N1``) after a reset: modal changes only, ``>line:ok``."""
         for line in self.startup_lines:
             if not line:
@@ -156,7 +196,7 @@ class SystemCommands:
             self.modal = plan.modal
             self._emit(f">{line}:ok")
 
-    def _restore(self: GrblCore, what: str) -> Waiting:
+    def _restore(self: _Core, what: str) -> Waiting:
         if what not in ("$", "#", "*"):
             yield from self._reply(3)
             return
@@ -171,7 +211,7 @@ class SystemCommands:
         yield from self._reply(0)
         self.soft_reset()
 
-    def _homing(self: GrblCore) -> Waiting:
+    def _homing(self: _Core) -> Waiting:
         if not self._homing_enabled:
             yield from self._reply(5)
             return
@@ -194,7 +234,7 @@ class SystemCommands:
         yield from self._reply(0)
         self._run_startup_lines()
 
-    def _jog(self: GrblCore, body: str) -> Waiting:
+    def _jog(self: _Core, body: str) -> Waiting:
         try:
             target, feed_mm_min = parse_jog(body, self.modal, self.offsets, self.planned)
         except GrblError as exc:
