@@ -123,7 +123,8 @@ def _sub_polyline(pts: np.ndarray, cum: np.ndarray, a: float, b: float) -> np.nd
         i = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(pts) - 2))
         span = cum[i + 1] - cum[i]
         t = 0.0 if span <= 0 else (s - cum[i]) / span
-        return pts[i] + (pts[i + 1] - pts[i]) * min(1.0, max(0.0, t))
+        point: np.ndarray = pts[i] + (pts[i + 1] - pts[i]) * min(1.0, max(0.0, t))
+        return point
 
     inner = (cum > a) & (cum < b)
     return np.vstack([at(a), pts[inner], at(b)])

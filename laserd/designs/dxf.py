@@ -50,7 +50,8 @@ def read_dxf(src: FsPath, tolerance_mm: float) -> RawDesign:
         raw.warnings.append("the DXF does not say its units ($INSUNITS); read as millimetres")
     else:
         try:
-            scale = float(dxf_units.conversion_factor(insunits, dxf_units.MM))
+            units = dxf_units.InsertUnits(insunits)
+            scale = float(dxf_units.conversion_factor(units, dxf_units.InsertUnits.Millimeters))
         except (KeyError, ValueError, IndexError):
             scale = 1.0
             raw.warnings.append(f"unknown DXF unit code {insunits}; read as millimetres")

@@ -58,10 +58,12 @@ def _seg_distance(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ab = b - a
     den = float(ab @ ab)
     if den == 0.0:
-        return np.hypot(*(pts - a).T)
-    t = np.clip(((pts - a) @ ab) / den, 0.0, 1.0)
-    proj = a + t[:, None] * ab
-    return np.hypot(*(pts - proj).T)
+        proj = a
+    else:
+        t = np.clip(((pts - a) @ ab) / den, 0.0, 1.0)
+        proj = a + t[:, None] * ab
+    dist: np.ndarray = np.hypot(*(pts - proj).T)
+    return dist
 
 
 def simplify(points: np.ndarray, tol: float, closed: bool = False) -> np.ndarray:

@@ -78,7 +78,8 @@ class ImageItem:
     def corners(self) -> np.ndarray:
         w, h = self.image.size
         px = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64)
-        return (px @ self.matrix.T)[:, :2]
+        placed: np.ndarray = (px @ self.matrix.T)[:, :2]
+        return placed
 
 
 @dataclass(slots=True)

@@ -50,7 +50,8 @@ def placement_matrix(
         tx, ty = placement.x_mm, placement.y_mm
     else:
         tx, ty = xmin, ymin
-    return affine(e=tx - lo[0], f=ty - lo[1]) @ m
+    matrix: np.ndarray = affine(e=tx - lo[0], f=ty - lo[1]) @ m
+    return matrix
 
 
 def place(design: Design, placement: Placement | None) -> Design:

@@ -43,7 +43,7 @@ from laserd.designs.flatten import (
     chords_for_quadratic,
     simplify,
 )
-from laserd.designs.geometry import ImageItem, affine
+from laserd.designs.geometry import FillRule, ImageItem, affine
 from laserd.designs.layers import RawDesign, RawPath
 
 MM_PER_PX = 25.4 / 96.0  # SVG user units are CSS pixels at 96 per inch
@@ -216,7 +216,8 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
         if stroke is None and fill is None:
             continue
         width = e.implicit_stroke_width if stroke is not None else 0.0
-        rule = "evenodd" if str(values.get("fill-rule", "")).lower() == "evenodd" else "nonzero"
+        evenodd = str(values.get("fill-rule", "")).lower() == "evenodd"
+        rule: FillRule = "evenodd" if evenodd else "nonzero"
         source = _describe(e)
         path = abs(se.Path(e))
         for pts, closed in _flatten(path, tol_px / 2.0):
