@@ -44,7 +44,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
@@ -144,11 +144,11 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
 
-def _refuse_doctype(*_args: Any) -> None:
+def _refuse_doctype(*_args: Any) -> NoReturn:
     raise ClbError("The file declares a DOCTYPE; a LightBurn library never does.")
 
 
-def _refuse_entity(*_args: Any) -> None:
+def _refuse_entity(*_args: Any) -> NoReturn:
     raise ClbError("The file declares XML entities; a LightBurn library never does.")
 
 

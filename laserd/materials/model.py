@@ -84,7 +84,9 @@ IMAGE_FIELDS: tuple[str, ...] = (
     "gamma",
 )
 
-_LASER = LaserSettings.model_fields
+#: The project fields' definitions, reused below as the fields' defaults (pydantic takes a
+#: ``FieldInfo`` there as it takes ``Field(...)``; typed Any, as the type checker cannot know).
+_LASER: dict[str, Any] = LaserSettings.model_fields
 
 
 class ImageSettings(_Strict):

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiosqlite
 
-from laserd.db import utcnow
+from laserd.db import count_rows, utcnow
 
 COLUMNS = (
     "id, owner_id, shared, name, thickness_mm, description, laser_type, settings_json,"
@@ -116,8 +116,7 @@ async def page_visible(
 ) -> tuple[list[dict[str, Any]], int]:
     """Shared entries and the viewer's own, by name then thickness (no thickness first)."""
     where, args = _visible_where(viewer_id, q, thickness_mm)
-    async with conn.execute(f"SELECT count(*) FROM materials {where}", args) as cur:
-        total = int((await cur.fetchone())[0])
+    total = await count_rows(conn, f"SELECT count(*) FROM materials {where}", args)
     async with conn.execute(
         f"SELECT {COLUMNS} FROM materials {where}"
         " ORDER BY name COLLATE NOCASE, thickness_mm IS NOT NULL, thickness_mm, id"
@@ -139,7 +138,8 @@ async def update(conn: aiosqlite.Connection, material_id: int, changes: dict[str
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    sets, args = [], []
+    sets: list[str] = []
+    args: list[Any] = []
     for key, value in changes.items():
         if key == "settings":
             sets.append("settings_json = ?")
