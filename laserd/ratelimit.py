@@ -131,8 +131,25 @@ class Lockout:
         while len(self._failures) >= self.max_keys:
             self._failures.pop(next(iter(self._failures)))
 
+    def lock(self, key: str) -> None:
+        """Lock the key now, whatever its failure count (a stricter rule decided it)."""
+        self._failures.pop(key, None)
+        if key not in self._locked_until and len(self._locked_until) >= self.max_keys:
+            self._evict(self.clock())
+        self._locked_until[key] = self.clock() + self.lock_s
+
     def succeed(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def unlock_matching(self, key: str, prefix: str) -> bool:
+        """Unlock ``key`` and every key starting with ``prefix``; True when one was locked."""
+        was_locked = False
+        for k in [k for k in self._locked_until if k == key or k.startswith(prefix)]:
+            was_locked = was_locked or self.locked_for(k) > 0
+            self._locked_until.pop(k, None)
+        for k in [k for k in self._failures if k == key or k.startswith(prefix)]:
+            del self._failures[k]
+        return was_locked
 
     def unlock(self, key: str) -> None:
         self._failures.pop(key, None)

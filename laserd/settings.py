@@ -102,8 +102,14 @@ class AuthSettings(_Section):
     min_password_length: int = Field(8, ge=1, le=72)
     login_ip_max_failures: int = Field(20, ge=1, description="failures per address per window")
     login_ip_window_s: float = Field(300, gt=0)
-    account_max_failures: int = Field(5, ge=1, description="failures before an account locks")
+    account_max_failures: int = Field(
+        5, ge=1, description="failures from one address before it is locked out of an account"
+    )
     account_lock_s: float = Field(900, gt=0)
+    account_slow_max_failures: int = Field(
+        100, ge=1, description="failures per account from all addresses per slow window"
+    )
+    account_slow_window_s: float = Field(86400, gt=0)
     setup_max_attempts: int = Field(10, ge=1, description="setup-code tries per address per window")
     cookie_secure: bool = Field(False, description="mark the refresh cookie Secure (HTTPS only)")
 

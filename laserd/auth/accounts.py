@@ -20,9 +20,15 @@ from laserd.auth.apikeys import ApiKeys
 from laserd.auth.mail import Mailer
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
-from laserd.auth.ratelimits import RateLimits
+from laserd.auth.ratelimits import RateLimits, account_key
 from laserd.auth.recovery import Recovery
-from laserd.auth.sessions import Sessions, principal_of, refuse_inactive
+from laserd.auth.sessions import (
+    Sessions,
+    principal_of,
+    record_password_failure,
+    refuse_inactive,
+    refuse_locked,
+)
 from laserd.settings import Registration, Settings
 from laserd.store import users
 from laserd.store.audit import AuditLog
@@ -254,12 +260,20 @@ class Accounts:
     async def _check_current_password(
         self, who: Principal, user: UserRow, password: str | None, request: web.Request
     ) -> None:
-        """422 on ``current_password`` unless it is given and right."""
+        """422 on ``current_password`` unless it is given and right.
+
+        A wrong one counts like a failed sign-in from this address (and 423 once the address
+        is locked out of the account): a stolen access token must not turn these calls into
+        an unthrottled password oracle."""
         if not password:
             raise errors.ValidationFailed.field(
                 "current_password", "is required to change the email address"
             )
+        client_ip, _ = self.audit.origin(request)
+        key = account_key(user.id, "")
+        refuse_locked(self.limits, key, client_ip)
         if not await self.hasher.verify(password, user.password_hash):
+            await record_password_failure(self.limits, self.audit, key, user, client_ip, request)
             raise errors.ValidationFailed.field("current_password", "is not correct")
 
     async def _update(self, user_id: int, fields: dict[str, Any]) -> UserRow:

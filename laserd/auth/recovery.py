@@ -136,7 +136,7 @@ class Recovery:
             target=user.username,
             request=request,
         )
-        self._limits.account.unlock(f"user:{user.id}")
+        self._limits.unlock_user(user.id)
         await self._audit.record(
             "password_reset",
             actor=principal_of(user),

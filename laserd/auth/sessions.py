@@ -20,7 +20,7 @@ from laserd import errors
 from laserd.auth import tokens
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal, Role
-from laserd.auth.ratelimits import RateLimits, account_key
+from laserd.auth.ratelimits import LoginFailure, RateLimits, account_key
 from laserd.db import utcnow
 from laserd.settings import AuthSettings
 from laserd.store import logins, users
@@ -63,6 +63,56 @@ def refuse_inactive(user: UserRow) -> None:
         raise errors.Forbidden("This account is disabled.", code="account_disabled")
 
 
+def refuse_locked(limits: RateLimits, account: str, client_ip: str) -> None:
+    """423 while this address is locked out of this account (other addresses are not)."""
+    locked_s = limits.locked_for(account, client_ip)
+    if locked_s > 0:
+        wait = max(1, int(locked_s + 0.999))
+        raise errors.Locked(
+            "Too many failed sign-ins to this account from this address: try again later, "
+            "from another device, or ask an administrator to unlock it.",
+            headers={"Retry-After": str(wait)},
+            details={"retry_after_s": wait},
+        )
+
+
+async def record_password_failure(
+    limits: RateLimits,
+    audit: AuditLog,
+    account: str,
+    user: UserRow | None,
+    client_ip: str,
+    request: web.Request,
+) -> LoginFailure:
+    """Count a wrong password (sign-in, or the current password of a change) and audit the
+    locks it caused."""
+    failure = limits.password_failed(account, client_ip)
+    if user is not None and failure.locked:
+        await audit.record(
+            "account_locked",
+            target=user.username,
+            details={"lock_s": limits.account.lock_s, "address": client_ip},
+            request=request,
+        )
+    if user is not None and failure.under_attack:
+        log.warning(
+            "account %s: more than %d failed sign-ins from all addresses; each address now "
+            "gets one wrong try per lock",
+            user.username,
+            limits.account_slow.limit,
+        )
+        await audit.record(
+            "account_under_attack",
+            target=user.username,
+            details={
+                "failures": limits.account_slow.limit,
+                "window_s": limits.account_slow.window_s,
+            },
+            request=request,
+        )
+    return failure
+
+
 class Sessions:
     def __init__(
         self,
@@ -100,33 +150,22 @@ class Sessions:
         self._limits.login_ip.check(client_ip)
         user = await users.by_login_name(self._conn, name)
         key = account_key(user.id if user else None, name)
-        locked_s = self._limits.account.locked_for(key)
-        if locked_s > 0:
-            raise errors.Locked(
-                "Too many failed sign-ins: this account is locked for a while.",
-                headers={"Retry-After": str(max(1, int(locked_s + 0.999)))},
-                details={"retry_after_s": max(1, int(locked_s + 0.999))},
-            )
+        refuse_locked(self._limits, key, client_ip)
         ok = await self._hasher.verify(password, user.password_hash if user else None)
         if not ok or user is None:
             self._limits.login_ip.record(client_ip)
-            locked_now = self._limits.account.fail(key)
+            failure = await record_password_failure(
+                self._limits, self._audit, key, user, client_ip, request
+            )
             await self._audit.record(
                 "login_failed",
                 target=name[:254],
-                details={"known_user": user is not None, "locked": locked_now},
+                details={"known_user": user is not None, "locked": failure.locked},
                 request=request,
             )
-            if locked_now and user is not None:
-                await self._audit.record(
-                    "account_locked",
-                    target=user.username,
-                    details={"lock_s": self._limits.account.lock_s},
-                    request=request,
-                )
             raise errors.NotAuthenticated("Wrong username or password.")
         refuse_inactive(user)
-        self._limits.account.succeed(key)
+        self._limits.password_passed(key, client_ip)
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = await self._hasher.hash(password)
             user = await users.update(self._conn, user.id, password_hash=new_hash) or user

@@ -176,3 +176,99 @@ async def test_old_cost_hashes_are_upgraded_on_login(aiohttp_client, tmp_path) -
     assert (await login(client, "oldhash")).status == 200
     row = await accounts.get(acct.id)
     assert row.password_hash.startswith("$2b$04$")
+
+
+# ------------------------------------------------ lockout per (address, account) pair
+
+
+async def proxied_client(aiohttp_client: Any, tmp_path: Any, **auth: Any) -> Any:
+    """A client whose address each request chooses (X-Forwarded-For from a trusted peer)."""
+    settings = make_settings(
+        tmp_path / "pairs", auth=auth, server={"trusted_proxies": ["127.0.0.0/8"]}
+    )
+    return await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+
+
+def from_ip(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def test_an_attacker_locks_only_its_own_address_out(aiohttp_client, tmp_path) -> None:
+    client = await proxied_client(
+        aiohttp_client, tmp_path, account_max_failures=5, login_ip_max_failures=100
+    )
+    await create_account(client, "admin", username="boss", login=False)
+    await create_account(client, "user", username="victim", login=False)
+    for name in ("boss", "victim"):
+        for _ in range(5):
+            r = await login(client, name, "wrong password", **from_ip("10.0.0.66"))
+            assert r.status == 401
+        # The attacker's address is locked out of the account, right password or not ...
+        r = await login(client, name, PASSWORD, **from_ip("10.0.0.66"))
+        assert r.status == 423 and (await error_of(r))["code"] == "locked"
+        assert int(r.headers["Retry-After"]) >= 1
+        # ... and the owner, from their own address, signs in.
+        assert (await login(client, name, PASSWORD, **from_ip("10.0.0.7"))).status == 200
+        assert (await login(client, name, PASSWORD, **from_ip("10.0.0.66"))).status == 423
+
+
+async def test_slow_per_account_limit_one_try_per_address_right_password_passes(
+    aiohttp_client, tmp_path
+) -> None:
+    """Past ``account_slow_max_failures`` (here 6) wrong passwords from all addresses, each
+    address gets one wrong try; a right password from an address not locked still signs in,
+    which is how an admin always gets in from a new address."""
+    client = await proxied_client(
+        aiohttp_client,
+        tmp_path,
+        account_max_failures=3,
+        account_slow_max_failures=6,
+        login_ip_max_failures=100,
+    )
+    admin = await create_account(client, "admin", username="root", login=False)
+    for attacker in ("10.0.1.1", "10.0.1.2"):  # 3 + 3 failures: the slow budget is spent
+        for _ in range(3):
+            assert (await login(client, "root", "wrong", **from_ip(attacker))).status == 401
+        assert (await login(client, "root", PASSWORD, **from_ip(attacker))).status == 423
+    # Under attack: a new address is locked out after one wrong try, not three.
+    assert (await login(client, "root", "wrong", **from_ip("10.0.1.3"))).status == 401
+    assert (await login(client, "root", PASSWORD, **from_ip("10.0.1.3"))).status == 423
+    # The admin, from an address that has not failed, signs in with the right password.
+    r = await login(client, "root", PASSWORD, **from_ip("192.168.1.20"))
+    assert r.status == 200
+    token = (await r.json())["access_token"]
+    headers = {"Authorization": f"Bearer {token}", **from_ip("192.168.1.20")}
+    events = await (await client.get("/api/v1/audit?event=account", headers=headers)).json()
+    kinds = [e["event"] for e in events["items"]]
+    assert kinds.count("account_locked") == 3 and kinds.count("account_under_attack") == 1
+    # An unlock lifts every address's lock and the account's slow budget.
+    r = await client.post(f"/api/v1/users/{admin.id}/unlock", headers=headers)
+    assert r.status == 200 and (await r.json()) == {"was_locked": True}
+    assert (await login(client, "root", PASSWORD, **from_ip("10.0.1.3"))).status == 200
+    assert (await login(client, "root", "wrong", **from_ip("10.0.1.4"))).status == 401
+    assert (await login(client, "root", PASSWORD, **from_ip("10.0.1.4"))).status == 200
+
+
+async def test_wrong_current_password_counts_like_a_failed_sign_in(
+    aiohttp_client, tmp_path
+) -> None:
+    """A stolen access token must not make change-password an unthrottled password oracle."""
+    client = await limited_client(
+        aiohttp_client, tmp_path, account_max_failures=3, login_ip_max_failures=100
+    )
+    acct = await create_account(client, "user", username="holder")
+    for _ in range(3):
+        r = await client.post(
+            "/api/v1/auth/change-password",
+            json={"current_password": "guess guess", "new_password": "whatever 123"},
+            headers=acct.headers,
+        )
+        assert r.status == 422
+    for path, body in (
+        ("/api/v1/auth/change-password", {"current_password": PASSWORD, "new_password": "x" * 9}),
+        ("/api/v1/auth/me", {"email": "new@example.test", "current_password": PASSWORD}),
+    ):
+        method = client.patch if path.endswith("/me") else client.post
+        r = await method(path, json=body, headers=acct.headers)
+        assert r.status == 423, path
+    assert (await login(client, "holder")).status == 423

@@ -127,3 +127,22 @@ def test_lockout_table_is_bounded() -> None:
     for _ in range(3):
         lock.fail("victim")
     assert lock.locked_for("victim") > 0
+
+
+def test_pair_locks_and_unlock_user_touch_only_that_account(tmp_path: Path) -> None:
+    limits = RateLimits(
+        make_settings(tmp_path, auth={"account_max_failures": 2, "account_slow_max_failures": 3})
+    )
+    three, thirty = account_key(3, ""), account_key(30, "")
+    for key in (three, thirty):
+        for _ in range(2):
+            limits.password_failed(key, "10.0.0.9")
+    assert limits.locked_for(three, "10.0.0.9") > 0 and limits.locked_for(thirty, "10.0.0.9") > 0
+    assert limits.locked_for(three, "10.0.0.10") == 0  # another address is not locked
+    failure = limits.password_failed(three, "10.0.0.10")  # the third failure on account 3
+    assert failure.under_attack and not failure.locked
+    assert limits.password_failed(three, "10.0.0.11").locked  # one try per address now
+    assert limits.unlock_user(3) is True
+    assert limits.locked_for(three, "10.0.0.9") == limits.locked_for(three, "10.0.0.11") == 0
+    assert not limits.under_attack(three)
+    assert limits.locked_for(thirty, "10.0.0.9") > 0  # user:30 is not user:3

@@ -36,7 +36,7 @@ function renderLogin(view) {
       const messages = {
         401: "Wrong username or password.",
         403: err.message || "This account cannot sign in yet.",
-        423: "This account is locked for a while after too many failed attempts. Try later or ask an admin.",
+        423: "Too many failed attempts from this device: it is locked out of this account for a while. Try later, from another device, or ask an admin.",
         429: "Too many attempts. Wait a moment and try again.",
       };
       showApiError(form, { ...err, message: messages[err.status] || err.message, details: err.details });
