@@ -243,6 +243,10 @@ def _speed(values: dict[str, str]) -> float:
 
 
 def _vector(values: dict[str, str]) -> dict[str, Any]:
+    if _number(values, "kerf") < 0:
+        raise _Skip(
+            "a negative kerf offset has no equivalent here (laserd's kerf is the cut width)"
+        )
     tabs_on = _flag(values, "enableTabs") or values.get("tabsEnabled", "0") not in ("0", "")
     return {
         "speed_mm_min": _speed(values),

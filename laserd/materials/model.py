@@ -1,7 +1,8 @@
 """A material's settings per operation: the one model the API, the store and the importers use.
 
 The vector operations (``cut``, ``score``, ``fill``) carry exactly the fields of a design layer
-(API.md, "Designs"), so applying a material to a layer is a plain copy; ``image`` carries the
+(API.md, "Designs"; the same models: :mod:`laserd.schemas.designs`), so applying a material to
+a layer is a plain copy; ``image`` carries the
 material-related fields of a project's ``laser`` settings (:class:`laserd.laser.LaserSettings`)
 and never its placement (size, origin) or travel speed, which belong to the job, not to the
 material.
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from laserd.laser import Dither, LaserMode, LaserSettings
+from laserd.schemas.designs import FillSettings, LayerSettings, TabSettings
 
 
 class Operation(StrEnum):
@@ -36,33 +38,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TabSettings(_Strict):
-    """Bridges left uncut so cut parts stay in the sheet (count per closed shape)."""
-
-    count: int = Field(0, ge=0, le=100, description="tabs per closed shape; 0: none")
-    width_mm: float = Field(0.5, ge=0, le=50, description="length of each uncut bridge")
-
-
-class FillSettings(_Strict):
-    """Hatching of filled areas (used by ``fill`` operations)."""
-
-    interval_mm: float = Field(0.1, ge=0.01, le=10, description="distance between hatch lines")
-    angle_deg: float = Field(0.0, ge=-360, le=360, description="hatch direction, 0 = along X")
-    crosshatch: bool = Field(False, description="a second pass at right angles")
-    bidirectional: bool = Field(True, description="hatch in both directions (serpentine)")
-    overscan_mm: float = Field(2.0, ge=0, le=100, description="laser-off run-in and run-out")
+_LAYER = LayerSettings.model_fields
 
 
 class OperationSettings(_Strict):
-    """One vector operation's settings, in a design layer's field names."""
+    """One vector operation's settings: a design layer's fields, with the layer's own ranges
+    and defaults (:class:`laserd.schemas.designs.LayerSettings`), so a material applied to a
+    layer is always a valid layer. Speed and power have no default: a material states them.
+    """
 
     speed_mm_min: float = Field(gt=0, le=100_000, description="feed while the beam is on")
     power_pct: float = Field(ge=0, le=100, description="100 % is the controller's $30")
-    passes: int = Field(1, ge=1, le=50)
-    air_assist: bool = Field(False, description="M8 during this operation")
-    kerf_mm: float = Field(0.0, ge=-5, le=5, description="offset of closed cuts (beam width)")
-    tabs: TabSettings = Field(default_factory=TabSettings)
-    fill: FillSettings = Field(default_factory=FillSettings)
+    passes: int = _LAYER["passes"]
+    air_assist: bool = _LAYER["air_assist"]
+    kerf_mm: float = _LAYER["kerf_mm"]
+    tabs: TabSettings = _LAYER["tabs"]
+    fill: FillSettings = _LAYER["fill"]
 
 
 #: Fields of a project's ``laser`` settings that describe the material, not the job.

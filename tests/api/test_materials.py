@@ -161,7 +161,7 @@ async def test_patch_merges_operations_and_null_removes_one(client: Any, user: A
     assert r.status == 200, await r.text()
     s = (await r.json())["settings"]
     assert s["cut"]["power_pct"] == 80 and s["cut"]["passes"] == 2
-    assert s["cut"]["tabs"] == {"count": 2, "width_mm": 0.5} and s["fill"] is None
+    assert s["cut"]["tabs"] == {"count": 2, "width_mm": 1.0} and s["fill"] is None
     r = await client.patch(
         url, json={"settings": {"cut": {"speed_mm_min": 0}}}, headers=user.headers
     )

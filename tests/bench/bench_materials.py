@@ -6,13 +6,18 @@ size (480 entries: 60 materials × 8) and a large one (4000 entries); each figur
 of --repeat runs of the pure functions the API runs in its worker thread. ``round_trip_ok``
 says whether .clb → laserd → .clb → laserd gave the same materials. ``hostile_refusal_ms``:
 how long the billion-laughs file and a 100 000-deep nesting take to be refused.
+``test_grid_10x10``: a 10 × 10 fill grid with labels, from request to G-code that is ready to
+run (geometry, plan, G-code, analysis: ``gcode_ms``) and with the preview picture drawn too
+(``with_preview_ms``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +26,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from laserd.designs import design_to_gcode  # noqa: E402
 from laserd.materials import clb  # noqa: E402
+from laserd.materials.testgrid import TestGridRequest, build_test_grid  # noqa: E402
 from tests.unit.clb_library import generate  # noqa: E402
 
 
@@ -74,7 +81,39 @@ def main() -> None:
         "billion_laughs": refusal_ms(laughs, args.repeat),
         "nesting_100k": refusal_ms(deep, args.repeat),
     }
+    figures["test_grid_10x10"] = grid_figures(args.repeat)
     print(json.dumps(figures, indent=2))
+
+
+def grid_figures(repeat: int) -> dict[str, Any]:
+    req = TestGridRequest.model_validate(
+        {
+            "operation": "fill",
+            "power_pct": {"min": 10, "max": 100, "steps": 10},
+            "speed_mm_min": {"min": 500, "max": 5000, "steps": 10},
+        }
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-grid-"))
+    try:
+
+        def run(preview: bool) -> None:
+            grid = build_test_grid(req)
+            design_to_gcode(
+                grid.design,
+                work / "grid.gcode",
+                bed_mm=(400, 400),
+                max_power_s=1000,
+                preview_out=work / "grid.png" if preview else None,
+            )
+
+        return {
+            "cells": 100,
+            "gcode_ms": best_ms(lambda: run(False), repeat),
+            "with_preview_ms": best_ms(lambda: run(True), repeat),
+            "gcode_lines": sum(1 for _ in open(work / "grid.gcode")),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def generate(
                 tag = "CutSetting"
                 angle = float(rng.choice([0, 15, 45, 90]))
                 cross = rng.random() < 0.3
-                kerf = round(rng.uniform(-0.2, 0.3), 3)
+                kerf = round(rng.uniform(0, 0.3), 3)
                 tabs = rng.random() < 0.2
                 tab_count = rng.randint(1, 6)
                 tab_size = round(rng.uniform(0.2, 2), 2)

@@ -109,6 +109,8 @@ def test_an_entry_that_does_not_map_is_skipped_alone() -> None:
         <ditherMode Value="halftone"/></CutSetting_Img></Entry>
       <Entry Thickness="3" Desc="passes"><CutSetting type="Cut"><numPasses Value="0"/>
         </CutSetting></Entry>
+      <Entry Thickness="3" Desc="shrink"><CutSetting type="Cut"><kerf Value="-0.1"/>
+        </CutSetting></Entry>
       <Entry Thickness="3" Desc="fine"><CutSetting type="Cut"/></Entry>
     </Material></LightBurnLibrary>"""
     out = clb.import_library(data)
@@ -117,5 +119,6 @@ def test_an_entry_that_does_not_map_is_skipped_alone() -> None:
     assert out.items[0]["settings"]["cut"]["speed_mm_min"] == 6000
     assert out.items[0]["settings"]["cut"]["power_pct"] == 20
     reasons = {s["name"].split(" · ")[1]: s["reason"] for s in out.skipped}
-    assert set(reasons) == {"bad thickness", "no setting", "nan", "halftone", "passes"}
+    assert set(reasons) == {"bad thickness", "no setting", "nan", "halftone", "passes", "shrink"}
+    assert "negative kerf" in reasons["shrink"]
     assert "halftone" in reasons["halftone"] and "passes" in reasons["passes"]

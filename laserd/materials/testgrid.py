@@ -1,0 +1,193 @@
+"""The material test grid: power × speed cells that find the right settings for a material.
+
+A pure function (:func:`build_test_grid`) of the request: power rises along X (columns, left
+to right), speed along Y (rows, bottom to top). Every cell is a square with its own layer, so
+each burns at its own power and speed through the normal design pipeline (fill: hatched,
+score: traced, cut: cut out), and under each cell a label gives its values in single-stroke
+Hershey text (:mod:`laserd.materials.hershey`) on one score layer of its own: the power on the
+first line, the speed in mm/min on the second. Geometry starts at (0, 0); the design's
+placement moves it on the bed like any design.
+
+The answer's ``cells`` list ``{row, col, power_pct, speed_mm_min}`` and the layer that burns
+each, so the maker who picks the best cell gets its exact values back.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from laserd.designs.geometry import Design, Path
+from laserd.materials.hershey import text_strokes, text_width
+from laserd.schemas.designs import FillSettings, LayerSettings, Operation, Placement
+
+MAX_STEPS = 20
+#: Labels: cap height bounds and the space between label lines (a share of the height).
+LABEL_MIN_MM, LABEL_MAX_MM = 1.0, 3.0
+LINE_GAP = 0.5
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Strict):
+    min: float
+    max: float
+    steps: int = Field(ge=1, le=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        if self.steps == 1 and self.min != self.max:
+            raise ValueError("one step needs min equal to max")
+        return self
+
+    def values(self, decimals: int) -> list[float]:
+        return [round(float(v), decimals) for v in np.linspace(self.min, self.max, self.steps)]
+
+
+class PowerRange(Range):
+    min: float = Field(ge=0, le=100)
+    max: float = Field(ge=0, le=100)
+
+
+class SpeedRange(Range):
+    min: float = Field(gt=0, le=100_000)
+    max: float = Field(gt=0, le=100_000)
+
+
+class TestGridRequest(_Strict):
+    """``POST /projects/{id}/test-grid`` (API.md, "Materials")."""
+
+    __test__: ClassVar[bool] = False  # a model, not a pytest test class
+
+    operation: Operation = Field(description="fill, score or cut")
+    power_pct: PowerRange
+    speed_mm_min: SpeedRange
+    cell_mm: float = Field(10.0, ge=2, le=100, description="side of each square cell")
+    gap_mm: float = Field(3.0, ge=0.5, le=50, description="space between cells")
+    labels: bool = Field(True, description="engrave each cell's values under it")
+    passes: int = Field(1, ge=1, le=50)
+    air_assist: bool | None = Field(None, description="default: on for cut, off otherwise")
+    fill: FillSettings = Field(default_factory=FillSettings, description="fill cells' hatching")
+    label_power_pct: float | None = Field(
+        None, ge=0, le=100, description="labels' power; default: the grid's lowest"
+    )
+    label_speed_mm_min: float | None = Field(
+        None, gt=0, le=100_000, description="labels' speed; default: the grid's highest"
+    )
+    placement: Placement | None = None
+
+    @model_validator(mode="after")
+    def _operation(self) -> TestGridRequest:
+        if self.operation not in (Operation.fill, Operation.score, Operation.cut):
+            raise ValueError("operation must be fill, score or cut")
+        return self
+
+
+@dataclass(slots=True)
+class TestGrid:
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    design: Design
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    width_mm: float = 0.0
+    height_mm: float = 0.0
+
+
+def cell_color(index: int, count: int) -> str:
+    """A distinct colour per cell (hue around the wheel), so the preview tells them apart."""
+    r, g, b = colorsys.hsv_to_rgb((index / max(count, 1)) * 0.85, 0.85, 0.9)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def label_lines(power_pct: float, speed_mm_min: float) -> tuple[str, str]:
+    return f"{_fmt(power_pct)}%", _fmt(speed_mm_min)
+
+
+def _label_height(cell_mm: float, texts: list[str]) -> float:
+    """The largest cap height (within bounds) at which every label line fits a cell's width."""
+    widest = max(text_width(t, 1.0) for t in texts)
+    return max(LABEL_MIN_MM, min(LABEL_MAX_MM, cell_mm * 0.95 / widest, cell_mm / 4))
+
+
+def _square(x: float, y: float, side: float) -> np.ndarray:
+    return np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]], dtype=float)
+
+
+def build_test_grid(req: TestGridRequest) -> TestGrid:
+    powers = req.power_pct.values(1)
+    speeds = req.speed_mm_min.values(0)
+    n = len(powers) * len(speeds)
+    label_texts = [t for p in powers for s in speeds for t in label_lines(p, s)]
+    h = _label_height(req.cell_mm, label_texts) if req.labels else 0.0
+    band = h * (2 + 2 * LINE_GAP) if req.labels else 0.0
+    pitch_x = req.cell_mm + req.gap_mm
+    pitch_y = req.cell_mm + band + req.gap_mm
+    air = req.air_assist if req.air_assist is not None else req.operation is Operation.cut
+    paths: list[Path] = []
+    layers: list[LayerSettings] = []
+    cells: list[dict[str, Any]] = []
+    labels: list[np.ndarray] = []
+    for row, speed in enumerate(speeds):
+        for col, power in enumerate(powers):
+            layer_id = len(layers) + 1
+            x, y0 = col * pitch_x, row * pitch_y
+            y = y0 + band
+            layers.append(
+                LayerSettings(
+                    id=layer_id,
+                    color=cell_color(layer_id - 1, n),
+                    name=f"{_fmt(power)}% {_fmt(speed)} mm/min",
+                    operation=req.operation,
+                    speed_mm_min=speed,
+                    power_pct=power,
+                    passes=req.passes,
+                    air_assist=air,
+                    fill=req.fill,
+                )
+            )
+            paths.append(
+                Path(
+                    _square(x, y, req.cell_mm),
+                    closed=True,
+                    layer=layer_id,
+                    source=f"cell r{row}c{col}",
+                )
+            )
+            cells.append(
+                {"row": row, "col": col, "power_pct": power, "speed_mm_min": speed,
+                 "layer_id": layer_id, "x_mm": x, "y_mm": y, "size_mm": req.cell_mm}
+            )  # fmt: skip
+            if req.labels:
+                top, bottom = label_lines(power, speed)
+                labels += text_strokes(top, h, x, y0 + h * (1 + LINE_GAP))
+                labels += text_strokes(bottom, h, x, y0)
+    if labels:
+        label_id = len(layers) + 1
+        layers.append(
+            LayerSettings(
+                id=label_id,
+                color="#000000",
+                name="labels",
+                operation=Operation.score,
+                speed_mm_min=req.label_speed_mm_min or max(speeds),
+                power_pct=req.label_power_pct if req.label_power_pct is not None else min(powers),
+                order=-1,
+            )
+        )
+        paths += [Path(s, closed=False, layer=label_id, source="label") for s in labels]
+    width = len(powers) * pitch_x - req.gap_mm
+    height = len(speeds) * pitch_y - req.gap_mm
+    design = Design(paths=paths, layers=layers, width_mm=width, height_mm=height)
+    return TestGrid(design=design, cells=cells, width_mm=width, height_mm=height)
