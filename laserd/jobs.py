@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -37,6 +38,7 @@ from laserd.grbl.errors import (
 from laserd.grbl.link import GrblLink, StreamProgress, iter_file_lines
 from laserd.grbl.protocol import MachineState, Overrides
 from laserd.logs import job_id_var
+from laserd.machine_use import Claim, MachineUse
 from laserd.settings import Settings
 from laserd.store import jobs as store
 
@@ -80,6 +82,8 @@ class ActiveJob:
     last_persist: float = 0.0
     persist_task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The job's hold on the machine (laserd.machine_use), from its acceptance to its end.
+    claim: Claim | None = None
 
     @property
     def id(self) -> int:
@@ -157,6 +161,7 @@ class JobRunner:
         hub: EventHub,
         settings: Settings,
         audit: AuditLog | None = None,
+        use: MachineUse | None = None,
     ) -> None:
         self._conn = conn
         self._link = link
@@ -166,6 +171,8 @@ class JobRunner:
         self._audit = audit
         self._active: ActiveJob | None = None
         self._submit_lock = asyncio.Lock()
+        #: Shared with machine control (frame, jog, home, console): one owner of the machine.
+        self.use = use if use is not None else MachineUse()
         self._closing = False
 
     # ------------------------------------------------------------------ life cycle
@@ -287,25 +294,35 @@ class JobRunner:
             self.check_machine_ready()
             if file.get("kind") == "image":
                 self._check_power_scale()
-            stats = file.get("stats") or {}
-            laser = file.get("laser") or {}
-            row = await store.insert(
-                self._conn,
-                file_id=file["id"],
-                user_id=who.user_id,
-                file_name=file["name"],
-                lines_total=int(stats.get("lines") or 0),
-            )
+            # Taken before the first await: a frame, jog or console line arriving while the
+            # row is written finds the machine in use (it used to find no active job yet).
+            claim = self.use.claim("a job starting")
+            try:
+                stats = file.get("stats") or {}
+                laser = file.get("laser") or {}
+                row = await store.insert(
+                    self._conn,
+                    file_id=file["id"],
+                    user_id=who.user_id,
+                    file_name=file["name"],
+                    lines_total=int(stats.get("lines") or 0),
+                )
+            except BaseException:
+                self.use.release(claim)
+                raise
+            claim.what = f"job {row['id']}"
             active = ActiveJob(
                 row=row,
                 path=str(path),
                 estimated_s=stats.get("estimated_s"),
                 air_assist=bool(laser.get("air_assist")),
+                claim=claim,
             )
             self._active = active
             active.task = asyncio.get_running_loop().create_task(
                 self._run(active), name=f"job-{active.id}"
             )
+            active.task.add_done_callback(functools.partial(self._never_ran, active))
         await self._record("job_started", who, active, {"file_id": file["id"]})
         self._publish(active)
         return job_view(active.row, active)
@@ -558,10 +575,22 @@ class JobRunner:
         await self._record_end(a, **final)
         if self._active is a:
             self._active = None
+        self.use.release(a.claim)
         log.info("job %d %s%s", a.id, state, f": {error}" if error else "")
         self._hub.publish("job", job_view(a.row))
         a.done.set()
         await self._record(f"job_{state}", None, a, {"error": error} if error else {})
+
+    def _never_ran(self, a: ActiveJob, _task: object = None) -> None:
+        """Task done callback. A job cancelled before its task took its first step (a trip
+        right after the start) never reaches :meth:`_finish`; it must not hold the machine."""
+        if a.done.is_set() or a.state in TERMINAL:
+            return
+        self._safety.disarm()
+        log.warning("job %d was stopped before it ran", a.id)
+        state, error = a.outcome or ("cancelled", None)
+        a.state = state  # so this runs once; _finish records it and frees the machine
+        asyncio.get_running_loop().create_task(self._finish(a, state, error))
 
     # ------------------------------------------------------------------ records
 

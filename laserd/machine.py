@@ -19,6 +19,7 @@ from laserd.auth.principal import Principal
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState
 from laserd.jobs import STEERABLE, controller_number
+from laserd.machine_use import Claim, MachineUse
 
 if TYPE_CHECKING:  # for the types only: no new import at run time
     from laserd.jobs import JobRunner
@@ -66,6 +67,9 @@ class Machine:
         self._link = link
         self._safety = safety
         self._jobs = jobs
+        #: The job runner's owner of "the machine is in use" (laserd.machine_use): every use
+        #: below takes a claim right after its checks, with no await in between.
+        self.use: MachineUse = jobs.use
         self._frame_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ state
@@ -131,13 +135,15 @@ class Machine:
         self._require_no_estop()
         if self._link.state not in (MachineState.IDLE, MachineState.ALARM):
             raise errors.MachineBusy(f"The machine is busy ({self._link.state}).")
-        return await self._link.command("$H", timeout_s=180)
+        with self.use.using("homing"):
+            return await self._link.command("$H", timeout_s=180)
 
     async def unlock(self) -> list[str]:
         """``$X``: only ever on a person's request (this endpoint), never by laserd itself."""
         self._require_connected()
         self._require_no_job()
-        return await self._link.command("$X", timeout_s=10)
+        with self.use.using("unlocking"):
+            return await self._link.command("$X", timeout_s=10)
 
     async def reset(self) -> None:
         self._require_connected()
@@ -171,7 +177,9 @@ class Machine:
         if len(words) == 3:
             raise errors.ValidationFailed.field("x", "give at least one of x, y, z")
         words.append(f"F{_fmt(feed)}")
-        return await self._link.command("".join(words), timeout_s=10)
+        # Shared: jog commands may queue behind each other (a held arrow key), nothing else.
+        with self.use.using("jogging", shared=True):
+            return await self._link.command("".join(words), timeout_s=10)
 
     def jog_cancel(self) -> None:
         self._require_connected()
@@ -214,13 +222,19 @@ class Machine:
             f"G1X{_fmt(xmin)}Y{_fmt(ymin)}",
             "M5S0",
         ]
-        if s_value > 0:
-            self._safety.arm()
-        self._frame_task = asyncio.get_running_loop().create_task(
-            self._run_frame(lines), name="frame"
-        )
+        claim = self.use.claim("framing")
+        try:
+            if s_value > 0:
+                self._safety.arm()
+            self._frame_task = asyncio.get_running_loop().create_task(
+                self._run_frame(lines, claim), name="frame"
+            )
+        except BaseException:
+            self._safety.disarm()
+            self.use.release(claim)
+            raise
 
-    async def _run_frame(self, lines: list[str]) -> None:
+    async def _run_frame(self, lines: list[str], claim: Claim) -> None:
         try:
             await self._link.stream(enumerate(lines, 1))
             while True:
@@ -235,6 +249,7 @@ class Machine:
                     await self._link.cancel(hold_timeout_s=3)
         finally:
             self._safety.disarm()
+            self.use.release(claim)
 
     def overrides(
         self, who: Principal, *, feed: int | None, power: int | None, rapid: int | None
@@ -291,7 +306,8 @@ class Machine:
             raise errors.MachineBusy("A job is streaming; the console waits until it ends.")
         if not _console_line_is_inert(line):
             self._safety.check_can_start()
-        return await self._link.command(line, timeout_s=30)
+        with self.use.using("console"):
+            return await self._link.command(line, timeout_s=30)
 
     def controller_settings(self) -> dict[str, float]:
         self._require_connected()
@@ -311,6 +327,7 @@ class Machine:
         for key in values:
             if not SETTING_KEY.match(key):
                 raise errors.ValidationFailed.field(key, "settings are named like $30")
-        for key, value in values.items():  # in the caller's order: $22 before $20, say
-            await self._link.command(f"{key}={_fmt(float(value))}", timeout_s=10)
+        with self.use.using("writing settings"):
+            for key, value in values.items():  # in the caller's order: $22 before $20, say
+                await self._link.command(f"{key}={_fmt(float(value))}", timeout_s=10)
         return self.controller_settings()
