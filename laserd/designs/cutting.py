@@ -20,24 +20,24 @@ def signed_area(pts: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def point_in_polygon(px: float, py: float, poly: np.ndarray) -> bool:
-    """Even-odd ray test of one point against a closed ring (no repeated first point)."""
+def points_in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd ray test of points (P×2) against a closed ring (no repeated first point)."""
     x0, y0 = poly[:, 0], poly[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    x1 = np.concatenate((x0[1:], x0[:1]))
+    y1 = np.concatenate((y0[1:], y0[:1]))
+    px, py = pts[:, 0:1], pts[:, 1:2]
     crosses = (y0 > py) != (y1 > py)
     with np.errstate(divide="ignore", invalid="ignore"):
         xs = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
-    return bool(np.count_nonzero(crosses & (px < xs)) % 2)
+    return np.count_nonzero(crosses & (px < xs), axis=1) % 2 == 1
 
 
-def containers(
-    rings: list[np.ndarray], closed: list[bool]
-) -> list[list[int]]:
+def containers(rings: list[np.ndarray], closed: list[bool]) -> list[list[int]]:
     """For each path, the indices of the closed paths that contain it (its ancestors).
 
     A path is inside a closed path when its bounding box is within the other's, the other
-    encloses a larger area, and the path's first point (or, for a path touching the other's
-    outline there, most of its points) lies inside it.
+    encloses a larger area, and most of (up to 16 of) its points lie inside it, so a path
+    that touches the other's outline somewhere still counts.
     """
     n = len(rings)
     if n == 0:
@@ -46,32 +46,33 @@ def containers(
     hi = np.array([r.max(axis=0) for r in rings])
     area = np.array([abs(signed_area(r)) if c and len(r) >= 3 else 0.0
                      for r, c in zip(rings, closed, strict=True)])  # fmt: skip
-    closed_arr = np.array(closed, dtype=bool) & (area > 0)
-    cand_idx = np.flatnonzero(closed_arr)
+    cand_idx = np.flatnonzero(np.array(closed, dtype=bool) & (area > 0))
     out: list[list[int]] = [[] for _ in range(n)]
     if cand_idx.size == 0:
         return out
+    # Candidates sorted by their left edge: only those starting left of a path can hold it.
+    cand_idx = cand_idx[np.argsort(lo[cand_idx, 0], kind="stable")]
     clo, chi, carea = lo[cand_idx], hi[cand_idx], area[cand_idx]
+    left = clo[:, 0]
     eps = 1e-9
     for i in range(n):
+        m = int(np.searchsorted(left, lo[i, 0] + eps, side="right"))
+        if m == 0:
+            continue
         ok = (
-            (clo[:, 0] <= lo[i, 0] + eps) & (clo[:, 1] <= lo[i, 1] + eps)
-            & (chi[:, 0] >= hi[i, 0] - eps) & (chi[:, 1] >= hi[i, 1] - eps)
-            & (carea > area[i])
+            (clo[:m, 1] <= lo[i, 1] + eps)
+            & (chi[:m, 0] >= hi[i, 0] - eps) & (chi[:m, 1] >= hi[i, 1] - eps)
+            & (carea[:m] > area[i])
         )  # fmt: skip
-        for j in cand_idx[ok]:
-            j = int(j)
-            if j == i:
-                continue
-            if _inside(rings[i], rings[j]):
+        hits = cand_idx[:m][ok]
+        if hits.size == 0:
+            continue
+        inner = rings[i]
+        sample = inner if len(inner) <= 16 else inner[:: max(1, len(inner) // 16)]
+        for j in hits.tolist():
+            if j != i and points_in_polygon(sample, rings[j]).sum() * 2 > len(sample):
                 out[i].append(j)
     return out
-
-
-def _inside(inner: np.ndarray, outer: np.ndarray) -> bool:
-    sample = inner if len(inner) <= 16 else inner[:: max(1, len(inner) // 16)]
-    votes = sum(point_in_polygon(float(p[0]), float(p[1]), outer) for p in sample)
-    return votes * 2 > len(sample)
 
 
 def offset_closed(pts: np.ndarray, delta: float, tol: float) -> list[np.ndarray]:

@@ -53,6 +53,43 @@ def chords_for_arc(radius: float, sweep_rad: float, tol: float) -> int:
     return int(min(MAX_CHORDS, max(1, math.ceil(abs(sweep_rad) / step))))
 
 
+#: Below this many points plain Python beats numpy's per-call overhead.
+SMALL_RDP = 64
+
+
+def _rdp_small(pts: list[list[float]], tol: float) -> list[int]:
+    """Indices kept by Ramer–Douglas–Peucker, in plain Python (for short polylines)."""
+    keep = [0, len(pts) - 1]
+    stack = [(0, len(pts) - 1)]
+    tol2 = tol * tol
+    while stack:
+        i, j = stack.pop()
+        if j <= i + 1:
+            continue
+        ax, ay = pts[i]
+        bx, by = pts[j]
+        dx, dy = bx - ax, by - ay
+        den = dx * dx + dy * dy
+        best, best_k = -1.0, -1
+        for k in range(i + 1, j):
+            px, py = pts[k]
+            if den == 0.0:
+                ex, ey = px - ax, py - ay
+            else:
+                t = ((px - ax) * dx + (py - ay) * dy) / den
+                t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+                ex, ey = px - ax - t * dx, py - ay - t * dy
+            d2 = ex * ex + ey * ey
+            if d2 > best:
+                best, best_k = d2, k
+        if best > tol2:
+            keep.append(best_k)
+            stack.append((i, best_k))
+            stack.append((best_k, j))
+    keep.sort()
+    return keep
+
+
 def _seg_distance(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of each point to the segment a–b."""
     ab = b - a
@@ -95,6 +132,8 @@ def _rdp(pts: np.ndarray, tol: float) -> np.ndarray:
     n = len(pts)
     if n <= 2:
         return pts
+    if n <= SMALL_RDP:
+        return pts[_rdp_small(pts.tolist(), tol)]
     keep = np.zeros(n, dtype=bool)
     keep[0] = keep[-1] = True
     stack = [(0, n - 1)]

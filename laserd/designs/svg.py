@@ -30,6 +30,7 @@ import math
 import re
 import zlib
 from pathlib import Path as FsPath
+from typing import Any
 from xml.etree.ElementTree import ParseError
 
 import numpy as np
@@ -219,10 +220,10 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
         evenodd = str(values.get("fill-rule", "")).lower() == "evenodd"
         rule: FillRule = "evenodd" if evenodd else "nonzero"
         source = _describe(e)
-        path = abs(se.Path(e))
-        for pts, closed in _flatten(path, tol_px / 2.0):
-            mm = np.column_stack([pts, np.ones(len(pts))]) @ to_mm.T
-            mm = simplify(mm[:, :2], tol_mm / 2.0, closed)
+        for pts, closed, reducible in _subpaths(e, tol_px / 2.0):
+            mm = (np.column_stack([pts, np.ones(len(pts))]) @ to_mm.T)[:, :2]
+            if reducible:
+                mm = simplify(mm, tol_mm / 2.0, closed)
             if len(mm) < 2 and not closed:
                 continue
             raw.paths.append(
@@ -244,24 +245,45 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
     return raw
 
 
-def _flatten(path: se.Path, tol: float) -> list[tuple[np.ndarray, bool]]:
-    """Each subpath as points (px) and whether it is closed."""
-    out: list[tuple[np.ndarray, bool]] = []
+def _subpaths(e: se.Shape, tol: float) -> list[tuple[np.ndarray, bool, bool]]:
+    """Each subpath of a shape as points (px), closed or not, and whether merging nearly
+    collinear points can shorten it (not for arcs: their chords are already as long as the
+    tolerance allows)."""
+    if type(e) in (se.Circle, se.Ellipse):
+        # Straight from the equation: the same points as its four arcs, far cheaper.
+        m = e.transform
+        lin = np.array([[m.a, m.c], [m.b, m.d]], dtype=np.float64)
+        rx, ry = abs(float(e.rx)), abs(float(e.ry))
+        stretch = float(np.linalg.norm(lin, 2)) if np.all(np.isfinite(lin)) else 0.0
+        if stretch <= 0 or max(rx, ry) <= 0:
+            return []
+        n = max(8, chords_for_arc(stretch * max(rx, ry), 2 * math.pi, tol))
+        t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+        local = np.column_stack([float(e.cx) + rx * np.cos(t), float(e.cy) + ry * np.sin(t)])
+        return [(local @ lin.T + np.array([m.e, m.f]), True, False)]
+    return _flatten(e.segments(transformed=True), tol)
+
+
+def _flatten(segments: Any, tol: float) -> list[tuple[np.ndarray, bool, bool]]:
+    """Each subpath as points (px), whether it is closed, and whether it can be reduced."""
+    out: list[tuple[np.ndarray, bool, bool]] = []
     pts: list[np.ndarray] = []
     closed = False
+    reducible = False
 
     def flush() -> None:
-        nonlocal pts, closed
+        nonlocal pts, closed, reducible
         if pts:
             arr = np.vstack(pts)
             if len(arr) >= 2 or closed:
-                out.append((arr, closed))
-        pts, closed = [], False
+                out.append((arr, closed, reducible and len(arr) > 2))
+        pts, closed, reducible = [], False, False
 
-    for seg in path:
+    for seg in segments:
         if isinstance(seg, se.Move):
             flush()
-            pts = [np.array([[seg.end.x, seg.end.y]])]
+            if seg.end is not None:
+                pts = [np.array([[seg.end.x, seg.end.y]])]
             continue
         if seg.start is None or seg.end is None:
             continue
@@ -273,13 +295,16 @@ def _flatten(path: se.Path, tol: float) -> list[tuple[np.ndarray, bool]]:
             continue
         if isinstance(seg, se.Line):
             pts.append(np.array([[seg.end.x, seg.end.y]]))
+            reducible = True
             continue
         if isinstance(seg, se.CubicBezier):
             ctrl = np.array([[p.x, p.y] for p in (seg.start, seg.control1, seg.control2, seg.end)])
             n = chords_for_cubic(ctrl, tol)
+            reducible = True
         elif isinstance(seg, se.QuadraticBezier):
             ctrl = np.array([[p.x, p.y] for p in (seg.start, seg.control, seg.end)])
             n = chords_for_quadratic(ctrl, tol)
+            reducible = True
         elif isinstance(seg, se.Arc):
             n = chords_for_arc(max(abs(seg.rx), abs(seg.ry)), float(seg.sweep), tol)
         else:

@@ -18,7 +18,8 @@ _WORD = re.compile(r"([A-Z])(-?\d+(?:\.\d+)?)")
 @dataclass
 class Replay:
     burns: list[np.ndarray] = field(default_factory=list)  # burned polylines, in order
-    travel_mm: float = 0.0
+    travel_mm: float = 0.0  # every move with the beam off
+    rapid_mm: float = 0.0  # G0 moves alone
     air_on_lines: list[int] = field(default_factory=list)
     max_s: float = 0.0
     spindle: str = "M5"
@@ -82,6 +83,8 @@ def replay(text: str) -> Replay:
         else:
             end_burn()
             r.travel_mm += float(np.hypot(nx - x, ny - y))
+            if motion == 0:
+                r.rapid_mm += float(np.hypot(nx - x, ny - y))
         x, y = nx, ny
     end_burn()
     return r
