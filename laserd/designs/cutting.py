@@ -29,7 +29,8 @@ def points_in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
     crosses = (y0 > py) != (y1 > py)
     with np.errstate(divide="ignore", invalid="ignore"):
         xs = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
-    return np.count_nonzero(crosses & (px < xs), axis=1) % 2 == 1
+    inside: np.ndarray = np.count_nonzero(crosses & (px < xs), axis=1) % 2 == 1
+    return inside
 
 
 def containers(rings: list[np.ndarray], closed: list[bool]) -> list[list[int]]:
