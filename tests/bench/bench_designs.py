@@ -12,8 +12,9 @@ rectangles with holes, open polylines, shuffled). For each file:
   order and direction (``optimise=False``, which still cuts inside-first); the goal is at
   most 50 % of it over the set (``travel_ratio_set``, total over total);
 - ``seconds``: design file → analysed G-code (read, layers, plan, write, analyse), warm (the
-  second conversion in this process, as in the long-lived worker), plus the cold first run
-  and the preview's time separately;
+  best of three conversions after the first in this process, as in the long-lived worker;
+  best of, because the machine is shared), plus the cold first run and, separately, the
+  time with the preview drawn;
 - ``bounds_error_mm``: the G-code's burned extent against the document's own (svgelements'
   exact bounding boxes of the visible shapes, in mm), all layers scored so fill hatching and
   overscan do not blur it;
@@ -231,7 +232,9 @@ def _fidelity_exact(src: Path, work: Path) -> float:
 
 def measure(name: str, src: Path, work: Path, memory: bool) -> dict:
     _, cold = _convert(src, work)
-    res, warm = _convert(src, work)
+    warm_runs = [_convert(src, work) for _ in range(3)]
+    res = warm_runs[-1][0]
+    warm = min(t for _, t in warm_runs)  # the machine is shared: the best of three
     out = work / (src.stem + ".doc.gcode")
     from laserd.designs.convert import design_to_gcode
     from laserd.designs.layers import build_layers
