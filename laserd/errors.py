@@ -102,6 +102,16 @@ class UnsupportedMediaType(LaserdError):
     )
 
 
+class OutputTooLarge(LaserdError):
+    """Processing would write more G-code than the cap or the free disk space allows."""
+
+    status, code, default_message = (
+        422,
+        "output_too_large",
+        "These settings would make more G-code than laserd may write.",
+    )
+
+
 class Locked(LaserdError):
     status, code, default_message = 423, "locked", "The account is locked for a while."
 

@@ -451,6 +451,8 @@ class Processing:
             rapid_mm_min=float((row["laser"] or {}).get("travel_mm_min") or DEFAULT_RAPID_MM_MIN)
             if row["kind"] == "image"
             else DEFAULT_RAPID_MM_MIN,
+            max_output_bytes=s.processing.max_gcode_mb * 1024 * 1024,
+            reserve_bytes=s.storage.min_free_mb * 1024 * 1024,
         )
         from laserd.processing import run_processing
 

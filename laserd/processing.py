@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laserd.errors import InsufficientStorage, OutputTooLarge
 from laserd.gcode import GcodeError, GcodeReport, analyse_gcode
+from laserd.gcode.output import OutputLimits
 from laserd.laser import LaserSettings
 from laserd.preview import render_preview
 from laserd.raster import ImageError, RasterReport, image_to_gcode
@@ -91,6 +93,14 @@ class ProcessRequest:
     max_power_s: int
     max_megapixels: float
     rapid_mm_min: float
+    #: The G-code may take at most this many bytes, and must leave ``reserve_bytes`` free.
+    max_output_bytes: int = 1 << 62
+    reserve_bytes: int = 0
+
+    def limits(self) -> OutputLimits:
+        return OutputLimits(
+            self.max_output_bytes, self.reserve_bytes, Path(self.gcode_out).parent
+        )
 
 
 @dataclass(slots=True)
@@ -141,6 +151,7 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
                 max_power_s=req.max_power_s,
                 rapid_mm_min=req.rapid_mm_min,
                 progress=lambda f: report_progress(CONVERT_SHARE * f),
+                limits=req.limits(),
             )
         elif req.kind == "image":
             laser = LaserSettings.model_validate(req.laser)
@@ -152,6 +163,7 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
                 max_megapixels=req.max_megapixels,
                 bed_mm=req.bed_mm,
                 progress=lambda f: report_progress(CONVERT_SHARE * f),
+                limits=req.limits(),
             )
         else:
             return ProcessResult(False, error=f"files of kind {req.kind!r} cannot be processed")
@@ -168,7 +180,7 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         return ProcessResult(True, stats=report.stats, warnings=report.warnings)
     except GcodeError as exc:
         return ProcessResult(False, error=format_issues(exc))
-    except ImageError as exc:
+    except (ImageError, OutputTooLarge, InsufficientStorage) as exc:
         return ProcessResult(False, error=exc.message)
     except MemoryError:
         return ProcessResult(False, error="the file needs more memory than is available")

@@ -33,7 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from laserd.dither import ErrorDiffuser, ordered
 from laserd.errors import LaserdError
-from laserd.gcode.output import atomic_writer, fmt_mm
+from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer, fmt_mm
 from laserd.gcode.segments import MotionStats
 from laserd.laser import Dither, LaserSettings
 
@@ -217,6 +217,56 @@ def prepare(src: Path, laser: LaserSettings, max_megapixels: float) -> np.ndarra
     if (w_px, h_px) != im.size:
         im = im.resize((w_px, h_px), Image.Resampling.LANCZOS)
     return np.asarray(im, dtype=np.uint8)
+
+
+def engraving_grid(src: Path, laser: LaserSettings) -> tuple[int, int]:
+    """The engraving's pixel grid from the image's header alone (no decoding), as
+    :func:`prepare` will make it: EXIF orientation applied, then :meth:`LaserSettings.size_px`.
+    """
+    try:
+        with Image.open(src) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"the image is too large to decode safely: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"the image cannot be opened: {exc}") from exc
+    if orientation in (5, 6, 7, 8):  # rotated a quarter turn
+        w, h = h, w
+    return laser.size_px(max(1, w), max(1, h))
+
+
+def predict_gcode_bytes(
+    width_px: int, height_px: int, laser: LaserSettings, max_power_s: int
+) -> int:
+    """The most bytes :func:`image_to_gcode` can write for this grid and these settings.
+
+    The worst picture (noise) changes power at every pixel, so every pixel is one line
+    ``X<x>S<s>``; each row adds a travel, a run-in and a run-out; every pass repeats the body.
+    Words are counted at their longest, so the bound holds for any picture; for noise it is
+    about 1.1–1.4 times the real size (the tests check both).
+    """
+    dx, ovs = laser.line_interval_mm, laser.overscan_mm
+    ox, oy = laser.origin_mm.x, laser.origin_mm.y
+    x_w = _coord_width(ox - ovs, ox + width_px * dx + ovs, (dx, ox, ovs))
+    y_w = _coord_width(oy, oy + (height_px - 1) * dx, (dx, oy))
+    s_w = len(str(max_power_s))
+    feed_w = len(fmt_mm(laser.speed_mm_min, 1))
+    per_pixel = 1 + x_w + 1 + s_w + 1  # X<x>S<s>\n
+    per_row = (3 + x_w + 1 + y_w + 1) + (3 + x_w + 2 + 1 + feed_w + 1) + (1 + x_w + 3)
+    body = height_px * (per_row + width_px * per_pixel)
+    return 16 + laser.passes * body
+
+
+def _coord_width(lo: float, hi: float, steps: tuple[float, ...]) -> int:
+    """The longest :func:`fmt_mm` text of a coordinate between ``lo`` and ``hi`` that is a sum
+    of multiples of ``steps``: sign, integer digits, and the decimals the steps can need."""
+    decimals = next(
+        (k for k in range(3) if all(abs(s * 10**k - round(s * 10**k)) < 1e-6 for s in steps)), 3
+    )
+    whole = len(str(int(max(abs(lo), abs(hi)))))
+    sign = 1 if lo < 0 else 0
+    return sign + whole + (1 + decimals if decimals else 0)
 
 
 def power_map(
@@ -454,17 +504,29 @@ def image_to_gcode(
     max_megapixels: float,
     bed_mm: tuple[float, float],
     progress: Progress | None = None,
+    limits: OutputLimits | None = None,
 ) -> RasterReport:
     """Convert an image to raster G-code at ``out`` (atomically); return stats and warnings.
 
     Synchronous and CPU-bound: run it in a worker. ``stats`` has the same shape and meaning
     as :func:`laserd.gcode.analyse_gcode`'s, computed while writing, without re-reading.
+    With ``limits``, the largest possible output is checked before the image is even decoded
+    (:class:`~laserd.errors.OutputTooLarge` with the numbers), and the size and the free
+    space again while writing (:class:`~laserd.gcode.output.SpaceGuard`).
     """
+    if limits is not None:
+        w_px, h_px = engraving_grid(Path(src), laser)
+        limits.check_predicted(
+            predict_gcode_bytes(w_px, h_px, laser, max_power_s),
+            "this image",
+            f" ({w_px}×{h_px} pixels × {laser.passes} pass{'es' if laser.passes > 1 else ''})",
+        )
     gray = prepare(Path(src), laser, max_megapixels)
     h, w = gray.shape
     if progress is not None:
         progress(0.05)
     with atomic_writer(Path(out)) as fh:
+        guard = SpaceGuard(fh, limits) if limits is not None else None
         writer = RasterWriter(fh, laser, w, h, max_power_s, bed_x_mm=bed_mm[0])
         fh.write(writer.header())
         lines = 2 + (1 if laser.air_assist else 0)
@@ -472,11 +534,13 @@ def image_to_gcode(
         body_lines = 0
         for r0, s_rows in iter_power_rows(gray, laser, max_power_s):
             body_lines += writer.write_rows(r0, s_rows)
+            if guard is not None:
+                guard.check()
             if progress is not None:
                 progress(0.05 + 0.9 * min(1.0, (r0 + s_rows.shape[0]) / h))
         body_end = fh.tell()
         if laser.passes > 1 and body_lines:
-            _repeat(fh, body_start, body_end, laser.passes - 1)
+            _repeat(fh, body_start, body_end, laser.passes - 1, guard)
         fh.write(writer.trailer())
         lines += body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
     stats = _stats(writer, laser, lines)
@@ -495,7 +559,9 @@ def image_to_gcode(
     )
 
 
-def _repeat(fh: BinaryIO, start: int, end: int, times: int) -> None:
+def _repeat(
+    fh: BinaryIO, start: int, end: int, times: int, guard: SpaceGuard | None = None
+) -> None:
     """Append ``times`` copies of bytes ``start..end`` of the file being written."""
     fh.flush()
     for _ in range(times):
@@ -506,6 +572,8 @@ def _repeat(fh: BinaryIO, start: int, end: int, times: int) -> None:
             fh.seek(0, 2)
             fh.write(data)
             pos += len(data)
+            if guard is not None:
+                guard.check()
     fh.seek(0, 2)
 
 

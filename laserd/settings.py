@@ -128,6 +128,12 @@ class ProcessingSettings(_Section):
     workers: int = Field(1, ge=1, le=8, description="files processed at once (off the loop)")
     max_image_megapixels: float = Field(80, gt=0, le=1000, description="decompression-bomb guard")
     max_power_s: int = Field(1000, ge=1, description="controller $30: S value for 100 % power")
+    max_gcode_mb: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        description="largest G-code one file may make (predicted before converting: 422)",
+    )
 
 
 class LaserEnableMode(StrEnum):

@@ -21,6 +21,7 @@ from laserd.auth.principal import Role
 from laserd.files import artefacts, remove_paths
 from laserd.keys import DB, PROCESSING, SETTINGS
 from laserd.laser import LaserSettings
+from laserd.library.budget import check_output_budget
 from laserd.schemas.projects import FileOut, PreviewQuery, file_out
 from laserd.store import files as files_store
 from laserd.store import projects as projects_store
@@ -130,7 +131,7 @@ async def preview(request: web.Request, query: PreviewQuery) -> web.FileResponse
     response=FileOut,
     status=202,
     summary="Process again with the project's current laser settings",
-    errors=(404, 409),
+    errors=(404, 409, 422),
 )
 async def reprocess(request: web.Request) -> FileOut:
     file = await readable_file(request, path_id(request))
@@ -139,6 +140,7 @@ async def reprocess(request: web.Request) -> FileOut:
         raise errors.Conflict("A job is using this file.", code="file_in_use")
     project = await projects_store.get(conn, file["project_id"])
     laser = LaserSettings.model_validate((project or {}).get("laser") or {})
+    await check_output_budget(request.app[SETTINGS], [file], laser)
     await files_store.mark_pending(conn, file["id"], laser.model_dump(mode="json"))
     request.app[PROCESSING].enqueue(file["id"])
     row = await files_store.get(conn, file["id"])

@@ -18,6 +18,7 @@ from laserd.auth.principal import Role
 from laserd.files import artefacts, receive_upload, remove_paths
 from laserd.keys import DB, PROCESSING, SETTINGS
 from laserd.laser import LaserSettings
+from laserd.library.budget import check_output_budget
 from laserd.schemas.common import PageQuery
 from laserd.schemas.projects import (
     FileOut,
@@ -115,6 +116,8 @@ async def get_project(request: web.Request) -> ProjectOut:
 async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
     """``laser`` names only the fields to change; the result is validated as a whole. Files
     keep the settings they were processed with until re-processed (``POST /files/{id}/process``).
+    Settings with which an image of the project could make more G-code than ``[processing]
+    max_gcode_mb`` or the free disk space allow are refused (422 ``output_too_large``).
     """
     row = await owned_project(request, path_id(request))
     changes: dict[str, Any] = {}
@@ -129,6 +132,9 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
             laser = LaserSettings.model_validate(merged)
         except ValidationError as exc:
             raise_validation(exc, "laser")
+        # Settings that would make a file of this project too big to process are refused now.
+        files = await files_store.in_project(request.app[DB], row["id"])
+        await check_output_budget(request.app[SETTINGS], files, laser)
         changes["laser"] = laser.model_dump(mode="json")
     if changes:
         await store.update(request.app[DB], row["id"], changes)
@@ -189,12 +195,20 @@ async def upload_file(request: web.Request) -> FileOut:
     """Streamed to disk with the size limit enforced while it arrives. Accepted, recognised by
     their content under any file name: G-code (``.gcode .gco .g .nc .cnc .ngc .tap .txt`` ...;
     comments of any length, such as base64 thumbnails, are skipped) and images (PNG, JPEG, BMP,
-    GIF, WebP, TIFF); anything else is 415 with the reason. Answers ``pending``; ``file``
-    events follow the processing, and ``GET /files/{id}`` shows the result."""
+    GIF, WebP, TIFF); anything else is 415 with the reason. An image whose G-code at the
+    project's settings could exceed ``[processing] max_gcode_mb`` or the free disk space is
+    422 ``output_too_large``. Answers ``pending``; ``file`` events follow the processing, and
+    ``GET /files/{id}`` shows the result."""
     project = await owned_project(request, path_id(request))
     settings = request.app[SETTINGS]
     upload = await receive_upload(request, settings)
+    laser = LaserSettings.model_validate(project["laser"] or {})
     try:
+        await check_output_budget(
+            settings,
+            [{"kind": upload.kind, "name": upload.name, "stored_name": upload.stored_name}],
+            laser,
+        )
         row = await files_store.insert(
             request.app[DB],
             project_id=project["id"],
@@ -204,7 +218,7 @@ async def upload_file(request: web.Request) -> FileOut:
             size=upload.size,
             sha256=upload.sha256,
             stored_name=upload.stored_name,
-            laser=LaserSettings.model_validate(project["laser"] or {}).model_dump(mode="json"),
+            laser=laser.model_dump(mode="json"),
         )
     except BaseException:
         remove_paths([settings.uploads_dir / upload.stored_name])

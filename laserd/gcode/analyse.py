@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from laserd.gcode.errors import GcodeError
-from laserd.gcode.output import atomic_writer
+from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer
 from laserd.gcode.program import ProgramReader, Progress
 from laserd.gcode.segments import MotionStats
 
@@ -30,20 +30,25 @@ def analyse_gcode(
     max_power_s: int,
     progress: Progress | None = None,
     rapid_mm_min: float = DEFAULT_RAPID_MM_MIN,
+    limits: OutputLimits | None = None,
 ) -> GcodeReport:
     """Check ``src`` against GRBL 1.1's dialect, write the normalised copy to ``out``.
 
     Synchronous and CPU-bound: run it in a worker. Memory stays constant whatever the file
     size. On refusal a :class:`GcodeError` lists up to ``MAX_ISSUES`` problems with their
     line numbers and ``out`` is left untouched. ``rapid_mm_min`` is the G0 speed assumed for
-    the time estimate (the controller's ``$110``/``$111``, when known).
+    the time estimate (the controller's ``$110``/``$111``, when known). With ``limits`` the
+    copy stops (and is removed) when the disk's free space falls below the reserve.
     """
     reader = ProgramReader(Path(src), rapid_mm_min=rapid_mm_min, progress=progress)
     stats = MotionStats(rapid_mm_min=rapid_mm_min)
     with atomic_writer(Path(out)) as fh:
+        guard = SpaceGuard(fh, limits) if limits is not None else None
         for chunk in reader.chunks():
             if not reader.issues:
                 fh.write(chunk.text)
+                if guard is not None:
+                    guard.check()
             stats.lines += chunk.lines
             stats.add(chunk.segments)
             stats.add_time(chunk.extra_s)

@@ -20,6 +20,7 @@ import email.utils
 import hashlib
 import http.client
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -269,18 +270,42 @@ async def upload_and_settle(client: Any, account: Account, name: str, data: byte
 
 
 @pytest.mark.parametrize("small_disk", [1536], indirect=True)
-async def test_disk_full_during_gcode_generation_fails_the_file_cleanly(small_disk) -> None:
-    """camera.png (140 kB) fits on a 1.5 MB disk; its raster G-code (about 1.9 MB) does not."""
+async def test_raster_output_that_cannot_fit_is_refused_at_upload(small_disk) -> None:
+    """camera.png (140 kB) fits on a 1.5 MB disk; its raster G-code (up to 3 MB) cannot: the
+    upload is refused with the numbers before anything is converted (issue 12, item 9)."""
     client = small_disk
     user = await create_account(client, "user")
     state = client.app[SETTINGS].storage.state_dir
-    f = await upload_and_settle(client, user, "camera.png", SAMPLE_PNG.read_bytes())
+    r = await client.post("/api/v1/projects", json={"name": "full"}, headers=user.headers)
+    project = await r.json()
+    r = await upload_chunked(client, user, project["id"], "camera.png", SAMPLE_PNG.read_bytes())
+    assert r.status == 422, await r.text()
+    err = (await r.json())["error"]
+    assert err["code"] == "output_too_large" and err["details"]["limit"] == "free_space"
+    assert "512×512 pixels" in err["message"]
+    assert files_on_disk(state, "uploads", "tmp", "generated") == []
+    assert await integrity(client) == "ok"
+    assert laser_is_off(client.app)
+    await serving(client, user)
+
+
+@pytest.mark.parametrize("small_disk", [1536], indirect=True)
+async def test_disk_full_during_gcode_generation_fails_the_file_cleanly(small_disk) -> None:
+    """A G-code upload that fits, whose streamed copy does not: the disk fills up while the
+    copy is written (ENOSPC, no margin configured); the file fails, nothing half-written."""
+    client = small_disk
+    user = await create_account(client, "user")
+    state = client.app[SETTINGS].storage.state_dir
+    free = shutil.disk_usage(state).free
+    content = gcode_bytes(40_000)
+    content = content[: content.rfind(b"\n", 0, int(free * 0.6)) + 1]  # 60 % of what is free
+    f = await upload_and_settle(client, user, "big.gcode", content)
     assert f["status"] == "failed", f
     assert "space" in f["error"].lower(), f["error"]
     # The upload is intact; nothing half-generated is left behind.
     assert [p.name for p in files_on_disk(state, "generated")] == []
     uploads = files_on_disk(state, "uploads")
-    assert len(uploads) == 1 and uploads[0].read_bytes() == SAMPLE_PNG.read_bytes()
+    assert len(uploads) == 1 and uploads[0].read_bytes() == content
     assert [p for p in files_on_disk(state, "tmp")] == []
     assert await integrity(client) == "ok"
     r = await client.get(f"/api/v1/files/{f['id']}/gcode", headers=user.headers)
