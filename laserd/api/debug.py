@@ -6,7 +6,7 @@ from aiohttp import web
 
 from laserd.api.routing import ApiRoutes
 from laserd.auth.principal import Role
-from laserd.keys import DB
+from laserd.keys import DB, MAILER
 from laserd.schemas.auth import OutboxOut, OutboxPage, OutboxQuery
 from laserd.store import outbox
 
@@ -23,7 +23,9 @@ routes = ApiRoutes("debug")
 )
 async def list_outbox(request: web.Request, query: OutboxQuery) -> OutboxPage:
     """Public on purpose: debug mode is for development and black-box tests, which read
-    reset and verification links here; it is never enabled in production."""
+    reset and verification links here; it is never enabled in production. The stored rows
+    hold no tokens: whole bodies come from the mailer's memory (debug mode only)."""
+    mailer = request.app[MAILER]
     rows, total = await outbox.list_page(
         request.app[DB], limit=query.limit, offset=query.offset, to_addr=query.to
     )
@@ -34,7 +36,7 @@ async def list_outbox(request: web.Request, query: OutboxQuery) -> OutboxPage:
                 created_at=r.created_at,
                 to=r.to_addr,
                 subject=r.subject,
-                body=r.body,
+                body=mailer.debug_body(r.id) or r.body,
                 kind=r.kind,
                 sent_at=r.sent_at,
                 # The column only ever holds the Mailer's "smtp" or "log"; pydantic checks it.

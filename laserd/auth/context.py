@@ -62,7 +62,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     limits = RateLimits(settings)
     hasher = PasswordHasher(settings.auth)
     audit = AuditLog(conn, settings.server.trusted_proxies)
-    mailer = Mailer(conn, settings.mail)
+    mailer = Mailer(conn, settings.mail, debug=settings.server.debug)
     accounts = Accounts(conn, settings, app[SERVER_SECRET], hasher, limits, audit, mailer)
     app[RATE_LIMITS] = limits
     app[AUDIT] = audit

@@ -102,6 +102,7 @@ class Recovery:
                 f"  {link}\n\nor give this token to POST /api/v1/auth/password-reset/confirm:\n"
                 f"  {token}\n\nIf it was not you, ignore this message; nothing has changed.\n",
                 kind=RESET,
+                secrets=(token,),
             )
             await self._audit.record("password_reset_request", target=user.username, origin=origin)
         except Exception:
@@ -171,6 +172,7 @@ class Recovery:
             f"  {link}\n\nor give this token to POST /api/v1/auth/verify-email/confirm:\n"
             f"  {token}\n",
             kind=VERIFY,
+            secrets=(token,),
         )
 
     async def confirm_verification(self, token: str, request: web.Request) -> None:

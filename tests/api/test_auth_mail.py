@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 from laserd.app import create_app
-from laserd.keys import MAILER
-from tests.api.conftest import create_account
+from laserd.auth.mail import REDACTED
+from laserd.keys import DB, MAILER, SETTINGS
+from tests.api.conftest import PASSWORD, create_account
+from tests.api.test_auth_account import outbox, reset_token, token_in
 from tests.conftest import bare_hardware, make_settings
 
 
@@ -78,6 +80,12 @@ async def test_smtp_delivery_is_recorded(aiohttp_client, tmp_path) -> None:
         assert row["transport"] == "smtp" and row["sent_at"] and row["error"] is None
         assert len(smtp.messages) == 1
         assert acct.email in smtp.messages[0] and "reset" in smtp.messages[0].lower()
+        # The mail carries the token; the outbox row does not (only its hash is kept).
+        token = token_in(row["body"])
+        assert token in smtp.messages[0]
+        async with client.app[DB].execute("SELECT body FROM outbox") as cur:
+            stored = [r[0] for r in await cur.fetchall()]
+        assert len(stored) == 1 and token not in stored[0] and REDACTED in stored[0]
     finally:
         await smtp.stop()
 
@@ -103,3 +111,40 @@ async def test_outbox_route_only_in_debug_mode(aiohttp_client, tmp_path) -> None
     client = await aiohttp_client(create_app(settings, hardware=bare_hardware()))
     r = await client.get("/api/v1/debug/outbox")
     assert r.status == 404
+
+
+async def test_outbox_table_and_database_file_hold_no_token(client, user) -> None:
+    """Reset and verification tokens reach the mail (and, in debug mode, /debug/outbox from
+    memory) but never the outbox table, so neither the database file nor a backup has them."""
+    reset = await reset_token(client, user.email)
+    r = await client.patch(
+        "/api/v1/auth/me",
+        json={"email": "moved@example.test", "current_password": PASSWORD},
+        headers=user.headers,
+    )
+    assert r.status == 200
+    r = await client.post("/api/v1/auth/verify-email/request", headers=user.headers)
+    assert r.status == 202
+    verify = token_in((await outbox(client, "moved@example.test", "verify_email"))[0]["body"])
+    conn = client.app[DB]
+    async with conn.execute("SELECT kind, body FROM outbox") as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    assert {kind for kind, _ in rows} == {"password_reset", "verify_email"}
+    for kind, body in rows:
+        assert reset not in body and verify not in body, kind
+        assert body.count(REDACTED) == 2, body  # the link and the bare token
+    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = client.app[SETTINGS].db_path
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert len(raw) > 4096
+    assert reset.encode() not in raw and verify.encode() not in raw
+
+
+async def test_whole_bodies_are_kept_in_memory_only_in_debug_mode(aiohttp_client, tmp_path) -> None:
+    settings = make_settings(tmp_path / "nodebug", server={"debug": False})
+    client = await aiohttp_client(create_app(settings, hardware=bare_hardware()))
+    mailer = client.app[MAILER]
+    message_id = await mailer.send("x@example.test", "s", "t=SECRET", kind="k", secrets=["SECRET"])
+    assert mailer.debug_body(message_id) is None
+    async with client.app[DB].execute("SELECT body FROM outbox") as cur:
+        assert [r[0] for r in await cur.fetchall()] == [f"t={REDACTED}"]

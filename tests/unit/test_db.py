@@ -116,3 +116,36 @@ async def test_transaction_rolls_back(tmp_path: Path) -> None:
             assert (await cur.fetchone())[0] == 0
     finally:
         await conn.close()
+
+
+async def test_migration_removes_plain_tokens_from_the_outbox(tmp_path: Path) -> None:
+    """Issue 12 item 7: bodies of reset and verification mails stored before the fix held
+    the token; the migration removes it, from the rows and from the file's free space."""
+    path = tmp_path / "x.db"
+    conn = await db.connect(path)
+    try:
+        by_version = {m.name: m.version for m in db.bundled_migrations()}
+        fix = by_version["outbox_without_tokens"]
+        await db.migrate(conn, [m for m in db.bundled_migrations() if m.version < fix])
+        token = "Plain-Token_0123456789abcdefghijklmnopqrstu"
+        for kind in ("password_reset", "verify_email", "notice"):
+            body = f"open #/reset-password?token={token}\n  {token}\n" if kind != "notice" else "hi"
+            await conn.execute(
+                "INSERT INTO outbox (created_at, to_addr, subject, body, kind, transport)"
+                " VALUES ('2026-01-01T00:00:00.000Z', 'a@example.test', 's', ?, ?, 'log')",
+                (body, kind),
+            )
+        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert token.encode() in path.read_bytes()  # the state before the fix
+
+        await db.migrate(conn)
+        async with conn.execute("SELECT kind, body, to_addr FROM outbox ORDER BY id") as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+        assert [r[0] for r in rows] == ["password_reset", "verify_email", "notice"]
+        assert all(token not in body for _, body, _ in rows)
+        assert rows[2][1] == "hi" and all(r[2] == "a@example.test" for r in rows)
+        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("x.db*"))
+        assert token.encode() not in raw
+    finally:
+        await conn.close()
