@@ -193,6 +193,7 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
     texts: list[str] = []
     clipped: list[str] = []
     external: list[str] = []
+    broken: list[str] = []
     hidden = 0
     for e in doc.elements():
         if getattr(e, "clip_path", None) is not None:
@@ -221,6 +222,9 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
         rule: FillRule = "evenodd" if evenodd else "nonzero"
         source = _describe(e)
         for pts, closed, reducible in _subpaths(e, tol_px / 2.0):
+            if not np.all(np.isfinite(pts)):
+                broken.append(source)
+                continue
             mm = (np.column_stack([pts, np.ones(len(pts))]) @ to_mm.T)[:, :2]
             if reducible:
                 mm = simplify(mm, tol_mm / 2.0, closed)
@@ -242,6 +246,11 @@ def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
         )
     if hidden:
         raw.warnings.append(f"{hidden} hidden element(s) skipped")
+    if broken:
+        raw.warnings.append(
+            "shapes with coordinates that are not numbers are skipped: "
+            + ", ".join(sorted(set(broken))[:10])
+        )
     return raw
 
 

@@ -127,3 +127,19 @@ def test_svg_report_lists_layers_and_placed_box(tmp_path: Path) -> None:
     report, _, _ = run_svg(tmp_path, svg_doc(body), placement={"x_mm": 5, "y_mm": 6})
     assert [lay["operation"] for lay in report.layers] == ["cut", "off"]
     assert report.design["placed_mm"]["xmin"] == pytest.approx(5)
+
+
+def test_command_line_converts_and_refuses_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from laserd.designs.__main__ import main
+
+    src = tmp_path / "d.svg"
+    src.write_text(svg_doc('<rect x="10" y="10" width="30" height="30" stroke="#ff0000" '
+                           'fill="none"/>'))  # fmt: skip
+    rc = main([str(src), "--gcode", str(tmp_path / "o.gcode"), "--preview", str(tmp_path / "p.png"),
+               "--x", "5", "--y", "5", "--width", "60", "--bed", "400x300"])  # fmt: skip
+    assert rc == 0 and (tmp_path / "o.gcode").exists() and (tmp_path / "p.png").exists()
+    assert '"xmax": 65.0' in capsys.readouterr().out
+    assert main([str(src), "--gcode", str(tmp_path / "x.gcode"), "--x", "390", "--y", "0"]) == 1
+    assert "off_bed" in capsys.readouterr().err

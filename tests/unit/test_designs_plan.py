@@ -279,3 +279,18 @@ def test_real_file_through_the_pipeline_is_valid_gcode(tmp_path: Path) -> None:
     assert report.stats["lines"] > 100 and report.stats["laser_on_mm"] > 100
     assert max(len(line) for line in gcode.splitlines()) < 70
     assert rp.spindle == "M5"
+
+
+def test_angled_hatch_covers_the_shape_at_its_interval(tmp_path: Path) -> None:
+    layer = layer_defaults(1, Operation.fill).model_copy(
+        update={"fill": FillSettings(interval_mm=0.5, angle_deg=45, overscan_mm=0)}
+    )
+    design = Design(paths=[DPath(square(10, 10, 20), True, 1)], layers=[layer])
+    rp = replay(_gcode(tmp_path, design))
+    for b in rp.burns:
+        d = b[-1] - b[0]
+        assert abs(abs(d[0]) - abs(d[1])) < 2e-3  # every line at ±45°
+        assert b.min() >= 10 - 1e-3 and b.max() <= 30 + 1e-3  # inside the square
+    # Lines 0.5 mm apart filling a 20 mm square: the burned length is its area / interval.
+    burned = sum(float(np.hypot(*(b[-1] - b[0]))) for b in rp.burns)
+    assert burned == pytest.approx(400 / 0.5, rel=0.01)
