@@ -77,7 +77,18 @@ def plan_design(
         images_by_layer.setdefault(im.layer, []).append(im)
 
     cut_layers = [lay for lay in layers if lay.operation is Operation.cut]
-    for layer in layers:
+    queue = list(layers)
+    while queue:
+        layer = queue.pop(0)
+        if optimise and layer.operation is Operation.score:
+            # Among score layers of the same order, start with the one nearest the head.
+            peers = [layer] + [q for q in queue
+                               if q.operation is Operation.score and q.order == layer.order]
+            best = min(peers, key=lambda lay: _distance(by_layer.get(lay.id, []), pos))
+            if best is not layer:
+                queue.remove(best)
+                queue.insert(0, layer)
+                layer = best
         if layer.operation is Operation.image:
             for im in images_by_layer.get(layer.id, []):
                 runs.append(Run(layer, image=im))
@@ -100,6 +111,16 @@ def plan_design(
         runs.extend(_cut_runs(cut_layers, by_layer, pos, tolerance_mm, order_budget_s,
                               optimise, warnings))  # fmt: skip
     return Plan(runs, warnings)
+
+
+def _distance(paths: list[Path], pos: np.ndarray) -> float:
+    """How far the head at ``pos`` is from the nearest place any of ``paths`` can start."""
+    best = np.inf
+    for p in paths:
+        pts = p.points if p.closed else p.points[[0, -1]]
+        if len(pts):
+            best = min(best, float(np.min(np.hypot(*(pts - pos).T))))
+    return float(best)
 
 
 def _order(items: list[Item], pos: np.ndarray, budget: float, optimise: bool) -> list:

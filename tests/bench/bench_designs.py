@@ -283,6 +283,11 @@ def measure(name: str, src: Path, work: Path, memory: bool) -> dict:
     return entry
 
 
+def _ratio(rows: list[dict]) -> float | None:
+    doc = sum(r["travel_doc_order_g0_mm"] for r in rows)
+    return round(sum(r["travel_g0_mm"] for r in rows) / doc, 3) if doc else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", help="names of files to run (stem)")
@@ -305,6 +310,7 @@ def main() -> None:
                 continue
             results.append(measure(name, src, work, not args.no_memory))
         fidelity = _fidelity_exact(curves_svg, work)
+    real = {p.stem for p in DATA.glob("*.svg")}
     total = sum(r["travel_g0_mm"] for r in results)
     total_doc = sum(r["travel_doc_order_g0_mm"] for r in results)
     ok = pairs = 0
@@ -315,6 +321,8 @@ def main() -> None:
         "files": results,
         "travel_ratio_set": round(total / total_doc, 3) if total_doc else None,
         "travel_goal": "<= 0.5",
+        "travel_ratio_real_files": _ratio([r for r in results if r["file"] in real]),
+        "travel_ratio_generated": _ratio([r for r in results if r["file"] not in real]),
         "max_seconds_real_files": max((r["seconds"] for r in results
                                        if r["file"] in {p.stem for p in DATA.glob("*.svg")}),
                                       default=None),
