@@ -12,7 +12,7 @@ which also produces the precise error messages. The tests check both paths agree
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,12 +42,18 @@ for _bit, _kind in enumerate([_F, _S, _X, _Y, *range(1, 12)]):
     _GROUP_BIT[_kind] = 1 << _bit
 
 
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+
+
 @dataclass(slots=True)
 class FastResult:
     text: bytes
     lines: int
     segments: Segments
     state: ModalState
+    line_bytes: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    sync_lines: np.ndarray = field(default_factory=lambda: _EMPTY_I)  # spindle/coolant changes
+    s_lines: np.ndarray = field(default_factory=lambda: _EMPTY_I)  # S changes, laser on
 
 
 def _strip_semicolon_comments(raw: bytes) -> bytes:
@@ -193,12 +199,25 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
                 return None
 
     new = state.copy()
+    sp_tok = is_m & (group == 10)
+    cool_tok = is_m & (group == 11)
+    spv = vals[sp_tok]
+    coolv = vals[cool_tok]
+    # Spindle or coolant changes empty GRBL's planner (even in laser mode).
+    sp_changed = tline[sp_tok][spv != np.concatenate(([state.spindle], spv[:-1]))]
+    cool_changed = tline[cool_tok][coolv != np.concatenate(([state.coolant], coolv[:-1]))]
+    sync_lines = np.union1d(sp_changed, cool_changed).astype(np.int64)
+    # S changes while the laser is on (they empty the planner only without laser mode).
+    s_changed = tline[is_s][sv != np.concatenate(([state.s], sv[:-1]))]
+    if s_changed.size:
+        sp_at = _carry(tline[sp_tok], spv, s_changed, float(state.spindle), nlines)
+        s_changed = s_changed[sp_at != 5]
+    line_bytes = np.diff(nl, prepend=-1)
     if move_lines.size:
         x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x, nlines)
         y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y, nlines)
         s_at = _carry(tline[is_s], sv, move_lines, state.s, nlines)
-        sp_tok = is_m & (group == 10)
-        spindle = _carry(tline[sp_tok], vals[sp_tok], move_lines, float(state.spindle), nlines)
+        spindle = _carry(tline[sp_tok], spv, move_lines, float(state.spindle), nlines)
         feed = _carry(f_lines, fv, move_lines, state.feed_mm_min, nlines)
         rapid = mode == 0
         x0 = np.empty_like(x1)
@@ -207,7 +226,8 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         x0[1:], y0[1:] = x1[:-1], y1[:-1]
         power = np.where(rapid | (spindle == 5), 0.0, s_at)
         feed = np.where(rapid, rapid_mm_min, feed)
-        segments = Segments(x0, y0, x1, y1, power, rapid, feed)
+        z1 = np.full(x1.shape, state.z)
+        segments = Segments(x0, y0, x1, y1, power, rapid, feed, z1, move_lines.astype(np.int64))
         new.x, new.y = float(x1[-1]), float(y1[-1])
     else:
         segments = Segments.empty()
@@ -217,7 +237,8 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         new.feed_mm_min = float(fv[-1])
     if sv.size:
         new.s = float(sv[-1])
-    sp = vals[is_m & (group == 10)]
-    if sp.size:
-        new.spindle = int(sp[-1])
-    return FastResult(norm, nlines, segments, new)
+    if spv.size:
+        new.spindle = int(spv[-1])
+    if coolv.size:
+        new.coolant = int(coolv[-1])
+    return FastResult(norm, nlines, segments, new, line_bytes, sync_lines, s_changed)

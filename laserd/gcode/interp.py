@@ -17,8 +17,10 @@ from laserd.gcode.lexer import Line
 from laserd.gcode.segments import Segments
 
 MM_PER_INCH = 25.4
-#: Arcs become chords of at most this angle: the length error stays below 0.04 %.
-ARC_STEP_RAD = math.pi / 36
+#: GRBL's default arc tolerance ($12, mm): arcs become the chords mc_arc would cut.
+DEFAULT_ARC_TOLERANCE_MM = 0.002
+#: GRBL counts arc segments in a uint16.
+_MAX_ARC_SEGMENTS = 65535
 _G, _M = ord("G"), ord("M")
 _X, _Y, _Z = ord("X"), ord("Y"), ord("Z")
 _F, _S, _P = ord("F"), ord("S"), ord("P")
@@ -35,6 +37,7 @@ class ModalState:
     feed_mm_min: float = 0.0  # 0: undefined, as in GRBL
     s: float = 0.0
     spindle: int = 5  # 3, 4 or 5
+    coolant: int = 9  # 7, 8 or 9 (off)
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
@@ -48,6 +51,7 @@ class ModalState:
             self.feed_mm_min,
             self.s,
             self.spindle,
+            self.coolant,
             self.x,
             self.y,
             self.z,
@@ -61,7 +65,15 @@ class Interpreter:
 
     state: ModalState
     rapid_mm_min: float
+    arc_tolerance_mm: float = DEFAULT_ARC_TOLERANCE_MM
     extra_s: float = 0.0
+    #: Index of the streamed line being executed (set by the reader), for ``Segments.line``.
+    line_index: int = 0
+    #: Lines that wait for the planner to empty (spindle/coolant change, G4, M2/M30) and the
+    #: dwell of each; lines that change S while the laser is on (a wait without laser mode).
+    sync_lines: list[int] = field(default_factory=list)
+    sync_dwell: list[float] = field(default_factory=list)
+    s_lines: list[int] = field(default_factory=list)
     _x0: list[float] = field(default_factory=list)
     _y0: list[float] = field(default_factory=list)
     _x1: list[float] = field(default_factory=list)
@@ -69,14 +81,20 @@ class Interpreter:
     _p: list[float] = field(default_factory=list)
     _r: list[bool] = field(default_factory=list)
     _f: list[float] = field(default_factory=list)
+    _z: list[float] = field(default_factory=list)
+    _ln: list[int] = field(default_factory=list)
 
     def take_segments(self) -> Segments:
-        seg = Segments.from_lists(self._x0, self._y0, self._x1, self._y1, self._p, self._r, self._f)
+        seg = Segments.from_lists(
+            self._x0, self._y0, self._x1, self._y1, self._p, self._r, self._f, self._z, self._ln
+        )
         for lst in (self._x0, self._y0, self._x1, self._y1, self._p, self._r, self._f):
             lst.clear()
+        self._z.clear()
+        self._ln.clear()
         return seg
 
-    def _emit(self, x1: float, y1: float, rapid: bool) -> None:
+    def _emit(self, x1: float, y1: float, rapid: bool, z1: float) -> None:
         st = self.state
         power = 0.0 if rapid or st.spindle == 5 else st.s
         self._x0.append(st.x)
@@ -86,7 +104,9 @@ class Interpreter:
         self._p.append(power)
         self._r.append(rapid)
         self._f.append(self.rapid_mm_min if rapid else st.feed_mm_min)
-        st.x, st.y = x1, y1
+        self._z.append(z1)
+        self._ln.append(self.line_index)
+        st.x, st.y, st.z = x1, y1, z1
 
     def execute(self, line: Line) -> None:
         """Apply one line; raise :class:`LineError` (state unchanged) if GRBL would refuse it."""
@@ -150,6 +170,8 @@ class Interpreter:
             new.s = values[_S]
         if "spindle" in mcodes:
             new.spindle = mcodes["spindle"]
+        if "coolant" in mcodes:
+            new.coolant = mcodes["coolant"]
         dwell = gcodes.get("non_modal") == 40
         if dwell:
             if _P not in values:
@@ -183,25 +205,28 @@ class Interpreter:
             arc_points = self._arc(new, values, scale, tx, ty, bool({_X, _Y} & set(axes)))
 
         # Everything checked: commit the new modal state and emit the motion.
+        waits = new.spindle != st.spindle or new.coolant != st.coolant or dwell
+        waits = waits or "stopping" in mcodes
+        if new.s != st.s and new.spindle != 5:
+            self.s_lines.append(self.line_index)
         st.inches, st.absolute = new.inches, new.absolute
         st.feed_mm_min, st.s = new.feed_mm_min, new.s
-        st.spindle, st.motion = new.spindle, new.motion
+        st.spindle, st.motion, st.coolant = new.spindle, new.motion, new.coolant
+        if waits:
+            self.sync_lines.append(self.line_index)
+            self.sync_dwell.append(values[_P] if dwell else 0.0)
         if dwell:
             self.extra_s += values[_P]
         if axes or is_arc:
             rapid = st.motion == 0
-            if tz != st.z:
-                rate = self.rapid_mm_min if rapid else st.feed_mm_min
-                if tx == st.x and ty == st.y:
-                    self.extra_s += abs(tz - st.z) / rate * 60.0
-                st.z = tz
             if arc_points is not None:
-                for px, py in arc_points:
-                    self._emit(px, py, False)
-            elif _X in values or _Y in values:
-                self._emit(tx, ty, rapid)
+                z0, n = st.z, len(arc_points)
+                for k, (px, py) in enumerate(arc_points, 1):
+                    self._emit(px, py, False, tz if k == n else z0 + (tz - z0) * k / n)
+            else:
+                self._emit(tx, ty, rapid, tz)
         if "stopping" in mcodes:
-            st.motion, st.absolute, st.spindle = 10, True, 5
+            st.motion, st.absolute, st.spindle, st.coolant = 10, True, 5, 9
 
     def _arc(
         self,
@@ -255,7 +280,12 @@ class Interpreter:
                 sweep -= 2 * math.pi
         elif sweep <= 1e-7:
             sweep += 2 * math.pi
-        steps = max(1, math.ceil(abs(sweep) / ARC_STEP_RAD))
+        # GRBL's mc_arc: chords whose sagitta is the arc tolerance, end points on the circle.
+        tol = self.arc_tolerance_mm
+        steps = 0
+        if 2 * r > tol:
+            steps = math.floor(abs(0.5 * sweep * r) / math.sqrt(tol * (2 * r - tol)))
+        steps = max(1, min(steps, _MAX_ARC_SEGMENTS))
         pts = []
         for k in range(1, steps):
             a = a0 + sweep * k / steps

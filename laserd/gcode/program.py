@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from laserd.gcode.comments import CommentStripper
 from laserd.gcode.dialect import MAX_ISSUES, MAX_RAW_LINE_BYTES
 from laserd.gcode.errors import Issue, LineError
 from laserd.gcode.fast import fast_chunk
-from laserd.gcode.interp import Interpreter, ModalState
+from laserd.gcode.interp import DEFAULT_ARC_TOLERANCE_MM, Interpreter, ModalState
 from laserd.gcode.lexer import lex_line
 from laserd.gcode.segments import Segments
 
@@ -39,7 +41,14 @@ class Chunk:
     text: bytes  # normalised lines, each ending in "\n"
     lines: int
     segments: Segments
-    extra_s: float = 0.0  # dwells and Z-only moves
+    extra_s: float = 0.0  # dwells
+    #: Bytes of each streamed line including its newline (what the serial link carries).
+    line_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Lines (index within the chunk) that empty GRBL's planner, and their dwell seconds.
+    sync_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sync_dwell: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    #: Lines that change S while the laser is on.
+    s_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -49,6 +58,7 @@ class ProgramReader:
     src: Path
     rapid_mm_min: float = 5000.0
     progress: Progress | None = None
+    arc_tolerance_mm: float = DEFAULT_ARC_TOLERANCE_MM
     max_issues: int = MAX_ISSUES
     use_fast_path: bool = True
     state: ModalState = field(default_factory=ModalState)
@@ -113,7 +123,15 @@ class ProgramReader:
             res = fast_chunk(raw, self.state, self.rapid_mm_min)
             if res is not None:
                 self.state = res.state
-                yield Chunk(res.text, res.lines, res.segments)
+                yield Chunk(
+                    res.text,
+                    res.lines,
+                    res.segments,
+                    line_bytes=res.line_bytes,
+                    sync_lines=res.sync_lines,
+                    sync_dwell=np.zeros(res.sync_lines.shape[0]),
+                    s_lines=res.s_lines,
+                )
                 return
             # Split into pieces, unless one line fills (nearly) all of it: a piece as big as the
             # whole would recurse forever (a single line of 64–80 KiB used to).
@@ -130,11 +148,12 @@ class ProgramReader:
         yield self._slow(raw, lineno)
 
     def _slow(self, raw: bytes, lineno: int) -> Chunk:
-        interp = Interpreter(self.state, self.rapid_mm_min)
+        interp = Interpreter(self.state, self.rapid_mm_min, self.arc_tolerance_mm)
         out: list[bytes] = []
         for offset, raw_line in enumerate(raw.split(b"\n")[:-1]):
             parts = raw_line.split(b"\r") if b"\r" in raw_line else (raw_line,)
             for part in parts:
+                interp.line_index = len(out)
                 try:
                     line = lex_line(part)
                     interp.execute(line)
@@ -149,4 +168,13 @@ class ProgramReader:
             if self.full:
                 break
         text = b"\n".join(out) + b"\n" if out else b""
-        return Chunk(text, len(out), interp.take_segments(), interp.extra_s)
+        return Chunk(
+            text,
+            len(out),
+            interp.take_segments(),
+            interp.extra_s,
+            line_bytes=np.fromiter((len(t) + 1 for t in out), dtype=np.int64, count=len(out)),
+            sync_lines=np.asarray(interp.sync_lines, dtype=np.int64),
+            sync_dwell=np.asarray(interp.sync_dwell, dtype=np.float64),
+            s_lines=np.asarray(interp.s_lines, dtype=np.int64),
+        )

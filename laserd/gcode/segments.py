@@ -21,6 +21,8 @@ class Segments:
 
     ``power_s`` is the effective S value: 0 whenever the beam is off (G0, M5, or S0).
     ``rapid`` marks G0 moves; ``feed_mm_min`` is the programmed feed of the others.
+    The G-code reader also gives ``z1`` (the Z target) and ``line`` (the index, within its
+    chunk, of the streamed line that makes the move), which the planner model needs.
     """
 
     x0: np.ndarray
@@ -30,6 +32,8 @@ class Segments:
     power_s: np.ndarray
     rapid: np.ndarray
     feed_mm_min: np.ndarray
+    z1: np.ndarray | None = None
+    line: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x0.shape[0])
@@ -37,7 +41,7 @@ class Segments:
     @classmethod
     def empty(cls) -> Segments:
         z = np.zeros(0, dtype=np.float64)
-        return cls(z, z, z, z, z, np.zeros(0, dtype=bool), z)
+        return cls(z, z, z, z, z, np.zeros(0, dtype=bool), z, z, np.zeros(0, dtype=np.int64))
 
     @classmethod
     def from_lists(
@@ -49,6 +53,8 @@ class Segments:
         power_s: list[float],
         rapid: list[bool],
         feed_mm_min: list[float],
+        z1: list[float] | None = None,
+        line: list[int] | None = None,
     ) -> Segments:
         f = np.float64
         return cls(
@@ -59,6 +65,8 @@ class Segments:
             np.asarray(power_s, dtype=f),
             np.asarray(rapid, dtype=bool),
             np.asarray(feed_mm_min, dtype=f),
+            None if z1 is None else np.asarray(z1, dtype=f),
+            None if line is None else np.asarray(line, dtype=np.int64),
         )
 
 

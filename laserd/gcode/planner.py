@@ -1,0 +1,590 @@
+"""A model of GRBL 1.1's motion planner and serial link: how long a program really takes.
+
+Distance over feed is wrong in both directions on a laser: short segments never reach their
+feed because GRBL only looks 15 blocks ahead and must always be able to stop at the end of
+the last one; corners are taken at the junction-deviation speed; every ``M3``/``M4``/``M5``
+change empties the planner; a run of very short lines is paced by the 115200-baud link, not by
+the motors. This module replays a program the way the firmware plans it, from the ``$``
+settings of the controller (:class:`PlannerSettings`), and returns the time of the whole job
+and the time at which each line is acknowledged (what a job's ETA needs).
+
+The model, following GRBL 1.1's ``planner.c``, ``motion_control.c`` and ``stepper.c``:
+
+* Each move becomes a block whose length comes from the step-rounded targets (``$100``-
+  ``$102``); zero-step moves are dropped, as the firmware does. A block's acceleration and
+  rapid rate are the per-axis limits (``$120``-``$122``, ``$110``-``$112``) projected onto
+  its direction: the largest value for which no axis exceeds its own limit. So a diagonal
+  G0 is faster than ``$110`` along its path, and a move with a slow Z is slow.
+* A block's entry speed is limited by the junction with the previous block (``$11``, the
+  firmware's centripetal formula with its straight-line and reversal cases), by both blocks'
+  nominal speeds, and is zero when the planner was empty when the block arrived.
+* When block *b* is being prepared for the steppers, the planner holds *b* and at most the 14
+  blocks after it (16 slots, one always free): its exit speed is the backward pass over that
+  window, ending at a stop, combined with the forward pass from its actual entry speed. The
+  backward pass over a sliding window is a range minimum of ``limit_c + S_(c-1)`` where ``S``
+  is the running sum of ``2·a·L`` (speeds squared); the forward pass is a min-plus recurrence
+  solved with :func:`numpy.minimum.accumulate`. Each block then runs the trapezoid or triangle
+  profile between its entry and exit speeds.
+* Arcs are cut into the chords ``mc_arc`` would make (``$12``), by the G-code reader.
+* ``M3``/``M4``/``M5`` and coolant changes, ``G4`` and program end wait until the planner is
+  empty (``protocol_buffer_synchronize``); with ``$32=0`` an ``S`` change while the laser is on
+  does too. In laser mode S-only changes do not.
+* The link: lines leave the sender under character counting (at most ``rx_buffer`` bytes
+  unacknowledged, GRBL's 128-byte receive buffer), travel at ``baud/10`` bytes per second, and
+  are acknowledged when their blocks fit in the planner. A block can only be planned once it
+  has arrived, so when lines arrive slower than the head moves through them, the window shrinks
+  and the planner slows down or runs dry. This coupling is solved by a few passes of
+  vectorised max-plus recurrences.
+
+Not modelled: the ATmega328p's own time to parse and plan a line (a few hundred lines per
+second at most on the real chip; the ground truth was measured on the firmware compiled for a
+PC), feed/rapid overrides, and homing (``$H`` takes as long as the machine needs to find its
+switches).
+
+The computation is streamed: :class:`Estimator` takes moves and lines in batches and keeps
+only the last few blocks and lines it still needs, so memory stays constant for any file size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: GRBL's MINIMUM_FEED_RATE (mm/min), as mm/s.
+MIN_SPEED_MM_S = 1.0 / 60.0
+#: GRBL's SOME_LARGE_VALUE for straight junctions (speed squared).
+_LARGE = 1.0e38
+#: Planner blocks usable at once (BLOCK_BUFFER_SIZE 16, one slot always free).
+PLANNER_BLOCKS = 15
+#: Serial receive buffer of GRBL 1.1 (RX_BUFFER_SIZE).
+RX_BUFFER_BYTES = 128
+#: Passes of the link/planner coupling; the first is motion-only, later ones refine.
+_LINK_PASSES = 4
+#: Blocks solved at once before the oldest are finalised (bounds memory and numpy call cost).
+_SOLVE_BLOCKS = 1 << 16
+#: How far ahead of the steppers GRBL prepares motion: its segment buffer (6 segments, one
+#: slot free) of DT_SEGMENT = 10 ms each.
+PREP_LEAD_S = 0.04
+#: A job ends when a status report says Idle; reports are polled (the ground truth at 10 Hz,
+#: laserd at least as often), so the end is seen on average half a period late.
+END_LATENCY_S = 0.05
+#: One checkpoint (line, acknowledged time) every this many lines for the ETA table.
+CHECKPOINT_LINES = 512
+
+
+def _num(values: Mapping[str, Any], key: str, default: float) -> float:
+    raw = values.get(key, values.get(f"${key}"))
+    if raw is None:
+        return default
+    try:
+        out = float(raw)
+    except (TypeError, ValueError):
+        return default
+    return out if math.isfinite(out) else default
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerSettings:
+    """The controller values a time estimate depends on (GRBL ``$`` numbers in comments)."""
+
+    junction_deviation_mm: float = 0.010  # $11
+    arc_tolerance_mm: float = 0.002  # $12
+    max_spindle_s: float = 1000.0  # $30
+    laser_mode: bool = True  # $32
+    steps_per_mm: tuple[float, float, float] = (80.0, 80.0, 400.0)  # $100-$102
+    max_rate_mm_min: tuple[float, float, float] = (6000.0, 6000.0, 1000.0)  # $110-$112
+    accel_mm_s2: tuple[float, float, float] = (1000.0, 1000.0, 100.0)  # $120-$122
+    baudrate: int = 115200
+    rx_buffer_bytes: int = RX_BUFFER_BYTES
+    planner_blocks: int = PLANNER_BLOCKS
+
+    #: The ``$`` numbers used, in the order :meth:`as_dollars` lists them.
+    DOLLARS = ("11", "12", "30", "32", "100", "101", "102", "110", "111", "112", "120", "121",
+               "122")  # fmt: skip
+
+    @classmethod
+    def from_dollars(cls, values: Mapping[str, Any], baudrate: int = 115200) -> PlannerSettings:
+        """Build from ``$$`` values keyed ``"110"`` or ``"$110"`` (missing ones: defaults)."""
+        d = cls()
+
+        def axis(base: int, cur: tuple[float, float, float]) -> tuple[float, float, float]:
+            got = [_num(values, str(base + i), cur[i]) for i in range(3)]
+            return (got[0], got[1], got[2])
+
+        return cls(
+            junction_deviation_mm=max(0.0, _num(values, "11", d.junction_deviation_mm)),
+            arc_tolerance_mm=max(1e-6, _num(values, "12", d.arc_tolerance_mm)),
+            max_spindle_s=_num(values, "30", d.max_spindle_s),
+            laser_mode=_num(values, "32", 1.0 if d.laser_mode else 0.0) != 0,
+            steps_per_mm=axis(100, d.steps_per_mm),
+            max_rate_mm_min=axis(110, d.max_rate_mm_min),
+            accel_mm_s2=axis(120, d.accel_mm_s2),
+            baudrate=baudrate,
+        )
+
+    def as_dollars(self) -> dict[str, float]:
+        """The values used, keyed by ``$`` number (what ``stats.estimate_settings`` shows)."""
+        vals = (
+            self.junction_deviation_mm,
+            self.arc_tolerance_mm,
+            self.max_spindle_s,
+            1.0 if self.laser_mode else 0.0,
+            *self.steps_per_mm,
+            *self.max_rate_mm_min,
+            *self.accel_mm_s2,
+        )
+        return {k: float(v) for k, v in zip(self.DOLLARS, vals, strict=True)}
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.baudrate / 10.0
+
+
+@dataclass(slots=True)
+class Moves:
+    """A batch of straight moves in the order GRBL receives them (arcs already cut).
+
+    ``line`` is the 0-based index of the streamed line each move belongs to, counted from
+    the start of the batch's lines (see :meth:`Estimator.add`).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    rapid: np.ndarray
+    feed_mm_min: np.ndarray
+    line: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Moves:
+        f = np.zeros(0, dtype=np.float64)
+        return cls(f, f, f, np.zeros(0, dtype=bool), f, np.zeros(0, dtype=np.int64))
+
+
+@dataclass(slots=True)
+class Estimate:
+    """The result: total seconds and a checkpoint table ``(line, seconds when acknowledged)``."""
+
+    total_s: float
+    lines: int
+    blocks: int
+    settings: PlannerSettings
+    checkpoints: list[tuple[int, float]]
+    link_bound_s: float  # the time the link alone needs for all lines
+
+    def remaining_s(self, lines_acked: int) -> float:
+        """Model time left once ``lines_acked`` lines have been acknowledged."""
+        return max(0.0, self.total_s - self.elapsed_at(lines_acked))
+
+    def elapsed_at(self, lines_acked: int) -> float:
+        """Model time at which the ``lines_acked``-th line was acknowledged (interpolated)."""
+        return elapsed_at(self.checkpoints, lines_acked, self.lines, self.total_s)
+
+
+def elapsed_at(
+    checkpoints: list[tuple[int, float]] | list[list[float]],
+    lines_acked: int,
+    lines: int,
+    total_s: float,
+) -> float:
+    """Interpolate the checkpoint table (also used by the job runner on the stored table)."""
+    if lines_acked <= 0 or not checkpoints:
+        return 0.0
+    prev_l, prev_t = 0.0, 0.0
+    for cl, ct in checkpoints:
+        if cl >= lines_acked:
+            span = cl - prev_l
+            frac = (lines_acked - prev_l) / span if span > 0 else 1.0
+            return float(prev_t + frac * (ct - prev_t))
+        prev_l, prev_t = float(cl), float(ct)
+    if lines_acked >= lines:
+        return float(prev_t)
+    return float(prev_t)
+
+
+def _lround(v: np.ndarray) -> np.ndarray:
+    """C's lround: halves away from zero."""
+    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
+
+
+def _limit_by_axes(limits: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """GRBL's limit_value_by_axis_maximum: the largest value no axis exceeds (rows = blocks)."""
+    au = np.abs(unit)
+    with np.errstate(divide="ignore"):
+        per_axis = np.where(au > 0, limits[None, :] / np.where(au > 0, au, 1.0), np.inf)
+    return per_axis.min(axis=1)
+
+
+def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
+                length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Seconds of each block's trapezoid (or triangle) from entry²/exit² speeds, and the
+    seconds of its final deceleration."""
+    vn2 = vn * vn
+    vi2 = np.minimum(np.maximum(vi2, 0.0), vn2)
+    vo2 = np.minimum(np.maximum(vo2, 0.0), vn2)
+    vi = np.sqrt(vi2)
+    vo = np.sqrt(vo2)
+    d_acc = (vn2 - vi2) / (2 * a)
+    d_dec = (vn2 - vo2) / (2 * a)
+    cruise = length - d_acc - d_dec
+    trap = cruise >= 0
+    peak = np.sqrt(np.maximum((2 * a * length + vi2 + vo2) * 0.5, 0.0))
+    peak = np.where(trap, vn, np.maximum(peak, np.maximum(vi, vo)))
+    t_dec = (peak - vo) / a
+    t = (peak - vi) / a + t_dec
+    return t + np.where(trap, cruise / vn, 0.0), t_dec
+
+
+def _range_min(g: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
+    """min(g[lo..hi]) per row (inclusive; empty ranges give +inf), ranges at most ``width``."""
+    n = g.shape[0]
+    levels = [g]
+    span = 1
+    while span * 2 <= width:
+        prev = levels[-1]
+        nxt = prev.copy()
+        nxt[: n - span] = np.minimum(prev[: n - span], prev[span:])
+        levels.append(nxt)
+        span *= 2
+    length = hi - lo + 1
+    out = np.full(lo.shape, np.inf)
+    ok = length > 0
+    if not ok.any():
+        return out
+    k = np.zeros(lo.shape, dtype=np.int64)
+    k[ok] = np.floor(np.log2(length[ok])).astype(np.int64)
+    table = np.stack(levels)
+    lo_c = np.clip(lo, 0, n - 1)
+    hi2 = np.clip(hi - (1 << k) + 1, 0, n - 1)
+    res = np.minimum(table[k, lo_c], table[k, hi2])
+    out[ok] = res[ok]
+    return out
+
+
+@dataclass
+class Estimator:
+    """Feed batches with :meth:`add`, then :meth:`finish`. Constant memory for any length."""
+
+    settings: PlannerSettings = field(default_factory=PlannerSettings)
+    checkpoint_lines: int = CHECKPOINT_LINES
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self._spm = np.asarray(s.steps_per_mm, dtype=np.float64)
+        self._accel = np.asarray(s.accel_mm_s2, dtype=np.float64)
+        self._rate = np.asarray(s.max_rate_mm_min, dtype=np.float64) / 60.0
+        # Block building state (GRBL's pl struct).
+        self._pos_steps = np.zeros(3, dtype=np.int64)
+        self._prev_unit = np.zeros(3, dtype=np.float64)
+        self._prev_nominal = 0.0
+        self._planner_empty = True  # the next block starts from rest
+        # Pending (not yet finalised) lines and blocks.
+        self._line_bytes: list[np.ndarray] = []
+        self._line_sync: list[np.ndarray] = []
+        self._line_dwell: list[np.ndarray] = []
+        self._blk: list[dict[str, np.ndarray]] = []
+        self._n_lines = 0  # lines ever added
+        self._n_pending_lines = 0
+        self._n_pending_blocks = 0
+        self._first_line = 0  # global index of the first pending line
+        self._first_block = 0
+        # Carried results of finalised lines/blocks.
+        self._v0_sq = 0.0  # exit speed² of the last finalised block
+        self._hist_f = np.zeros(0)  # finish times of the last finalised blocks
+        self._hist_p = np.zeros(0)  # ack times of the last finalised lines
+        self._hist_cum = np.zeros(0)  # cumulative bytes after those lines
+        self._cum_bytes = 0.0  # cumulative bytes after the last finalised line
+        self._last_a = 0.0  # arrival of the last finalised line
+        self._last_p = 0.0
+        self._last_f = 0.0
+        self._total_bytes = 0.0
+        self.checkpoints: list[tuple[int, float]] = []
+        self._next_checkpoint = self.checkpoint_lines
+
+    # ---------------------------------------------------------------- input
+    def add(
+        self,
+        moves: Moves,
+        line_bytes: np.ndarray,
+        sync_lines: np.ndarray | None = None,
+        dwell_s: np.ndarray | None = None,
+        s_change_lines: np.ndarray | None = None,
+    ) -> None:
+        """Add ``len(line_bytes)`` streamed lines (bytes including the newline) and the moves
+        they make. ``sync_lines`` (indices within the batch) wait for the planner to empty
+        before they are processed (spindle/coolant changes, G4, program end), each with its
+        ``dwell_s``; ``s_change_lines`` are lines that change S while the laser is on (they
+        also wait when laser mode is off)."""
+        n = int(line_bytes.shape[0])
+        if n == 0:
+            return
+        sync = np.zeros(n, dtype=bool)
+        dwell = np.zeros(n, dtype=np.float64)
+        if sync_lines is not None and sync_lines.size:
+            sync[sync_lines] = True
+            if dwell_s is not None:
+                np.add.at(dwell, sync_lines, dwell_s)
+        if not self.settings.laser_mode and s_change_lines is not None and s_change_lines.size:
+            sync[s_change_lines] = True
+        self._total_bytes += float(line_bytes.sum())
+        blocks = self._make_blocks(moves, sync, self._n_pending_lines)
+        self._line_bytes.append(line_bytes.astype(np.float64))
+        self._line_sync.append(sync)
+        self._line_dwell.append(dwell)
+        self._n_lines += n
+        self._n_pending_lines += n
+        if blocks is not None:
+            self._blk.append(blocks)
+            self._n_pending_blocks += int(blocks["len"].shape[0])
+        if self._n_pending_blocks >= _SOLVE_BLOCKS or self._n_pending_lines >= 4 * _SOLVE_BLOCKS:
+            self._solve(final=False)
+
+    def _make_blocks(
+        self, moves: Moves, sync: np.ndarray, line_offset: int
+    ) -> dict[str, np.ndarray] | None:
+        m = int(moves.x.shape[0])
+        # Lines that empty the planner make the next block start from rest.
+        sync_idx = np.flatnonzero(sync)
+        if m == 0:
+            if sync_idx.size:
+                self._planner_empty = True
+            return None
+        tgt = np.stack([moves.x, moves.y, moves.z], axis=1)
+        steps = _lround(tgt * self._spm[None, :])
+        prev = np.vstack([self._pos_steps[None, :], steps[:-1]])
+        dsteps = steps - prev
+        real = (dsteps != 0).any(axis=1)
+        self._pos_steps = steps[-1].copy()
+        line = moves.line.astype(np.int64)
+        # A sync line between the previous real block and this one: starts from rest.
+        after_sync = np.zeros(m, dtype=bool)
+        if sync_idx.size:
+            # number of sync lines strictly before each move's line (a sync line's own
+            # moves come after its wait)
+            before = np.searchsorted(sync_idx, line, side="right")
+            # a move on a sync line itself also waits
+            after_sync = np.diff(np.concatenate(([0], before))) > 0
+            last_sync_line = int(sync_idx[-1])
+        else:
+            last_sync_line = -1
+        if not real.any():
+            if sync_idx.size:
+                self._planner_empty = True
+            return None
+        # Carry "starts from rest" through dropped zero-length moves to the next real block.
+        rest_flag = after_sync.copy()
+        if self._planner_empty:
+            rest_flag[0] = True
+        ri = np.flatnonzero(real)
+        # A dropped move's flag goes to the next real block.
+        nxt_real = np.searchsorted(ri, np.arange(m), side="left")
+        has_next = nxt_real < ri.size
+        acc = np.zeros(ri.size, dtype=bool)
+        acc[nxt_real[rest_flag & has_next]] = True
+        d = dsteps[ri].astype(np.float64) / self._spm[None, :]
+        length = np.sqrt((d * d).sum(axis=1))
+        unit = d / length[:, None]
+        accel = _limit_by_axes(self._accel, unit)
+        rapid_rate = _limit_by_axes(self._rate, unit)
+        feed = moves.feed_mm_min[ri] / 60.0
+        rapid = moves.rapid[ri]
+        nominal = np.where(rapid, rapid_rate, np.minimum(feed, rapid_rate))
+        nominal = np.maximum(nominal, MIN_SPEED_MM_S)
+        prev_unit = np.vstack([self._prev_unit[None, :], unit[:-1]])
+        cos_t = -(prev_unit * unit).sum(axis=1)
+        jvec = unit - prev_unit
+        jlen = np.sqrt((jvec * jvec).sum(axis=1))
+        jlen = np.where(jlen > 0, jlen, 1.0)
+        jacc = _limit_by_axes(self._accel, jvec / jlen[:, None])
+        sin_d2 = np.sqrt(np.clip(0.5 * (1.0 - cos_t), 0.0, 1.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vj2 = jacc * self.settings.junction_deviation_mm * sin_d2 / (1.0 - sin_d2)
+        vj2 = np.where(cos_t > 0.999999, 0.0, np.where(cos_t < -0.999999, _LARGE, vj2))
+        vj2 = np.where(acc, 0.0, vj2)
+        prev_nom = np.concatenate(([self._prev_nominal], nominal[:-1]))
+        max_entry = np.minimum(np.minimum(nominal, prev_nom) ** 2, vj2)
+        self._prev_unit = unit[-1].copy()
+        self._prev_nominal = float(nominal[-1])
+        self._planner_empty = bool(last_sync_line > int(line[ri[-1]]))
+        return {
+            "len": length,
+            "a": accel,
+            "vn": nominal,
+            "m": max_entry,
+            "line": line[ri] + line_offset,
+        }
+
+    # ---------------------------------------------------------------- solve
+    def _solve(self, final: bool) -> None:
+        s = self.settings
+        if self._n_pending_lines == 0:
+            return
+        lb = np.concatenate(self._line_bytes)
+        lsync = np.concatenate(self._line_sync)
+        ldwell = np.concatenate(self._line_dwell)
+        nl = lb.shape[0]
+        if self._blk:
+            blk = {k: np.concatenate([b[k] for b in self._blk]) for k in self._blk[0]}
+        else:
+            blk = {k: np.zeros(0) for k in ("len", "a", "vn", "m")}
+            blk["line"] = np.zeros(0, dtype=np.int64)
+        nb = blk["len"].shape[0]
+        rate = s.bytes_per_s
+        W = s.planner_blocks - 1  # blocks after b in the window
+
+        # Static per-line data.
+        cum = self._cum_bytes + np.cumsum(lb)  # cumulative bytes after each line
+        c = lb / rate
+        C = np.cumsum(c)
+        D = np.cumsum(ldwell)
+        hist_cum = self._hist_cum
+        all_cum = np.concatenate((hist_cum, cum))
+        nh = hist_cum.shape[0]
+        # q(m): the last line that must be acknowledged before line m may be sent.
+        q = np.searchsorted(all_cum, cum - s.rx_buffer_bytes + 1e-9, side="left") - 1 - nh
+        # Static per-block data.
+        bline = blk["line"]
+        length, a, vn, mx = blk["len"], blk["a"], blk["vn"], blk["m"]
+        w = 2 * a * length
+        S = np.cumsum(w)
+        S_prev = np.concatenate(([0.0], S[:-1]))
+        G = mx + S_prev
+        # A window ends before the first block of the next sync line after b's own line
+        # (a sync line's own moves come after its wait).
+        sync_idx = np.flatnonzero(lsync)
+        blocks_idx = np.arange(nb)
+        if sync_idx.size:
+            k = np.searchsorted(sync_idx, bline, side="right")
+            next_sync = np.where(k < sync_idx.size, sync_idx[np.minimum(k, sync_idx.size - 1)], nl)
+            sync_end = np.searchsorted(bline, next_sync, side="left") - 1
+        else:
+            sync_end = np.full(nb, nb - 1, dtype=np.int64)
+        e_static = np.minimum(np.minimum(blocks_idx + W, sync_end), nb - 1)
+        # last block of each line (or -1) and of lines before each line
+        last_blk = np.full(nl, -1, dtype=np.int64)
+        if nb:
+            last_blk[bline] = np.arange(nb)
+        prev_blk_of_line = np.maximum.accumulate(np.concatenate(([-1], last_blk[:-1])))
+        hist_f = self._hist_f
+        nhf = hist_f.shape[0]
+        hist_p = self._hist_p
+        nhp = hist_p.shape[0]
+
+        push = np.zeros(nb)
+        decide = np.full(nb, np.inf)
+        t_dec = np.zeros(nb)
+        u = np.zeros(nb)
+        A = np.zeros(nl)
+        P = np.zeros(nl)
+        F = np.zeros(nb)
+        d = np.zeros(nb)
+        for it in range(_LINK_PASSES):
+            # Windows: blocks that had arrived when b started.
+            if it == 0:
+                e = e_static
+            else:
+                # (a block pushed the moment the previous one's slot frees is there: a
+                # tolerance keeps float rounding from deciding the tie)
+                arrived = np.searchsorted(push, decide + 1e-7, side="right") - 1
+                e = np.minimum(np.maximum(arrived, blocks_idx), e_static)
+            if nb:
+                rm = _range_min(G, blocks_idx + 1, e, W)
+                stop = S[e]
+                bw = np.minimum(rm, stop) - S
+                bw = np.where(e == blocks_idx, 0.0, bw)
+                U = np.minimum.accumulate(np.concatenate(([self._v0_sq], bw - S)))
+                u = U[1:] + S
+                vi2 = np.concatenate(([self._v0_sq], u[:-1]))
+                d, t_dec = _block_time(vi2, u, vn, a, length)
+            # Block times: F_b = max(F_(b-1), push_b) + d_b, a max-plus recurrence.
+            Q = np.cumsum(d)
+            F = np.maximum.accumulate(np.concatenate(([self._last_f], push - (Q - d))))[1:] + Q
+            T = F - d
+            # When b's exit speed is settled: its deceleration is prepared for the steppers
+            # a little before it starts; a block that arrives before then still counts.
+            decide = np.maximum(T, F - t_dec - PREP_LEAD_S)
+            # Lines: arrival A (link), acknowledgement P.
+            all_p = np.concatenate((hist_p, P))
+            Sq = np.where(q + nhp >= 0, all_p[np.maximum(q + nhp, 0)], 0.0)
+            Cp = C - c
+            A = np.maximum.accumulate(np.concatenate(([self._last_a], Sq - Cp)))[1:] + C
+            # Planner slot for the line's last block, sync waits.
+            all_f = np.concatenate((hist_f, F))
+            slot_idx = last_blk - s.planner_blocks
+            slot = np.where(
+                (last_blk >= 0) & (slot_idx + nhf >= 0), all_f[np.maximum(slot_idx + nhf, 0)], 0.0
+            )
+            pb = prev_blk_of_line
+            wait = np.where(lsync, np.where(pb >= 0, F[np.maximum(pb, 0)], self._last_f), 0.0)
+            Xl = np.maximum(np.maximum(A, slot), wait)
+            Dp = D - ldwell
+            P = np.maximum.accumulate(np.concatenate(([self._last_p], Xl - Dp)))[1:] + D
+            # Push time of each block: its line's arrival, the previous line's ack, a slot.
+            if nb:
+                prevP = np.concatenate(([self._last_p], P[:-1]))
+                bslot_idx = blocks_idx - s.planner_blocks
+                bslot = np.where(bslot_idx + nhf >= 0, all_f[np.maximum(bslot_idx + nhf, 0)], 0.0)
+                push = np.maximum(np.maximum(A[bline], prevP[bline]), bslot)
+
+        # How much is final: everything when final, else lines whose blocks have full windows.
+        if final or nb == 0:
+            cut_line, cut_blk = nl, nb
+        elif nb <= W + 1:
+            cut_line, cut_blk = int(bline[0]), 0
+        else:
+            cut_line = int(bline[nb - (W + 1)])
+            cut_blk = int(np.searchsorted(bline, cut_line, side="left"))
+        if cut_line == 0:
+            return
+        self._record(P[:cut_line])
+        self._last_p = float(P[cut_line - 1])
+        self._last_a = float(A[cut_line - 1])
+        self._cum_bytes = float(cum[cut_line - 1])
+        keep = 2 * s.rx_buffer_bytes
+        self._hist_p = np.concatenate((self._hist_p, P[:cut_line]))[-keep:]
+        self._hist_cum = np.concatenate((self._hist_cum, cum[:cut_line]))[-keep:]
+        if cut_blk:
+            self._last_f = float(F[cut_blk - 1])
+            self._v0_sq = float(u[cut_blk - 1])
+            self._hist_f = np.concatenate((self._hist_f, F[:cut_blk]))[-(W + 2) :]
+        self._first_line += cut_line
+        self._first_block += cut_blk
+        # Keep the rest pending, re-based.
+        self._line_bytes = [lb[cut_line:]]
+        self._line_sync = [lsync[cut_line:]]
+        self._line_dwell = [ldwell[cut_line:]]
+        self._n_pending_lines = nl - cut_line
+        if nb - cut_blk:
+            rest = {k: v[cut_blk:] for k, v in blk.items()}
+            rest["line"] = rest["line"] - cut_line
+            self._blk = [rest]
+        else:
+            self._blk = []
+        self._n_pending_blocks = nb - cut_blk
+
+    def _record(self, p: np.ndarray) -> None:
+        start = self._first_line
+        n = p.shape[0]
+        while self._next_checkpoint <= start + n:
+            idx = self._next_checkpoint - start - 1
+            self.checkpoints.append((self._next_checkpoint, round(float(p[idx]), 3)))
+            self._next_checkpoint += self.checkpoint_lines
+
+    def finish(self) -> Estimate:
+        self._solve(final=True)
+        total = max(self._last_f, self._last_p) + END_LATENCY_S
+        lines = self._n_lines
+        if not self.checkpoints or self.checkpoints[-1][0] != lines:
+            self.checkpoints.append((lines, round(total, 3)))
+        return Estimate(
+            total_s=total,
+            lines=lines,
+            blocks=self._first_block,
+            settings=self.settings,
+            checkpoints=self.checkpoints,
+            link_bound_s=self._total_bytes / self.settings.bytes_per_s,
+        )
