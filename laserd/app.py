@@ -37,7 +37,7 @@ from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth.context import auth_ctx
 from laserd.events import EventHub
-from laserd.files import processing_ctx
+from laserd.files import estimates_ctx, processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
 from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
@@ -82,6 +82,7 @@ CONTEXTS: list[Context] = [
     processing_ctx,  # uploads' processing pool; leftovers from a crash are queued again
     auth_ctx,
     link_ctx,
+    estimates_ctx,  # the controller's $$ settings → time estimates of ready files
     jobs_ctx,  # exits first: stops a running job and the laser
 ]
 

@@ -43,9 +43,10 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from laserd import errors
+from laserd.estimates import EstimateProfile
 from laserd.events import EventHub
 from laserd.gcode.sniff import GcodeSniffer
-from laserd.keys import DB, HUB, PROCESSING, SETTINGS
+from laserd.keys import DB, HUB, LINK, PROCESSING, SETTINGS
 from laserd.schemas.projects import file_out
 from laserd.settings import Settings
 from laserd.store import files as files_store
@@ -65,6 +66,8 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 #: Other form fields are read and ignored, up to this much in total.
 MAX_OTHER_FIELDS_BYTES = 64 * 1024
 MAX_NAME_CHARS = 120
+#: How often the controller's settings are compared with those the estimates used.
+SETTINGS_POLL_S = 2.0
 #: G0 speed assumed for time estimates of uploaded G-code (the controller's $110 is unknown).
 DEFAULT_RAPID_MM_MIN = 5000.0
 
@@ -310,6 +313,10 @@ class Processing:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_saved: dict[int, float] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: The controller settings time estimates use (last read from the controller).
+        self.profile = EstimateProfile(settings.storage.state_dir, settings.machine.baudrate)
+        self._reestimating: asyncio.Task[None] | None = None
+        self._reestimate_again = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -326,8 +333,13 @@ class Processing:
             self.enqueue(file_id)
         if leftovers:
             log.info("processing %d file(s) left unfinished by the last run", len(leftovers))
+        self.reestimate()  # files estimated with other settings (or before the planner model)
 
     async def close(self) -> None:
+        if self._reestimating is not None:
+            self._reestimating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reestimating
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -453,6 +465,8 @@ class Processing:
             else DEFAULT_RAPID_MM_MIN,
             max_output_bytes=s.processing.max_gcode_mb * 1024 * 1024,
             reserve_bytes=s.storage.min_free_mb * 1024 * 1024,
+            planner=self.profile.dollars,
+            baudrate=self.profile.baudrate,
         )
         from laserd.processing import run_processing
 
@@ -536,6 +550,68 @@ class Processing:
         except sqlite3.OperationalError as exc:
             log.debug("file %s: progress not saved (%s)", file_id, exc)
 
+    # ------------------------------------------------------------------ estimates
+
+    def controller_settings(self, link_settings: dict[str, str]) -> None:
+        """The link's current ``$$`` values: re-estimate ready files if those that matter to
+        the time estimate changed."""
+        if self.profile.update(link_settings):
+            log.info("controller settings changed: re-estimating ready files")
+            self.reestimate()
+
+    def reestimate(self) -> None:
+        """Re-estimate (off the loop) every ready file whose estimate used other settings."""
+        if self._reestimating is not None and not self._reestimating.done():
+            self._reestimate_again = True
+            return
+        self._reestimating = asyncio.get_running_loop().create_task(
+            self._reestimate_all(), name="reestimate"
+        )
+
+    async def _reestimate_all(self) -> None:
+        from laserd.processing import EstimateRequest, run_estimate
+
+        while True:
+            self._reestimate_again = False
+            dollars = self.profile.dollars
+            todo = [
+                fid
+                for fid, used in await files_store.ready_estimates(self._conn)
+                if self.profile.differs_from(used)
+            ]
+            loop = asyncio.get_running_loop()
+            for file_id in todo:
+                if self._reestimate_again:
+                    break  # the settings changed again: start over with the new ones
+                if self.is_busy(file_id):
+                    continue  # being processed: its new stats will use the current settings
+                req = EstimateRequest(
+                    file_id,
+                    str(self._settings.gcode_path(file_id)),
+                    dollars,
+                    self.profile.baudrate,
+                )
+                try:
+                    fields = await loop.run_in_executor(self._executor(), run_estimate, req)
+                except BrokenProcessPool:
+                    broken, self._pool = self._pool, None
+                    if broken is not None:
+                        broken.shutdown(wait=False, cancel_futures=True)
+                    continue
+                if fields is None:
+                    continue
+                try:
+                    updated = await files_store.update_estimate(self._conn, file_id, fields)
+                except sqlite3.OperationalError as exc:
+                    log.warning("file %s: estimate not saved (%s)", file_id, exc)
+                    continue
+                if updated:
+                    row = await files_store.get(self._conn, file_id)
+                    if row is not None:
+                        self._publish(row)
+            if not self._reestimate_again:
+                return
+
     # ------------------------------------------------------------------ progress
 
     def _publish(self, row: dict[str, Any]) -> None:
@@ -571,6 +647,26 @@ class Processing:
             task = asyncio.create_task(self._save_progress(file_id, fraction))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+
+async def estimates_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context (after the link): follows the controller's ``$$`` settings, which the
+    link reads on every connect, so estimates use the machine's real limits."""
+    service, link = app[PROCESSING], app[LINK]
+
+    async def watch() -> None:
+        while True:
+            if link.connected:
+                service.controller_settings(link.settings)
+            await asyncio.sleep(SETTINGS_POLL_S)
+
+    task = asyncio.create_task(watch(), name="estimate-settings-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def processing_ctx(app: web.Application) -> AsyncIterator[None]:

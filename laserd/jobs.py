@@ -39,6 +39,7 @@ from laserd.grbl.link import GrblLink, StreamProgress, iter_file_lines
 from laserd.grbl.protocol import MachineState, Overrides
 from laserd.logs import job_id_var
 from laserd.machine_use import Claim, MachineUse
+from laserd.planner_settings import CHECKPOINTS_KEY, elapsed_at
 from laserd.settings import Settings
 from laserd.store import jobs as store
 
@@ -69,6 +70,8 @@ class ActiveJob:
     path: str
     estimated_s: float | None
     air_assist: bool
+    #: ``[[lines_acked, model seconds], ...]`` from the file's analysis (planner model).
+    checkpoints: list[list[float]] | None = None
     state: str = "queued"
     lines_sent: int = 0
     lines_acked: int = 0
@@ -126,7 +129,13 @@ def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, 
         progress = 1.0
     view["progress"] = round(progress, 4)
     if active is not None and view["state"] in ("running", "paused"):
-        view["eta_s"] = _eta(view["elapsed_s"], progress, active.estimated_s)
+        view["eta_s"] = _eta(
+            view["elapsed_s"],
+            progress,
+            active.estimated_s,
+            lines=(int(view["lines_acked"]), int(view["lines_total"])),
+            checkpoints=active.checkpoints,
+        )
     return view
 
 
@@ -139,7 +148,30 @@ def controller_number(link: GrblLink, key: str) -> float | None:
         return None
 
 
-def _eta(elapsed_s: float, progress: float, estimated_s: float | None) -> float | None:
+#: The observed pace corrects the model fully once the model says this much time has run.
+PACE_FULL_WEIGHT_S = 30.0
+
+
+def _eta(
+    elapsed_s: float,
+    progress: float,
+    estimated_s: float | None,
+    *,
+    lines: tuple[int, int] = (0, 0),
+    checkpoints: list[list[float]] | None = None,
+) -> float | None:
+    """Seconds left. With the file's checkpoint table: the model's time for the lines not yet
+    acknowledged (right from the first second), scaled by the observed pace (the elapsed time
+    over the model's time for the lines done so far), trusted more as the job runs."""
+    acked, total = lines
+    if estimated_s and checkpoints:
+        model_done = elapsed_at(checkpoints, acked, total, estimated_s)
+        remaining = max(0.0, estimated_s - model_done)
+        if model_done > 1.0 and elapsed_s > 1.0:
+            ratio = min(2.0, max(0.5, elapsed_s / model_done))
+            weight = min(1.0, model_done / PACE_FULL_WEIGHT_S)
+            remaining *= 1.0 + weight * (ratio - 1.0)
+        return round(remaining, 1)
     if progress >= 1.0:
         return 0.0
     if progress > 0.05 and elapsed_s > 2:
@@ -317,6 +349,7 @@ class JobRunner:
                 estimated_s=stats.get("estimated_s"),
                 air_assist=bool(laser.get("air_assist")),
                 claim=claim,
+                checkpoints=stats.get(CHECKPOINTS_KEY),
             )
             self._active = active
             active.task = asyncio.get_running_loop().create_task(

@@ -23,7 +23,9 @@ from typing import Any
 
 from laserd.errors import InsufficientStorage, OutputTooLarge
 from laserd.gcode import GcodeError, GcodeReport, analyse_gcode
+from laserd.gcode.estimate import estimate_file, estimate_stats
 from laserd.gcode.output import OutputLimits
+from laserd.gcode.planner import PlannerSettings
 from laserd.laser import LaserSettings
 from laserd.preview import render_preview
 from laserd.raster import ImageError, RasterReport, image_to_gcode
@@ -101,6 +103,9 @@ class ProcessRequest:
         return OutputLimits(
             self.max_output_bytes, self.reserve_bytes, Path(self.gcode_out).parent
         )
+    #: The controller's ``$`` values the time estimate uses (defaults when empty).
+    planner: dict[str, float] = field(default_factory=dict)
+    baudrate: int = 115200
 
 
 @dataclass(slots=True)
@@ -152,6 +157,7 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
                 rapid_mm_min=req.rapid_mm_min,
                 progress=lambda f: report_progress(CONVERT_SHARE * f),
                 limits=req.limits(),
+                planner=PlannerSettings.from_dollars(req.planner, req.baudrate),
             )
         elif req.kind == "image":
             laser = LaserSettings.model_validate(req.laser)
@@ -164,6 +170,7 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
                 bed_mm=req.bed_mm,
                 progress=lambda f: report_progress(CONVERT_SHARE * f),
                 limits=req.limits(),
+                planner=PlannerSettings.from_dollars(req.planner, req.baudrate),
             )
         else:
             return ProcessResult(False, error=f"files of kind {req.kind!r} cannot be processed")
@@ -195,3 +202,24 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
     except Exception as exc:
         log.exception("processing file %s failed", req.file_id)
         return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")
+
+
+@dataclass(slots=True)
+class EstimateRequest:
+    """Re-estimate a processed file's G-code with other controller settings."""
+
+    file_id: int
+    gcode: str
+    planner: dict[str, float]
+    baudrate: int = 115200
+
+
+def run_estimate(req: EstimateRequest) -> dict[str, Any] | None:
+    """The estimate ``stats`` fields for the file's normalised G-code; None if it is gone."""
+    try:
+        settings = PlannerSettings.from_dollars(req.planner, req.baudrate)
+        est = estimate_file(Path(req.gcode), settings)
+    except OSError as exc:
+        log.warning("re-estimating file %s: %s", req.file_id, exc)
+        return None
+    return estimate_stats(est)

@@ -33,7 +33,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from laserd.dither import ErrorDiffuser, ordered
 from laserd.errors import LaserdError
+from laserd.gcode.estimate import estimate_file, estimate_stats
 from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer, fmt_mm
+from laserd.gcode.planner import PlannerSettings
 from laserd.gcode.segments import MotionStats
 from laserd.laser import Dither, LaserSettings
 
@@ -505,11 +507,14 @@ def image_to_gcode(
     bed_mm: tuple[float, float],
     progress: Progress | None = None,
     limits: OutputLimits | None = None,
+    planner: PlannerSettings | None = None,
 ) -> RasterReport:
     """Convert an image to raster G-code at ``out`` (atomically); return stats and warnings.
 
     Synchronous and CPU-bound: run it in a worker. ``stats`` has the same shape and meaning
-    as :func:`laserd.gcode.analyse_gcode`'s, computed while writing, without re-reading.
+    as :func:`laserd.gcode.analyse_gcode`'s: bounds and distances computed while writing, the
+    time estimate by replaying the written file through the planner model with ``planner``
+    (the controller's settings; GRBL laser defaults when None).
     With ``limits``, the largest possible output is checked before the image is even decoded
     (:class:`~laserd.errors.OutputTooLarge` with the numbers), and the size and the free
     space again while writing (:class:`~laserd.gcode.output.SpaceGuard`).
@@ -544,13 +549,15 @@ def image_to_gcode(
         fh.write(writer.trailer())
         lines += body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
     stats = _stats(writer, laser, lines)
+    stats_out = stats.as_dict()
+    stats_out.update(estimate_stats(estimate_file(Path(out), planner or PlannerSettings())))
     warnings = stats.bed_warnings(bed_mm)
     if writer.burn_px == 0:
         warnings.append("nothing to engrave: every pixel maps to zero power")
     if progress is not None:
         progress(1.0)
     return RasterReport(
-        stats=stats.as_dict(),
+        stats=stats_out,
         warnings=warnings,
         width_px=w,
         height_px=h,

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from laserd.gcode.errors import GcodeError
+from laserd.gcode.estimate import estimate_stats, feed_chunk
 from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer
+from laserd.gcode.planner import Estimator, PlannerSettings
 from laserd.gcode.program import ProgramReader, Progress
 from laserd.gcode.segments import MotionStats
 
@@ -31,17 +33,26 @@ def analyse_gcode(
     progress: Progress | None = None,
     rapid_mm_min: float = DEFAULT_RAPID_MM_MIN,
     limits: OutputLimits | None = None,
+    planner: PlannerSettings | None = None,
 ) -> GcodeReport:
     """Check ``src`` against GRBL 1.1's dialect, write the normalised copy to ``out``.
 
     Synchronous and CPU-bound: run it in a worker. Memory stays constant whatever the file
     size. On refusal a :class:`GcodeError` lists up to ``MAX_ISSUES`` problems with their
-    line numbers and ``out`` is left untouched. ``rapid_mm_min`` is the G0 speed assumed for
-    the time estimate (the controller's ``$110``/``$111``, when known). With ``limits`` the
-    copy stops (and is removed) when the disk's free space falls below the reserve.
+    line numbers and ``out`` is left untouched. With ``limits`` the copy stops (and is
+    removed) when the disk's free space falls below the reserve. The time estimate replays the
+    program through the model of GRBL's planner with ``planner`` (the controller's settings;
+    GRBL laser defaults when None), in the same pass.
     """
-    reader = ProgramReader(Path(src), rapid_mm_min=rapid_mm_min, progress=progress)
+    planner = planner or PlannerSettings()
+    reader = ProgramReader(
+        Path(src),
+        rapid_mm_min=rapid_mm_min,
+        progress=progress,
+        arc_tolerance_mm=planner.arc_tolerance_mm,
+    )
     stats = MotionStats(rapid_mm_min=rapid_mm_min)
+    estimator = Estimator(planner)
     with atomic_writer(Path(out)) as fh:
         guard = SpaceGuard(fh, limits) if limits is not None else None
         for chunk in reader.chunks():
@@ -49,6 +60,7 @@ def analyse_gcode(
                 fh.write(chunk.text)
                 if guard is not None:
                     guard.check()
+                feed_chunk(estimator, chunk)
             stats.lines += chunk.lines
             stats.add(chunk.segments)
             stats.add_time(chunk.extra_s)
@@ -63,4 +75,6 @@ def analyse_gcode(
         warnings.append("the laser never burns: no G1/G2/G3 move with M3/M4 and S above 0")
     if reader.state.spindle != 5:
         warnings.append("the program ends with the laser enabled (no M5 or M2 at the end)")
-    return GcodeReport(stats=stats.as_dict(), warnings=warnings)
+    out_stats = stats.as_dict()
+    out_stats.update(estimate_stats(estimator.finish()))
+    return GcodeReport(stats=out_stats, warnings=warnings)

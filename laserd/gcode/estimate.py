@@ -15,6 +15,7 @@ import numpy as np
 
 from laserd.gcode.planner import Estimate, Estimator, Moves, PlannerSettings
 from laserd.gcode.program import Chunk, ProgramReader, Progress
+from laserd.planner_settings import CHECKPOINTS_KEY
 
 
 def feed_chunk(est: Estimator, chunk: Chunk) -> None:
@@ -46,9 +47,13 @@ def estimate_file(
     return est.finish()
 
 
+
+
 def estimate_stats(estimate: Estimate) -> dict[str, Any]:
-    """The ``stats`` fields an estimate fills (API.md "Estimates")."""
+    """The ``stats`` fields an estimate fills (API.md "Estimates"), and the checkpoint table
+    ``[[lines_acked, seconds], ...]`` the job runner interpolates."""
     return {
         "estimated_s": round(estimate.total_s, 2),
         "estimate_settings": estimate.settings.as_dollars(),
+        CHECKPOINTS_KEY: [[int(line), float(t)] for line, t in estimate.checkpoints],
     }

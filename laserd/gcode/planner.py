@@ -47,21 +47,18 @@ only the last few blocks and lines it still needs, so memory stays constant for 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from laserd.planner_settings import PlannerSettings, elapsed_at
+
+__all__ = ["Estimate", "Estimator", "Moves", "PlannerSettings", "elapsed_at"]
 
 #: GRBL's MINIMUM_FEED_RATE (mm/min), as mm/s.
 MIN_SPEED_MM_S = 1.0 / 60.0
 #: GRBL's SOME_LARGE_VALUE for straight junctions (speed squared).
 _LARGE = 1.0e38
-#: Planner blocks usable at once (BLOCK_BUFFER_SIZE 16, one slot always free).
-PLANNER_BLOCKS = 15
-#: Serial receive buffer of GRBL 1.1 (RX_BUFFER_SIZE).
-RX_BUFFER_BYTES = 128
 #: Passes of the link/planner coupling; the first is motion-only, later ones refine.
 _LINK_PASSES = 4
 #: Blocks solved at once before the oldest are finalised (bounds memory and numpy call cost).
@@ -72,76 +69,11 @@ PREP_LEAD_S = 0.04
 #: A job ends when a status report says Idle; reports are polled (the ground truth at 10 Hz,
 #: laserd at least as often), so the end is seen on average half a period late.
 END_LATENCY_S = 0.05
-#: One checkpoint (line, acknowledged time) every this many lines for the ETA table.
-CHECKPOINT_LINES = 512
-
-
-def _num(values: Mapping[str, Any], key: str, default: float) -> float:
-    raw = values.get(key, values.get(f"${key}"))
-    if raw is None:
-        return default
-    try:
-        out = float(raw)
-    except (TypeError, ValueError):
-        return default
-    return out if math.isfinite(out) else default
-
-
-@dataclass(frozen=True, slots=True)
-class PlannerSettings:
-    """The controller values a time estimate depends on (GRBL ``$`` numbers in comments)."""
-
-    junction_deviation_mm: float = 0.010  # $11
-    arc_tolerance_mm: float = 0.002  # $12
-    max_spindle_s: float = 1000.0  # $30
-    laser_mode: bool = True  # $32
-    steps_per_mm: tuple[float, float, float] = (80.0, 80.0, 400.0)  # $100-$102
-    max_rate_mm_min: tuple[float, float, float] = (6000.0, 6000.0, 1000.0)  # $110-$112
-    accel_mm_s2: tuple[float, float, float] = (1000.0, 1000.0, 100.0)  # $120-$122
-    baudrate: int = 115200
-    rx_buffer_bytes: int = RX_BUFFER_BYTES
-    planner_blocks: int = PLANNER_BLOCKS
-
-    #: The ``$`` numbers used, in the order :meth:`as_dollars` lists them.
-    DOLLARS = ("11", "12", "30", "32", "100", "101", "102", "110", "111", "112", "120", "121",
-               "122")  # fmt: skip
-
-    @classmethod
-    def from_dollars(cls, values: Mapping[str, Any], baudrate: int = 115200) -> PlannerSettings:
-        """Build from ``$$`` values keyed ``"110"`` or ``"$110"`` (missing ones: defaults)."""
-        d = cls()
-
-        def axis(base: int, cur: tuple[float, float, float]) -> tuple[float, float, float]:
-            got = [_num(values, str(base + i), cur[i]) for i in range(3)]
-            return (got[0], got[1], got[2])
-
-        return cls(
-            junction_deviation_mm=max(0.0, _num(values, "11", d.junction_deviation_mm)),
-            arc_tolerance_mm=max(1e-6, _num(values, "12", d.arc_tolerance_mm)),
-            max_spindle_s=_num(values, "30", d.max_spindle_s),
-            laser_mode=_num(values, "32", 1.0 if d.laser_mode else 0.0) != 0,
-            steps_per_mm=axis(100, d.steps_per_mm),
-            max_rate_mm_min=axis(110, d.max_rate_mm_min),
-            accel_mm_s2=axis(120, d.accel_mm_s2),
-            baudrate=baudrate,
-        )
-
-    def as_dollars(self) -> dict[str, float]:
-        """The values used, keyed by ``$`` number (what ``stats.estimate_settings`` shows)."""
-        vals = (
-            self.junction_deviation_mm,
-            self.arc_tolerance_mm,
-            self.max_spindle_s,
-            1.0 if self.laser_mode else 0.0,
-            *self.steps_per_mm,
-            *self.max_rate_mm_min,
-            *self.accel_mm_s2,
-        )
-        return {k: float(v) for k, v in zip(self.DOLLARS, vals, strict=True)}
-
-    @property
-    def bytes_per_s(self) -> float:
-        return self.baudrate / 10.0
+#: One checkpoint (line, acknowledged time) every this many lines for the ETA table, at
+#: first; the stride doubles whenever the table reaches MAX_CHECKPOINTS entries, so it stays
+#: small (it is stored with the file's stats) for any length.
+CHECKPOINT_LINES = 64
+MAX_CHECKPOINTS = 512
 
 
 @dataclass(slots=True)
@@ -185,27 +117,6 @@ class Estimate:
         return elapsed_at(self.checkpoints, lines_acked, self.lines, self.total_s)
 
 
-def elapsed_at(
-    checkpoints: list[tuple[int, float]] | list[list[float]],
-    lines_acked: int,
-    lines: int,
-    total_s: float,
-) -> float:
-    """Interpolate the checkpoint table (also used by the job runner on the stored table)."""
-    if lines_acked <= 0 or not checkpoints:
-        return 0.0
-    prev_l, prev_t = 0.0, 0.0
-    for cl, ct in checkpoints:
-        if cl >= lines_acked:
-            span = cl - prev_l
-            frac = (lines_acked - prev_l) / span if span > 0 else 1.0
-            return float(prev_t + frac * (ct - prev_t))
-        prev_l, prev_t = float(cl), float(ct)
-    if lines_acked >= lines:
-        return float(prev_t)
-    return float(prev_t)
-
-
 def _lround(v: np.ndarray) -> np.ndarray:
     """C's lround: halves away from zero."""
     return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
@@ -239,12 +150,20 @@ def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
     return t + np.where(trap, cruise / vn, 0.0), t_dec
 
 
+def _take(arr: np.ndarray, idx: np.ndarray, default: float) -> np.ndarray:
+    """``arr[idx]`` where ``0 <= idx < len(arr)``, else ``default``."""
+    ok = (idx >= 0) & (idx < arr.shape[0])
+    if not arr.shape[0]:
+        return np.full(idx.shape, default, dtype=np.float64)
+    return np.where(ok, arr[np.clip(idx, 0, arr.shape[0] - 1)], default)
+
+
 def _range_min(g: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
     """min(g[lo..hi]) per row (inclusive; empty ranges give +inf), ranges at most ``width``."""
     n = g.shape[0]
     levels = [g]
     span = 1
-    while span * 2 <= width:
+    while span * 2 <= min(width, n):
         prev = levels[-1]
         nxt = prev.copy()
         nxt[: n - span] = np.minimum(prev[: n - span], prev[span:])
@@ -509,17 +428,15 @@ class Estimator:
             decide = np.maximum(T, F - t_dec - PREP_LEAD_S)
             # Lines: arrival A (link), acknowledgement P.
             all_p = np.concatenate((hist_p, P))
-            Sq = np.where(q + nhp >= 0, all_p[np.maximum(q + nhp, 0)], 0.0)
+            Sq = _take(all_p, q + nhp, 0.0)
             Cp = C - c
             A = np.maximum.accumulate(np.concatenate(([self._last_a], Sq - Cp)))[1:] + C
             # Planner slot for the line's last block, sync waits.
             all_f = np.concatenate((hist_f, F))
             slot_idx = last_blk - s.planner_blocks
-            slot = np.where(
-                (last_blk >= 0) & (slot_idx + nhf >= 0), all_f[np.maximum(slot_idx + nhf, 0)], 0.0
-            )
+            slot = np.where(last_blk >= 0, _take(all_f, slot_idx + nhf, 0.0), 0.0)
             pb = prev_blk_of_line
-            wait = np.where(lsync, np.where(pb >= 0, F[np.maximum(pb, 0)], self._last_f), 0.0)
+            wait = np.where(lsync, _take(F, pb, self._last_f), 0.0)
             Xl = np.maximum(np.maximum(A, slot), wait)
             Dp = D - ldwell
             P = np.maximum.accumulate(np.concatenate(([self._last_p], Xl - Dp)))[1:] + D
@@ -527,7 +444,7 @@ class Estimator:
             if nb:
                 prevP = np.concatenate(([self._last_p], P[:-1]))
                 bslot_idx = blocks_idx - s.planner_blocks
-                bslot = np.where(bslot_idx + nhf >= 0, all_f[np.maximum(bslot_idx + nhf, 0)], 0.0)
+                bslot = _take(all_f, bslot_idx + nhf, 0.0)
                 push = np.maximum(np.maximum(A[bline], prevP[bline]), bslot)
 
         # How much is final: everything when final, else lines whose blocks have full windows.
@@ -573,6 +490,10 @@ class Estimator:
             idx = self._next_checkpoint - start - 1
             self.checkpoints.append((self._next_checkpoint, round(float(p[idx]), 3)))
             self._next_checkpoint += self.checkpoint_lines
+            if len(self.checkpoints) >= MAX_CHECKPOINTS:
+                self.checkpoints = self.checkpoints[1::2]
+                self.checkpoint_lines *= 2
+                self._next_checkpoint = self.checkpoints[-1][0] + self.checkpoint_lines
 
     def finish(self) -> Estimate:
         self._solve(final=True)

@@ -67,7 +67,15 @@ class Bounds(BaseModel):
 class FileStats(BaseModel):
     lines: int = Field(description="lines the streamer sends")
     bounds: Bounds = Field(description="extent of the toolpath in work coordinates (mm)")
-    estimated_s: float
+    estimated_s: float = Field(
+        description="job time from the model of GRBL's planner and the serial link (seconds)"
+    )
+    estimate_settings: dict[str, float] | None = Field(
+        None,
+        description="the controller's $ values the estimate used, keyed by number "
+        '("11", "12", "30", "32", "100"-"102", "110"-"112", "120"-"122"): the last read '
+        "from the controller, GRBL laser defaults before one was connected",
+    )
     laser_on_mm: float = Field(description="distance travelled with the beam on")
     travel_mm: float = Field(0.0, description="distance travelled with the beam off")
     laser_bounds: Bounds | None = Field(
@@ -101,6 +109,16 @@ class PreviewQuery(StrictModel):
     size: Literal["full", "thumb"] = "full"
 
 
+#: Kept in the stored stats for the job runner's ETA; too bulky for the API's file shape.
+_PRIVATE_STATS = frozenset({"estimate_checkpoints"})
+
+
+def _public_stats(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not stats:
+        return stats
+    return {k: v for k, v in stats.items() if k not in _PRIVATE_STATS}
+
+
 def file_out(row: dict[str, Any]) -> dict[str, Any]:
     """A ``files`` row (decoded) as the API shape: also the payload of ``file`` events."""
     return {
@@ -114,7 +132,7 @@ def file_out(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "progress": row["progress"],
         "error": row["error"],
-        "stats": row["stats"],
+        "stats": _public_stats(row["stats"]),
         "warnings": row.get("warnings") or [],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],

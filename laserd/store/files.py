@@ -166,3 +166,34 @@ async def all_refs(conn: aiosqlite.Connection) -> tuple[set[str], set[int]]:
     async with conn.execute("SELECT id, stored_name FROM files") as cur:
         rows = await cur.fetchall()
     return {r[1] for r in rows}, {int(r[0]) for r in rows}
+
+
+async def ready_estimates(conn: aiosqlite.Connection) -> list[tuple[int, dict[str, Any] | None]]:
+    """``(id, stats.estimate_settings)`` of every ready file (what re-estimation checks)."""
+    async with conn.execute("SELECT id, stats_json FROM files WHERE status = 'ready'") as cur:
+        rows = await cur.fetchall()
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    for file_id, raw in rows:
+        stats = json.loads(raw or "null") or {}
+        out.append((int(file_id), stats.get("estimate_settings")))
+    return out
+
+
+async def update_estimate(
+    conn: aiosqlite.Connection, file_id: int, fields: dict[str, Any]
+) -> bool:
+    """Merge new estimate fields into a ready file's stats; False if it is no longer ready
+    (re-processed or deleted meanwhile: its new stats come with their own estimate)."""
+    async with conn.execute(
+        "SELECT stats_json FROM files WHERE id = ? AND status = 'ready'", (file_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return False
+    stats = json.loads(row[0] or "null") or {}
+    stats.update(fields)
+    cur2 = await conn.execute(
+        "UPDATE files SET stats_json = ? WHERE id = ? AND status = 'ready' AND stats_json = ?",
+        (json.dumps(stats), file_id, row[0]),
+    )
+    return cur2.rowcount == 1

@@ -61,8 +61,11 @@ def test_hand_written_file_stats_and_normalised_copy(tmp_path: Path) -> None:
     assert stats["laser_on_mm"] == pytest.approx(20.0)
     travel = math.hypot(10, 10) + math.hypot(20, 20)
     assert stats["travel_mm"] == pytest.approx(travel, abs=1e-3)
-    expected_s = 20.0 / 600 * 60 + travel / 6000 * 60 + 2.5
-    assert stats["estimated_s"] == pytest.approx(expected_s, abs=0.01)
+    naive_s = 20.0 / 600 * 60 + travel / 6000 * 60 + 2.5
+    # GRBL's planner: the corner at (20,10), the rapids' ramps and the stops at the dwell and
+    # the M4/M5 changes add a little to distance over feed
+    assert naive_s < stats["estimated_s"] < naive_s + 0.3
+    assert stats["estimate_settings"]["110"] == 6000.0
     assert report.warnings == []
 
 
