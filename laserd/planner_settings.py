@@ -106,3 +106,29 @@ def elapsed_at(
             return float(prev_t + frac * (ct - prev_t))
         prev_l, prev_t = float(cl), float(ct)
     return float(prev_t)
+
+
+def junction_speed_sq(
+    prev_unit: tuple[float, float, float],
+    unit: tuple[float, float, float],
+    accel_mm_s2: tuple[float, float, float],
+    deviation_mm: float,
+) -> float:
+    """GRBL's largest corner speed² between two moves (unit direction vectors), from the
+    junction deviation ``$11``: the centripetal acceleration of a circle tangent to both moves
+    whose edge passes ``deviation_mm`` from the corner, with the acceleration limited per axis
+    along the junction vector (``unit - prev_unit``). A reversal gives 0, a straight join no
+    limit (``math.inf``). The planner model computes the same with numpy over many blocks."""
+    cos_t = -sum(a * b for a, b in zip(prev_unit, unit, strict=True))
+    if cos_t > 0.999999:
+        return 0.0
+    if cos_t < -0.999999:
+        return math.inf
+    jv = [b - a for a, b in zip(prev_unit, unit, strict=True)]
+    norm = math.sqrt(sum(c * c for c in jv))
+    accel = math.inf
+    for c, limit in zip(jv, accel_mm_s2, strict=True):
+        if abs(c) > 0:
+            accel = min(accel, limit * norm / abs(c))
+    sin_d2 = math.sqrt(0.5 * (1.0 - cos_t))
+    return max(0.0, accel * deviation_mm * sin_d2 / (1.0 - sin_d2))

@@ -682,7 +682,8 @@ class GrblCore(SystemCommands):
                 self.record.starvations += 1
                 self.record.planner_starved_s += gap_s
         self._starve_since = None
-        self.motion.push(block, self.settings[11])
+        st = self.settings
+        self.motion.push(block, st[11], (st[120], st[121], st[122]))
         self.planned = block.end
         if self.state == IDLE:
             self.state = JOG if jog else CYCLE

@@ -5,7 +5,10 @@ Choice of model (documented because it sets every timing figure the simulator gi
 * Each block moves along a straight line with a trapezoidal speed profile: accelerate at the
   block's acceleration, cruise at its nominal speed, decelerate to its exit speed.
 * Junction speeds follow GRBL's junction-deviation rule (``$11``): the sharper the corner the
-  slower the machine passes it; a straight continuation keeps full speed.
+  slower the machine passes it; a straight continuation keeps full speed. The formula is the
+  one laserd's time estimates use (:func:`laserd.planner_settings.junction_speed_sq`, with the
+  acceleration limited per axis along the junction vector, as the firmware does), so a job on
+  the simulator takes what the estimate says.
 * A backward pass over the queued blocks caps every junction so the machine can always stop
   by the end of the *last queued* block — the planner never counts on lines that have not
   arrived, which is why a sender that cannot keep the planner fed makes the machine slow down.
@@ -22,6 +25,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+
+from laserd.planner_settings import junction_speed_sq
 
 EPSILON_MM = 1e-9
 MIN_SPEED_MM_S = 1e-3
@@ -65,8 +70,15 @@ def axis_limit(unit: tuple[float, float, float], per_axis: tuple[float, float, f
     return limit
 
 
-def junction_speed(prev: PlannerBlock, nxt: PlannerBlock, deviation_mm: float) -> float:
+def junction_speed(
+    prev: PlannerBlock,
+    nxt: PlannerBlock,
+    deviation_mm: float,
+    accel_axes: tuple[float, float, float] | None = None,
+) -> float:
     """GRBL's junction-deviation corner speed between two blocks (mm/s)."""
+    if accel_axes is not None:
+        return math.sqrt(junction_speed_sq(prev.unit, nxt.unit, accel_axes, deviation_mm))
     cos_theta = -sum(a * b for a, b in zip(prev.unit, nxt.unit, strict=True))
     if cos_theta > 0.999999:  # full reversal
         return 0.0
@@ -141,9 +153,14 @@ class MotionQueue:
         """Drop every queued block and stand still at the current point (reset, alarm, cancel)."""
         self.set_position(self.position())
 
-    def push(self, block: PlannerBlock, deviation_mm: float) -> None:
+    def push(
+        self,
+        block: PlannerBlock,
+        deviation_mm: float,
+        accel_axes: tuple[float, float, float] | None = None,
+    ) -> None:
         if self.blocks:
-            block.junction_mm_s = junction_speed(self.blocks[-1], block, deviation_mm)
+            block.junction_mm_s = junction_speed(self.blocks[-1], block, deviation_mm, accel_axes)
         else:
             block.junction_mm_s = 0.0
         self.blocks.append(block)
