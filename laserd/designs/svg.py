@@ -17,7 +17,9 @@ expands internal entities and would accept a ``DOCTYPE``, so the bytes are check
   pixels); an external ``href`` is never opened and is reported instead.
 
 ``<text>`` is skipped with a warning naming it; ``visibility:hidden`` shapes are skipped;
-``clip-path`` is reported (the shape is burned whole), not silently dropped.
+``clip-path`` is applied to shapes (:mod:`laserd.designs.clip`: outlines cut to what the clip
+shows, fills intersected with it), and reported where it cannot be (``objectBoundingBox``
+units, images), so the burn never silently differs from the drawing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 import svgelements as se
 from PIL import Image
 
+from laserd.designs.clip import ClipRegion, clip_area, clip_outline, intersect_regions
 from laserd.designs.errors import DesignError
 from laserd.designs.flatten import (
     chords_for_arc,
@@ -151,7 +154,7 @@ def _parse(data: bytes) -> se.SVG:
 
 def _svgelements(data: bytes) -> se.SVG:
     try:
-        doc = se.SVG.parse(io.BytesIO(data), reify=True, ppi=96.0)
+        doc = se.SVG.parse(io.BytesIO(data), reify=False, ppi=96.0)
     except ParseError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as exc:
@@ -183,75 +186,150 @@ def _paint(color: se.Color | None, opacity_key: str, values: dict[str, str]) -> 
     return f"#{color.red:02x}{color.green:02x}{color.blue:02x}"
 
 
-def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
-    width_mm = float(doc.width) * MM_PER_PX
-    height_mm = float(doc.height) * MM_PER_PX
-    # px (Y down, from the page's top-left) → mm (Y up, from the page's bottom-left).
-    to_mm = affine(MM_PER_PX, 0, 0, -MM_PER_PX, 0, height_mm)
-    tol_px = tol_mm / MM_PER_PX
-    raw = RawDesign(width_mm=width_mm, height_mm=height_mm)
-    texts: list[str] = []
-    clipped: list[str] = []
-    external: list[str] = []
-    broken: list[str] = []
-    hidden = 0
-    for e in doc.elements():
-        if getattr(e, "clip_path", None) is not None:
-            clipped.append(_describe(e))
-        if isinstance(e, se.SVGText):
-            label = (e.text or "").strip()
-            texts.append(f"{_describe(e)} {label[:40]!r}" if label else _describe(e))
-            continue
-        values = getattr(e, "values", {}) or {}
-        if str(values.get("visibility", "visible")).lower() in ("hidden", "collapse"):
-            hidden += 1
-            continue
-        if isinstance(e, se.SVGImage):
-            item = _image(e, to_mm, external)
-            if item is not None:
-                raw.images.append(item)
-            continue
-        if not isinstance(e, se.Shape):
-            continue
+class _Reader:
+    """Walks the parsed tree, carrying the clip region of the enclosing groups down."""
+
+    def __init__(self, doc: se.SVG, tol_mm: float) -> None:
+        self.tol_mm = tol_mm
+        self.tol_px = tol_mm / MM_PER_PX
+        width_mm = float(doc.width) * MM_PER_PX
+        height_mm = float(doc.height) * MM_PER_PX
+        # px (Y down, from the page's top-left) → mm (Y up, from the page's bottom-left).
+        self.to_mm = affine(MM_PER_PX, 0, 0, -MM_PER_PX, 0, height_mm)
+        # Clip shapes are parsed inside <defs> (under the viewport transform); they are drawn in
+        # the user space of the element that references them, so that transform is taken out.
+        vb = doc.viewbox_transform if getattr(doc, "viewbox", None) is not None else ""
+        v = se.Matrix(vb) if vb else se.Matrix()
+        self.v_inv = np.linalg.inv(affine(v.a, v.b, v.c, v.d, v.e, v.f))
+        self.raw = RawDesign(width_mm=width_mm, height_mm=height_mm)
+        self.texts: list[str] = []
+        self.unclipped: list[str] = []
+        self.clipped_away: list[str] = []
+        self.external: list[str] = []
+        self.broken: list[str] = []
+        self.hidden = 0
+
+    def walk(self, node: Any, region: ClipRegion | None) -> None:
+        for e in node:
+            r = region
+            cp = getattr(e, "clip_path", None)
+            if cp is not None:
+                own = self._clip_region(e, cp)
+                if own is None:
+                    self.unclipped.append(_describe(e))
+                else:
+                    r = own if r is None else intersect_regions(r, own)
+            if isinstance(e, se.SVGText):
+                label = (e.text or "").strip()
+                self.texts.append(f"{_describe(e)} {label[:40]!r}" if label else _describe(e))
+            elif isinstance(e, list):  # groups, <use>, nested <svg>
+                self.walk(e, r)
+            elif isinstance(e, se.SVGImage | se.Shape):
+                values = getattr(e, "values", {}) or {}
+                if str(values.get("visibility", "visible")).lower() in ("hidden", "collapse"):
+                    self.hidden += 1
+                elif isinstance(e, se.SVGImage):
+                    if r is not None:
+                        self.unclipped.append(_describe(e))
+                    item = _image(e, self.to_mm, self.external)
+                    if item is not None:
+                        self.raw.images.append(item)
+                else:
+                    self._shape(e, values, r)
+
+    def _mm(self, pts: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        m = self.to_mm if matrix is None else self.to_mm @ matrix
+        mm: np.ndarray = (np.column_stack([pts, np.ones(len(pts))]) @ m.T)[:, :2]
+        return mm
+
+    def _clip_region(self, e: Any, cp: Any) -> ClipRegion | None:
+        """The clip path's area in mm, or None when it cannot be applied (reported)."""
+        if str(getattr(cp, "values", {}).get("clipPathUnits", "")) == "objectBoundingBox":
+            return None
+        t = getattr(e, "transform", None) or se.Matrix()
+        to_user = affine(t.a, t.b, t.c, t.d, t.e, t.f) @ self.v_inv
+        rings: list[np.ndarray] = []
+        rule: FillRule = "nonzero"
+        for k in cp:
+            if not isinstance(k, se.Shape):
+                continue
+            if str(k.values.get("clip-rule", "")).lower() == "evenodd":
+                rule = "evenodd"
+            for pts, _closed, _r in _subpaths(k, self.tol_px / 2.0):
+                if len(pts) >= 3 and np.all(np.isfinite(pts)):
+                    rings.append(self._mm(pts, to_user))
+        return ClipRegion(rings, rule)
+
+    def _shape(self, e: se.Shape, values: dict[str, Any], region: ClipRegion | None) -> None:
         stroke = _paint(e.stroke, "stroke-opacity", values)
         fill = _paint(e.fill, "fill-opacity", values)
         if stroke is None and fill is None:
-            continue
-        width = e.implicit_stroke_width if stroke is not None else 0.0
+            return
+        width = float(e.implicit_stroke_width or 0.0) * MM_PER_PX if stroke is not None else 0.0
         evenodd = str(values.get("fill-rule", "")).lower() == "evenodd"
         rule: FillRule = "evenodd" if evenodd else "nonzero"
         source = _describe(e)
-        for pts, closed, reducible in _subpaths(e, tol_px / 2.0):
+        subs: list[tuple[np.ndarray, bool]] = []
+        for pts, closed, reducible in _subpaths(e, self.tol_px / 2.0):
             if not np.all(np.isfinite(pts)):
-                broken.append(source)
+                self.broken.append(source)
                 continue
-            mm = (np.column_stack([pts, np.ones(len(pts))]) @ to_mm.T)[:, :2]
+            mm = self._mm(pts)
             if reducible:
-                mm = simplify(mm, tol_mm / 2.0, closed)
+                mm = simplify(mm, self.tol_mm / 2.0, closed)
             if len(mm) < 2 and not closed:
                 continue
-            raw.paths.append(
-                RawPath(mm, closed, stroke, fill, float(width or 0.0) * MM_PER_PX, rule, source)
+            subs.append((mm, closed))
+        paths = self.raw.paths
+        if region is None:
+            for mm, closed in subs:
+                paths.append(RawPath(mm, closed, stroke, fill, width, rule, source))
+            return
+        before = len(paths)
+        if stroke is not None:
+            for mm, closed in subs:
+                for piece, still_closed in clip_outline(mm, closed, region):
+                    paths.append(RawPath(piece, still_closed, stroke, None, width, rule, source))
+        if fill is not None:
+            rings = [mm for mm, closed in subs if closed and len(mm) >= 3]
+            for ring in clip_area(rings, rule, region):
+                paths.append(RawPath(ring, True, None, fill, 0.0, "evenodd", source))
+        if len(paths) == before:
+            self.clipped_away.append(source)
+
+    def finish(self) -> RawDesign:
+        raw = self.raw
+        if self.texts:
+            texts = self.texts
+            more = f" and {len(texts) - 5} more" if len(texts) > 5 else ""
+            shown = ", ".join(texts[:5]) + more
+            raw.warnings.append(f"text skipped (convert text to paths): {shown}")
+        if self.unclipped:
+            names = ", ".join(sorted(set(self.unclipped)))
+            raw.warnings.append("clip-path is not applied (objectBoundingBox units, or an "
+                                f"image), these are burned whole: {names}")  # fmt: skip
+        if self.clipped_away:
+            raw.warnings.append("wholly outside their clip-path, not burned: "
+                                + ", ".join(sorted(set(self.clipped_away))[:10]))  # fmt: skip
+        if self.external:
+            raw.warnings.append(
+                "images that link to other files are not read (embed them): "
+                + ", ".join(self.external)
             )
-    if texts:
-        shown = ", ".join(texts[:5]) + (f" and {len(texts) - 5} more" if len(texts) > 5 else "")
-        raw.warnings.append(f"text skipped (convert text to paths): {shown}")
-    if clipped:
-        raw.warnings.append(
-            "clip-path is not applied, these are burned whole: " + ", ".join(sorted(set(clipped)))
-        )
-    if external:
-        raw.warnings.append(
-            "images that link to other files are not read (embed them): " + ", ".join(external)
-        )
-    if hidden:
-        raw.warnings.append(f"{hidden} hidden element(s) skipped")
-    if broken:
-        raw.warnings.append(
-            "shapes with coordinates that are not numbers are skipped: "
-            + ", ".join(sorted(set(broken))[:10])
-        )
-    return raw
+        if self.hidden:
+            raw.warnings.append(f"{self.hidden} hidden element(s) skipped")
+        if self.broken:
+            raw.warnings.append(
+                "shapes with coordinates that are not numbers are skipped: "
+                + ", ".join(sorted(set(self.broken))[:10])
+            )
+        return raw
+
+
+def _collect(doc: se.SVG, tol_mm: float) -> RawDesign:
+    reader = _Reader(doc, tol_mm)
+    reader.walk(doc, None)
+    return reader.finish()
 
 
 def _subpaths(e: se.Shape, tol: float) -> list[tuple[np.ndarray, bool, bool]]:

@@ -85,12 +85,66 @@ def test_text_is_skipped_with_a_warning_naming_it(tmp_path: Path) -> None:
     assert "text#title" in w and "Hello maker" in w and "convert text to paths" in w
 
 
-def test_clip_path_is_reported(tmp_path: Path) -> None:
+def _mm_points(d) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.vstack([p.points for p in d.paths])
+
+
+def test_clip_path_cuts_outlines_without_adding_the_clip_border(tmp_path: Path) -> None:
+    # A circle of radius 8 at (10, 10) shown through the square 0..10: its upper-left quarter.
     body = ('<clipPath id="clip"><rect width="10" height="10"/></clipPath>'
             '<circle id="big" cx="10" cy="10" r="8" stroke="red" fill="none" '
             'clip-path="url(#clip)"/>')  # fmt: skip
     d = _read(tmp_path, svg_doc(body))
-    assert any("clip-path" in w and "circle#big" in w for w in d.warnings)
+    assert d.paths and not any(p.closed for p in d.paths)
+    pts = _mm_points(d)
+    # Page 100 mm high: user y 0..10 is mm y 90..100.
+    assert pts[:, 0].min() >= 2 - 1e-3 and pts[:, 0].max() <= 10 + 1e-3
+    assert pts[:, 1].min() >= 90 - 1e-3 and pts[:, 1].max() <= 98 + 1e-3
+    assert np.abs(np.hypot(pts[:, 0] - 10, pts[:, 1] - 90) - 8).max() < 0.03  # on the circle
+    length = sum(p.length() for p in d.paths)
+    assert length == pytest.approx(2 * np.pi * 8 / 4, rel=0.01)
+    assert not any("clip-path" in w for w in d.warnings)
+
+
+def test_clip_path_on_a_transformed_group_uses_the_group_user_space(tmp_path: Path) -> None:
+    body = ('<defs><clipPath id="c"><rect x="0" y="0" width="20" height="20"/></clipPath></defs>'
+            '<g transform="translate(50,30)" clip-path="url(#c)">'
+            '<rect x="-5" y="5" width="40" height="10" stroke="red" fill="none"/>'
+            '<circle cx="10" cy="10" r="3" stroke="blue" fill="none"/></g>')  # fmt: skip
+    d = _read(tmp_path, svg_doc(body))
+    blue = next(lay.id for lay in d.layers if lay.color == "#0000ff")
+    (circle,) = [p for p in d.paths if p.layer == blue]
+    assert circle.closed  # wholly inside the clip: untouched
+    red = [p for p in d.paths if p.layer != blue]
+    pts = np.vstack([p.points for p in red])
+    # The clip square is 50..70 × 30..50 in the page (mm y 50..70): the rect's sides at
+    # x = 45 and 85 are cut away, leaving its top and bottom edges from x = 50 to 70.
+    assert pts[:, 0].min() == pytest.approx(50, abs=1e-3)
+    assert pts[:, 0].max() == pytest.approx(70, abs=1e-3)
+    assert sum(p.length() for p in red) == pytest.approx(40, abs=1e-2)
+
+
+def test_clip_path_intersects_fills(tmp_path: Path) -> None:
+    body = ('<clipPath id="round"><circle cx="50" cy="50" r="10"/></clipPath>'
+            '<rect x="0" y="0" width="100" height="100" fill="#000" '
+            'clip-path="url(#round)"/>')  # fmt: skip
+    d = _read(tmp_path, svg_doc(body))
+    (shape,) = d.paths
+    assert shape.closed and d.layers[0].operation is Operation.fill
+    assert d.bounds() == pytest.approx((40, 40, 60, 60), abs=0.05)
+
+
+def test_clip_paths_that_cannot_be_applied_are_reported(tmp_path: Path) -> None:
+    body = ('<clipPath id="bb" clipPathUnits="objectBoundingBox"><rect width="0.5" height="1"/>'
+            '</clipPath><circle id="big" cx="10" cy="10" r="8" stroke="red" fill="none" '
+            'clip-path="url(#bb)"/>'
+            '<clipPath id="far"><rect x="80" y="80" width="5" height="5"/></clipPath>'
+            '<circle id="gone" cx="10" cy="10" r="3" stroke="red" fill="none" '
+            'clip-path="url(#far)"/>')  # fmt: skip
+    d = _read(tmp_path, svg_doc(body))
+    assert any("not applied" in w and "circle#big" in w for w in d.warnings)
+    assert any("wholly outside" in w and "circle#gone" in w for w in d.warnings)
+    assert len(d.paths) == 1 and d.paths[0].closed
 
 
 def test_undeclared_namespace_prefix_is_read(tmp_path: Path) -> None:
