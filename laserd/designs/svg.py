@@ -54,6 +54,8 @@ MM_PER_PX = 25.4 / 96.0  # SVG user units are CSS pixels at 96 per inch
 MAX_SVG_BYTES = 32 * 1024 * 1024
 MAX_ELEMENTS = 200_000
 MAX_IMAGE_PIXELS = 40_000_000
+#: Deeper nesting than any drawing program writes; the parser and the walk recurse per level.
+MAX_DEPTH = 200
 #: Text encodings the pre-scan can read as ASCII-compatible bytes.
 _ASCII_COMPATIBLE = re.compile(
     rb"^(utf-?8|us-ascii|ascii|iso-8859-\d+|latin-?1|windows-125\d|cp125\d)$", re.I
@@ -63,6 +65,9 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
 _DOCTYPE_SIMPLE = re.compile(rb"<!DOCTYPE\s[^\[>]*>", re.I)
 _PREFIX_USE = re.compile(rb"[<\s/]([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
 _PREFIX_DECL = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
+#: An element's start (``<g …>``), end (``</g>``) or both (``<g …/>``); comments, CDATA and
+#: processing instructions do not match (they start with ``!`` or ``?``).
+_TAG = re.compile(rb"<(/)?[A-Za-z_][^>]*?(/)?>")
 _ROOT_SVG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?svg)\b")
 
 
@@ -70,7 +75,12 @@ def read_svg(src: FsPath, tolerance_mm: float) -> RawDesign:
     """Parse the SVG at ``src`` into raw paths (mm, Y up, page lower-left at the origin)."""
     data = _checked_bytes(FsPath(src).read_bytes())
     doc = _parse(data)
-    return _collect(doc, tolerance_mm)
+    try:
+        return _collect(doc, tolerance_mm)
+    except RecursionError as exc:
+        raise DesignError("the SVG refers to itself (a <use> cycle)") from exc
+    except (ZeroDivisionError, ValueError, np.linalg.LinAlgError) as exc:
+        raise DesignError(f"the SVG cannot be read: {exc or type(exc).__name__}") from exc
 
 
 # --------------------------------------------------------------------------- pre-scan
@@ -123,7 +133,22 @@ def _checked_bytes(data: bytes) -> bytes:
         raise DesignError(
             f"the SVG has about {elements} elements; the limit is {MAX_ELEMENTS}"
         )
+    depth = _max_depth(data)
+    if depth > MAX_DEPTH:
+        raise DesignError(f"the SVG nests elements {depth} deep; the limit is {MAX_DEPTH}")
     return data
+
+
+def _max_depth(data: bytes) -> int:
+    """How deeply elements nest (opening tags minus closing ones, at the worst point)."""
+    depth = worst = 0
+    for m in _TAG.finditer(data):
+        if m.group(1):
+            depth -= 1
+        elif not m.group(2):
+            depth += 1
+            worst = max(worst, depth)
+    return worst
 
 
 def _declare_missing_prefixes(data: bytes) -> bytes | None:
@@ -141,6 +166,8 @@ def _declare_missing_prefixes(data: bytes) -> bytes | None:
 def _parse(data: bytes) -> se.SVG:
     try:
         return _svgelements(data)
+    except RecursionError as exc:
+        raise DesignError("the SVG refers to itself (a <use> cycle)") from exc
     except ParseError as exc:
         if "unbound prefix" in str(exc):
             fixed = _declare_missing_prefixes(data)

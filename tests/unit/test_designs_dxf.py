@@ -160,3 +160,13 @@ def test_dxf_through_the_pipeline_cuts_inside_first(tmp_path: Path) -> None:
     assert report.stats["laser_bounds"]["xmin"] == pytest.approx(20, abs=0.01)
     assert report.stats["laser_bounds"]["ymax"] == pytest.approx(70, abs=0.01)
     assert math.isclose(report.stats["laser_on_mm"], 200 + 2 * 2 * math.pi * 5, rel_tol=1e-3)
+
+
+def test_block_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    doc = _doc()
+    block = doc.blocks.new("A")
+    block.add_circle((0, 0), 1)
+    block.add_blockref("A", (5, 0))
+    doc.modelspace().add_blockref("A", (10, 10))
+    with pytest.raises(DesignError, match="cycle"):
+        read_design(_save(doc, tmp_path), "dxf")

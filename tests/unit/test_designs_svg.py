@@ -256,3 +256,38 @@ def test_embedded_image_is_engraved_by_the_raster_pipeline(tmp_path: Path) -> No
     cut_at = max(k for k, b in enumerate(rp.burns) if b[0, 0] >= 59)
     assert cut_at == len(rp.burns) - 1
     assert report.stats["laser_on_mm"] > 40 * 200 * 0.9
+
+
+_HEAD = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+         'width="100mm" height="100mm" viewBox="0 0 100 100">')  # fmt: skip
+_MESSY = {
+    "use_cycle": _HEAD + '<g id="a"><use xlink:href="#a"/><rect width="5" height="5" '
+    'stroke="red"/></g></svg>',
+    "use_self": _HEAD + '<use id="u" xlink:href="#u"/></svg>',
+    "deep": _HEAD + "<g>" * 5000 + '<rect width="5" height="5" stroke="red"/>' + "</g>" * 5000
+    + "</svg>",
+    "zero_viewbox": '<svg xmlns="http://www.w3.org/2000/svg" width="100mm" height="100mm" '
+    'viewBox="0 0 0 0"><rect width="5" height="5" stroke="red"/></svg>',
+    "bad_path_data": _HEAD + '<path d="M 10 10 L foo bar Z" stroke="red"/></svg>',
+    "empty": _HEAD + "</svg>",
+    "not_svg": "<html><body>hi</body></html>",
+    "not_xml": "not xml at all",
+    "bad_image_data": _HEAD + '<image width="10" height="10" '
+    'xlink:href="data:image/png;base64,AAAA"/></svg>',
+    "huge_coordinates": _HEAD + '<path d="M 1e30 1e30 L 2e30 2e30" stroke="red"/></svg>',
+    "overflowing_coordinates": _HEAD + '<path d="M 1e400 0 L 10 10" stroke="red"/></svg>',
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MESSY))
+def test_messy_files_get_a_readable_refusal_never_a_crash(tmp_path: Path, name: str) -> None:
+    from laserd.designs import convert_file
+
+    src = tmp_path / "m.svg"
+    src.write_text(_MESSY[name])
+    t0 = time.perf_counter()
+    with pytest.raises(DesignError) as info:
+        convert_file(src, "svg", tmp_path / "m.gcode", bed_mm=(400, 300), max_power_s=1000)
+    assert time.perf_counter() - t0 < 2.0
+    assert info.value.message and "Traceback" not in info.value.message
+    assert not (tmp_path / "m.gcode").exists()
