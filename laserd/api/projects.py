@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiosqlite
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -19,11 +20,13 @@ from laserd.files import artefacts, receive_upload, remove_paths
 from laserd.keys import DB, PROCESSING, SETTINGS
 from laserd.laser import LaserSettings
 from laserd.library.budget import check_output_budget
+from laserd.materials.apply import image_into_laser, image_matches
 from laserd.schemas.common import PageQuery
 from laserd.schemas.projects import (
     FileOut,
     FilePage,
     ProjectCreate,
+    ProjectMaterial,
     ProjectOut,
     ProjectPage,
     ProjectPatch,
@@ -31,21 +34,46 @@ from laserd.schemas.projects import (
     file_out,
 )
 from laserd.store import files as files_store
+from laserd.store import materials as materials_store
 from laserd.store import projects as store
 
 routes = ApiRoutes("projects")
 
 
-def project_out(row: dict[str, Any]) -> ProjectOut:
+def project_out(row: dict[str, Any], material: dict[str, Any] | None = None) -> ProjectOut:
+    """``material``: the row of ``row["material_id"]`` when the project's owner may see it."""
+    laser = LaserSettings.model_validate(row["laser"] or {})
+    recorded = None
+    if material is not None:
+        recorded = ProjectMaterial(
+            id=material["id"],
+            name=material["name"],
+            thickness_mm=material["thickness_mm"],
+            matches=image_matches(laser.model_dump(mode="json"), material["settings"].get("image")),
+        )
     return ProjectOut(
         id=row["id"],
         name=row["name"],
         description=row["description"],
         owner_id=row["owner_id"],
-        laser=LaserSettings.model_validate(row["laser"] or {}),
+        laser=laser,
+        material_id=row.get("material_id"),
+        material=recorded,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+async def projects_out(conn: aiosqlite.Connection, rows: list[dict[str, Any]]) -> list[ProjectOut]:
+    """Projects with their recorded materials (one query for all of them)."""
+    ids = {r["material_id"] for r in rows if r.get("material_id")}
+    found = await materials_store.get_many(conn, ids)
+    out = []
+    for r in rows:
+        m = found.get(r.get("material_id") or 0)
+        visible = m is not None and (m["shared"] or m["owner_id"] == r["owner_id"])
+        out.append(project_out(r, m if visible else None))
+    return out
 
 
 async def owned_project(request: web.Request, project_id: int) -> dict[str, Any]:
@@ -73,7 +101,10 @@ async def list_projects(request: web.Request, query: ProjectQuery) -> ProjectPag
         offset=query.offset,
     )
     return ProjectPage(
-        items=[project_out(r) for r in rows], total=total, limit=query.limit, offset=query.offset
+        items=await projects_out(request.app[DB], rows),
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
     )
 
 
@@ -102,7 +133,8 @@ async def create_project(request: web.Request, body: ProjectCreate) -> ProjectOu
     "/projects/{id}", role=Role.user, response=ProjectOut, summary="One project", errors=(404,)
 )
 async def get_project(request: web.Request) -> ProjectOut:
-    return project_out(await owned_project(request, path_id(request)))
+    row = await owned_project(request, path_id(request))
+    return (await projects_out(request.app[DB], [row]))[0]
 
 
 @routes.patch(
@@ -118,6 +150,10 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
     keep the settings they were processed with until re-processed (``POST /files/{id}/process``).
     Settings with which an image of the project could make more G-code than ``[processing]
     max_gcode_mb`` or the free disk space allow are refused (422 ``output_too_large``).
+
+    ``material_id`` applies a material: alone, its image settings are copied into ``laser``
+    (size and origin kept); with ``laser``, it records where the sent settings came from.
+    The answer's ``material.matches`` tells later whether they were changed since.
     """
     row = await owned_project(request, path_id(request))
     changes: dict[str, Any] = {}
@@ -125,9 +161,29 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
         changes["name"] = body.name
     if body.description is not None:
         changes["description"] = body.description
-    if body.laser is not None:
+    material_image: dict[str, Any] | None = None
+    if "material_id" in body.model_fields_set:
+        changes["material_id"] = body.material_id
+        if body.material_id is not None:
+            material = await materials_store.get(request.app[DB], body.material_id)
+            # the project's owner must be able to see it (an admin editing someone's project
+            # cannot hand them another user's personal material)
+            if material is None or not (
+                material["shared"] or material["owner_id"] == row["owner_id"]
+            ):
+                raise errors.ValidationFailed.field("material_id", "no such material")
+            material_image = material["settings"].get("image")
+            if material_image is None:
+                raise errors.ValidationFailed.field(
+                    "material_id", "this material has no image settings"
+                )
+    if body.laser is not None or material_image is not None:
         merged = LaserSettings.model_validate(row["laser"] or {}).model_dump(mode="json")
-        merged.update(body.laser.model_dump(mode="json", exclude_unset=True))
+        if body.laser is not None:
+            merged.update(body.laser.model_dump(mode="json", exclude_unset=True))
+        else:
+            assert material_image is not None
+            merged = image_into_laser(merged, material_image)
         try:
             laser = LaserSettings.model_validate(merged)
         except ValidationError as exc:
@@ -140,7 +196,7 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
         await store.update(request.app[DB], row["id"], changes)
     updated = await store.get(request.app[DB], row["id"])
     assert updated is not None
-    return project_out(updated)
+    return (await projects_out(request.app[DB], [updated]))[0]
 
 
 @routes.delete(

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from laserd.laser import LaserSettings
-from laserd.schemas.common import Page, PageQuery, StrictModel
+from laserd.schemas.common import MAX_ID, Page, PageQuery, StrictModel
 
 #: One line of printable text with something visible in it.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
@@ -37,6 +37,24 @@ class ProjectPatch(StrictModel):
     laser: LaserPatch | None = Field(
         None, description="only the laser fields to change"
     )
+    material_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="the material the image settings come from; alone, its image settings are"
+        " copied into laser; with laser, recorded as the source of those; null: none",
+    )
+
+
+class ProjectMaterial(BaseModel):
+    """The material a project's image settings were copied from, as it is now."""
+
+    id: int
+    name: str
+    thickness_mm: float | None
+    matches: bool = Field(
+        description="false when the project's or the material's settings changed since"
+    )
 
 
 class ProjectOut(BaseModel):
@@ -45,6 +63,10 @@ class ProjectOut(BaseModel):
     description: str
     owner_id: int
     laser: LaserSettings
+    material_id: int | None = None
+    material: ProjectMaterial | None = Field(
+        None, description="the recorded material (null when none, or no longer visible)"
+    )
     created_at: str
     updated_at: str
 

@@ -31,6 +31,16 @@ async def get(conn: aiosqlite.Connection, material_id: int) -> dict[str, Any] | 
     return decode(row) if row is not None else None
 
 
+async def get_many(conn: aiosqlite.Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    async with conn.execute(
+        f"SELECT {COLUMNS} FROM materials WHERE id IN ({marks})", tuple(ids)
+    ) as cur:
+        return {r["id"]: decode(r) for r in await cur.fetchall()}
+
+
 def _insert_args(
     *,
     owner_id: int | None,

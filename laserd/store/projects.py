@@ -9,8 +9,8 @@ import aiosqlite
 
 from laserd.db import count_rows, utcnow
 
-COLUMNS = "id, owner_id, name, description, laser_json, created_at, updated_at"
-UPDATABLE = frozenset({"name", "description", "laser"})
+COLUMNS = "id, owner_id, name, description, laser_json, material_id, created_at, updated_at"
+UPDATABLE = frozenset({"name", "description", "laser", "material_id"})
 
 
 def decode(row: Any) -> dict[str, Any]:

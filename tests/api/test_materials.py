@@ -349,3 +349,94 @@ async def test_export_opens_as_a_library_and_imports_back(
 
     after = [m for m in (await listing(client, other))["items"] if not m["shared"]]
     assert sorted(map(key, after)) == sorted(map(key, before))
+
+
+# ---------------------------------------------------------------- applying a material
+
+
+async def starter_with(client: Any, account: Account, op: str, name: str) -> dict[str, Any]:
+    items = (await listing(client, account, f"&q={name}"))["items"]
+    return next(m for m in items if m["settings"][op] is not None and m["starter"])
+
+
+async def test_applying_a_material_to_a_project_copies_its_image_settings_and_tracks_changes(
+    client: Any, user: Account, admin: Account
+) -> None:
+    r = await client.post(
+        f"{API}/projects",
+        json={"name": "Coaster", "laser": {"width_mm": 80, "origin_mm": {"x": 5, "y": 6}}},
+        headers=user.headers,
+    )
+    project = await r.json()
+    assert project["material_id"] is None and project["material"] is None
+    slate = await starter_with(client, admin, "image", "Slate")
+    url = f"{API}/projects/{project['id']}"
+    r = await client.patch(url, json={"material_id": slate["id"]}, headers=user.headers)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    image = slate["settings"]["image"]
+    assert {k: body["laser"][k] for k in image} == image
+    assert body["laser"]["width_mm"] == 80 and body["laser"]["origin_mm"] == {"x": 5, "y": 6}
+    assert body["material_id"] == slate["id"]
+    assert body["material"] == {
+        "id": slate["id"],
+        "name": "Slate",
+        "thickness_mm": None,
+        "matches": True,
+    }
+    # the maker tweaks the power: still recorded, no longer matching
+    r = await client.patch(url, json={"laser": {"power_max_pct": 11}}, headers=user.headers)
+    body = await r.json()
+    assert body["material_id"] == slate["id"] and body["material"]["matches"] is False
+    # applying again restores the match; a change of the material itself breaks it again
+    r = await client.patch(url, json={"material_id": slate["id"]}, headers=user.headers)
+    assert (await r.json())["material"]["matches"] is True
+    r = await client.patch(
+        f"{API}/materials/{slate['id']}",
+        json={"settings": {"image": {"power_max_pct": 77}}},
+        headers=admin.headers,
+    )
+    assert r.status == 200
+    body = await (await client.get(url, headers=user.headers)).json()
+    assert (
+        body["material"]["matches"] is False
+        and body["laser"]["power_max_pct"] == image["power_max_pct"]
+    )
+    listed = (await (await client.get(f"{API}/projects", headers=user.headers)).json())["items"]
+    assert listed[0]["material"]["matches"] is False
+    # the client may send the settings it copied itself, with the id recorded
+    r = await client.patch(
+        url,
+        json={"material_id": slate["id"], "laser": {**image, "power_max_pct": 77}},
+        headers=user.headers,
+    )
+    assert (await r.json())["material"]["matches"] is True
+    # null forgets it; deleting the material forgets it too
+    r = await client.patch(url, json={"material_id": None}, headers=user.headers)
+    body = await r.json()
+    assert body["material_id"] is None and body["laser"]["power_max_pct"] == 77
+    await client.patch(url, json={"material_id": slate["id"]}, headers=user.headers)
+    assert (await client.delete(f"{API}/materials/{slate['id']}", headers=admin.headers)).status
+    body = await (await client.get(url, headers=user.headers)).json()
+    assert body["material_id"] is None and body["laser"]["power_max_pct"] == 77
+
+
+async def test_applying_needs_a_visible_material_with_image_settings(
+    client: Any, user: Account, make_account: Any
+) -> None:
+    project = await (
+        await client.post(f"{API}/projects", json={"name": "P"}, headers=user.headers)
+    ).json()
+    url = f"{API}/projects/{project['id']}"
+    card = await starter_with(client, user, "cut", "Card")
+    assert card["settings"]["image"] is None
+    r = await client.patch(url, json={"material_id": card["id"]}, headers=user.headers)
+    assert r.status == 422 and (await error_of(r))["details"][0]["field"] == "material_id"
+    other = await make_account("user")
+    theirs = await (await create(client, other, settings={"image": {"power_max_pct": 30}})).json()
+    r = await client.patch(url, json={"material_id": theirs["id"]}, headers=user.headers)
+    assert r.status == 422
+    r = await client.patch(url, json={"material_id": 2**62}, headers=user.headers)
+    assert r.status == 422
+    body = await (await client.get(url, headers=user.headers)).json()
+    assert body["material_id"] is None
