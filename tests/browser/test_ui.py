@@ -556,7 +556,7 @@ def test_validation_errors_beside_their_fields(daemon: Daemon, new_page: Any) ->
     expect(page.locator(f"#{err_id}-err")).to_be_visible()
     expect(page.locator(f"#{err_id}-err")).not_to_be_empty()
 
-    # The laser form checks ranges while typing, and presets fill it.
+    # The laser form checks ranges while typing, and the material picker fills it.
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api("POST", "/projects", {"name": "Settings form"}, token=token)
     sign_in(page, daemon, *ADMIN)
@@ -568,16 +568,15 @@ def test_validation_errors_beside_their_fields(daemon: Daemon, new_page: Any) ->
     expect(page.locator(f"#{power.get_attribute('id')}-err")).to_have_text("Between 0 and 100.")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".toast", has_text="Settings saved")).to_have_count(0)
-    page.get_by_label("Preset").select_option(label="Cut 3 mm plywood")
-    expect(page.get_by_label("Laser mode")).to_have_value("M3")
-    expect(page.get_by_label("Passes")).to_have_value("3")
-    expect(page.get_by_label("Air assist")).to_be_checked()
-    expect(power).to_have_value("100")
+    page.get_by_label("Material", exact=True).select_option(label="Slate · diode")
+    expect(page.get_by_label("Image mode")).to_have_value("jarvis")
+    expect(power).to_have_value("90")
     expect(power).not_to_have_attribute("aria-invalid", "true")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".toast", has_text="Settings saved")).to_be_visible()
-    saved = daemon.api("GET", f"/projects/{project['id']}", token=token)["laser"]
-    assert (saved["mode"], saved["passes"], saved["air_assist"]) == ("M3", 3, True)
+    saved = daemon.api("GET", f"/projects/{project['id']}", token=token)
+    assert (saved["laser"]["dither"], saved["laser"]["power_max_pct"]) == ("jarvis", 90)
+    assert saved["material"]["name"] == "Slate" and saved["material"]["matches"] is True
     watch.check()
 
 

@@ -15,6 +15,7 @@ const PAGES = {
   dashboard: () => import("./pages/dashboard.js"),
   projects: () => import("./pages/projects.js"),
   project: () => import("./pages/project.js"),
+  materials: () => import("./pages/materials.js"),
   jobs: () => import("./pages/jobs.js"),
   account: () => import("./pages/account.js"),
   admin: () => import("./pages/admin.js"),
@@ -22,7 +23,7 @@ const PAGES = {
 
 const TITLES = {
   setup: "First run", login: "Sign in", register: "Create an account", dashboard: "Dashboard",
-  projects: "Projects", project: "Project", jobs: "Jobs", account: "Account", admin: "Administration",
+  projects: "Projects", project: "Project", materials: "Materials", jobs: "Jobs", account: "Account", admin: "Administration",
 };
 const main = document.getElementById("main");
 let pageTitle = "laserd";

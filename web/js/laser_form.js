@@ -1,8 +1,11 @@
 // The laser settings form of a project: every field of API.md's `laser` object, checked in the
 // browser with the same ranges the server uses (so mistakes show while typing), with the
-// server's 422 details shown beside the field they name. Presets fill sensible starting points.
+// server's 422 details shown beside the field they name. The material picker fills the form
+// with a material's image settings from the library and remembers which one it was; a line
+// under it says when the settings have been changed since.
 
-import { clearErrors, field, h, showFieldError } from "./dom.js";
+import * as API from "./api.js";
+import { clearErrors, field, h, setText, showFieldError } from "./dom.js";
 
 export const DITHERS = [
   ["grayscale", "Grayscale (power follows brightness)"],
@@ -15,21 +18,37 @@ export const DITHERS = [
   ["ordered", "Ordered (Bayer) dither"],
 ];
 
-/** Starting points for common jobs on a 5–10 W diode laser; tune per machine. */
-export const PRESETS = {
-  photo_wood: {
-    label: "Photo on wood",
-    laser: { mode: "M4", power_min_pct: 0, power_max_pct: 60, speed_mm_min: 3000, travel_mm_min: 6000, passes: 1, air_assist: false, line_interval_mm: 0.1, dither: "jarvis", invert: false, overscan_mm: 2, bidirectional: true },
-  },
-  cut_plywood: {
-    label: "Cut 3 mm plywood",
-    laser: { mode: "M3", power_min_pct: 0, power_max_pct: 100, speed_mm_min: 300, travel_mm_min: 6000, passes: 3, air_assist: true, line_interval_mm: 0.1, dither: "threshold", threshold: 128, invert: false, overscan_mm: 0, bidirectional: true },
-  },
-  mark_aluminium: {
-    label: "Mark anodised aluminium",
-    laser: { mode: "M4", power_min_pct: 0, power_max_pct: 35, speed_mm_min: 2500, travel_mm_min: 6000, passes: 1, air_assist: false, line_interval_mm: 0.08, dither: "threshold", threshold: 128, invert: false, overscan_mm: 2, bidirectional: true },
-  },
-};
+/** The project `laser` fields a material's image settings decide (laserd/materials/model.py). */
+export const IMAGE_FIELDS = [
+  "mode", "power_min_pct", "power_max_pct", "speed_mm_min", "passes", "air_assist",
+  "line_interval_mm", "dither", "threshold", "invert", "overscan_mm", "bidirectional",
+  "brightness", "contrast", "gamma",
+];
+
+/** "Birch plywood 3 mm · DIODE" — how a material is named in lists and pickers. */
+export function materialLabel(m) {
+  const parts = [m.name];
+  if (m.thickness_mm != null) parts[0] += ` ${m.thickness_mm}\u00a0mm`;
+  if (m.laser_type) parts.push(m.laser_type === "co2" ? "CO₂" : m.laser_type);
+  if (!m.shared) parts.push("yours");
+  return parts.join(" · ");
+}
+
+/** Materials that have image settings (what a project's laser form can take), by name. */
+export async function imageMaterials() {
+  const page = await API.get("/materials?limit=200");
+  return page.items.filter((m) => m.settings.image);
+}
+
+/** Whether `laser` still holds the image settings of `image` (same rule as the server). */
+export function matchesImage(laser, image) {
+  if (!image) return false;
+  return IMAGE_FIELDS.every((k) => {
+    const a = laser[k];
+    const b = image[k];
+    return typeof a === "number" && typeof b === "number" ? Math.abs(a - b) < 1e-9 : a === b;
+  });
+}
 
 // [name, label, {min, max, step, hint, integer}]
 const NUMBERS = [
@@ -59,7 +78,7 @@ function get(obj, path) {
  * Build the laser fieldset. Control names are prefixed "laser." so that 422 details such as
  * "laser.power_max_pct" land on the right control. Returns {el, read(), fill(laser), check()}.
  */
-export function laserFieldset(initial = {}, { readOnly = false } = {}) {
+export function laserFieldset(initial = {}, { readOnly = false, material: recorded = null } = {}) {
   const controls = {};
   const mode = h("select", { name: "laser.mode" },
     h("option", { value: "M4" }, "M4 – dynamic power (engraving, less burn at corners)"),
@@ -81,18 +100,54 @@ export function laserFieldset(initial = {}, { readOnly = false } = {}) {
     return field(label, input, { hint: o.hint || "" });
   });
 
-  const presetSelect = h("select", { name: "preset", "aria-describedby": "preset-hint" },
-    h("option", { value: "" }, "Choose a preset…"),
-    Object.entries(PRESETS).map(([k, p]) => h("option", { value: k }, p.label)));
-  presetSelect.addEventListener("change", () => {
-    const p = PRESETS[presetSelect.value];
-    if (p) fill({ ...read(), ...p.laser });
+  // ---------------------------------------------------------------- material picker
+  let materials = [];
+  let chosen = recorded?.id ?? null; // the material recorded with these settings
+  const picker = h("select", { name: "material_id", id: "material-select", "aria-describedby": "material-status" },
+    h("option", { value: "" }, "Choose a material…"));
+  const status = h("p", { class: "hint material-status", id: "material-status", "aria-live": "polite" });
+  const reapply = h("button", { type: "button", class: "btn btn-small", hidden: true }, "Apply again");
+  picker.addEventListener("change", () => {
+    const m = materials.find((x) => String(x.id) === picker.value);
+    if (!m) return;
+    chosen = m.id;
+    fill({ ...read(), ...m.settings.image });
+    paintStatus();
   });
+  reapply.addEventListener("click", () => {
+    const m = materials.find((x) => x.id === chosen);
+    if (m) {
+      fill({ ...read(), ...m.settings.image });
+      paintStatus();
+    }
+  });
+  function paintStatus() {
+    const m = materials.find((x) => x.id === chosen);
+    if (chosen === null) {
+      setText(status, "Fills the form with a material's image settings from the library.");
+      reapply.hidden = true;
+      return;
+    }
+    const name = m ? materialLabel(m) : recorded?.name || `material ${chosen}`;
+    const same = m ? matchesImage(read(), m.settings.image) : Boolean(recorded?.matches);
+    setText(status, same ? `Settings from ${name}.` : `From ${name}, changed since.`);
+    status.classList.toggle("changed", !same);
+    reapply.hidden = same || !m || readOnly;
+  }
+  if (!readOnly) {
+    imageMaterials().then((list) => {
+      materials = list;
+      picker.append(...list.map((m) => h("option", { value: String(m.id) }, materialLabel(m))));
+      if (chosen !== null && list.some((m) => m.id === chosen)) picker.value = String(chosen);
+      paintStatus();
+    }).catch(() => setText(status, "The material library could not be loaded."));
+  }
 
   const el = h("fieldset", { class: "laser-form", disabled: readOnly },
     h("legend", {}, "Laser settings"),
-    readOnly ? null : h("div", { class: "field wide" }, h("label", { for: "preset-select" }, "Preset"), Object.assign(presetSelect, { id: "preset-select" }),
-      h("p", { class: "hint", id: "preset-hint" }, "Fills the form with a starting point; test on a scrap piece first.")),
+    readOnly
+      ? (recorded ? h("p", { class: "hint" }, `Settings from ${recorded.name}${recorded.matches ? "" : ", changed since"}.`) : null)
+      : h("div", { class: "field wide" }, h("label", { for: "material-select" }, "Material"), picker, h("div", { class: "row" }, status, reapply)),
     h("div", { class: "form-grid" },
       field("Laser mode", mode),
       field("Image mode", dither),
@@ -175,6 +230,11 @@ export function laserFieldset(initial = {}, { readOnly = false } = {}) {
     return ok;
   }
 
+  // Editing a field after choosing a material shows that the settings now differ from it.
+  el.addEventListener("input", () => { if (chosen !== null) paintStatus(); });
+  el.addEventListener("change", (e) => { if (e.target !== picker && chosen !== null) paintStatus(); });
+
   fill(initial);
-  return { el, read, fill, check };
+  paintStatus();
+  return { el, read, fill, check, materialId: () => chosen };
 }

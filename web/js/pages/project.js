@@ -346,7 +346,7 @@ export async function render(view, { id }) {
   }
 
   // ------------------------------------------------------------------ laser settings
-  const laser = laserFieldset(project.laser || {}, { readOnly: !can.control() });
+  const laser = laserFieldset(project.laser || {}, { readOnly: !can.control(), material: project.material });
   const save = h("button", { type: "submit", class: "btn btn-primary" }, "Save settings");
   const saveAll = h("button", { type: "button", class: "btn", hidden: true }, "Re-process all files");
   const settingsForm = h("form", { class: "stack", novalidate: true, "aria-label": "Project and laser settings" },
@@ -366,6 +366,7 @@ export async function render(view, { id }) {
     save.disabled = true;
     try {
       const body = { name: settingsForm.elements.name.value.trim(), description: settingsForm.elements.description.value.trim(), laser: laser.read() };
+      if (laser.materialId() !== null) body.material_id = laser.materialId();
       project = await API.patch(`/projects/${encodeURIComponent(id)}`, body);
       laser.fill(project.laser || body.laser);
       setText(title, project.name);

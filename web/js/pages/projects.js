@@ -4,7 +4,7 @@ import * as API from "../api.js";
 import { go } from "../app.js";
 import { clearErrors, field, formError, h, showApiError, showFieldError } from "../dom.js";
 import { when } from "../format.js";
-import { PRESETS } from "../laser_form.js";
+import { imageMaterials, materialLabel } from "../laser_form.js";
 import { can } from "../store.js";
 
 const PAGE = 50;
@@ -57,14 +57,15 @@ function card(p) {
 function createForm() {
   const name = h("input", { name: "name", required: true, maxlength: "200" });
   const description = h("textarea", { name: "description", rows: "2", maxlength: "2000" });
-  const preset = h("select", { name: "preset" },
-    h("option", { value: "" }, "laserd's defaults"),
-    Object.entries(PRESETS).map(([k, p]) => h("option", { value: k }, p.label)));
+  const preset = h("select", { name: "material_id" }, h("option", { value: "" }, "laserd's defaults"));
+  imageMaterials()
+    .then((list) => preset.append(...list.map((m) => h("option", { value: String(m.id) }, materialLabel(m)))))
+    .catch(() => {});
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Create project");
   const form = h("form", { class: "form-grid", novalidate: true },
     formError(),
     field("Name", name),
-    field("Start from", preset, { hint: "You can change every laser setting on the project page." }),
+    field("Start from material", preset, { hint: "Its image settings fill the project's; you can change every laser setting on the project page." }),
     field("Description (optional)", description, { wide: true }),
     h("div", { class: "actions wide" }, submit),
   );
@@ -79,8 +80,8 @@ function createForm() {
     submit.disabled = true;
     try {
       const body = { name: name.value.trim(), description: description.value.trim() };
-      if (PRESETS[preset.value]) body.laser = PRESETS[preset.value].laser;
       const p = await API.post("/projects", body);
+      if (preset.value) await API.patch(`/projects/${encodeURIComponent(p.id)}`, { material_id: Number(preset.value) });
       go(`#/projects/${encodeURIComponent(p.id)}`);
     } catch (err) {
       showApiError(form, err);

@@ -1,0 +1,175 @@
+"""The Materials page and the material picker in headless Chromium against a real laserd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ADMIN
+from tests.browser.harness import Daemon
+from tests.browser.test_ui import sign_in
+
+pytestmark = pytest.mark.browser
+
+CLB = b"""<?xml version="1.0" encoding="UTF-8"?>
+<LightBurnLibrary DisplayName="Shop">
+  <Material name="Cherry veneer">
+    <Entry Thickness="0.6000" Desc="Cut" NoThickTitle="Cut">
+      <CutSetting type="Cut"><speed Value="10"/><maxPower Value="55"/><minPower Value="5"/>
+      </CutSetting>
+    </Entry>
+    <Entry Thickness="0.6000" Desc="Wobble"><CutSetting type="Offset Fill"/></Entry>
+  </Material>
+</LightBurnLibrary>
+"""
+
+
+def open_materials(page: Any, daemon: Daemon) -> None:
+    sign_in(page, daemon, *ADMIN)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Materials").click()
+    expect(page.get_by_role("heading", name="Materials", level=1)).to_be_visible()
+
+
+def test_starter_library_search_create_edit_delete(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    open_materials(page, daemon)
+    rows = page.locator(".materials-table tbody tr")
+    expect(rows.first).to_be_visible()
+    assert rows.count() >= 14
+    expect(page.get_by_text("Starter: verify with a test grid").first).to_be_visible()
+    page.get_by_label("Search").fill("slate")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Slate")
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Thickness (mm)").fill("5")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Cast acrylic")
+    page.get_by_label("Thickness (mm)").fill("")
+
+    # a new material: an out-of-range power is shown beside its field, then fixed
+    page.get_by_role("button", name="New material").click()
+    editor = page.get_by_role("form", name="New material")
+    editor.get_by_label("Name").fill("Oak veneer")
+    editor.get_by_label("Thickness (mm, optional)").fill("0.6")
+    editor.get_by_label("Cut", exact=True).check()
+    speed = editor.locator('[name="settings.cut.speed_mm_min"]')
+    power = editor.locator('[name="settings.cut.power_pct"]')
+    speed.fill("420")
+    power.fill("150")
+    editor.get_by_role("button", name="Add material").click()
+    expect(power).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(f"#{power.get_attribute('id')}-err")).to_have_text("Between 0 and 100.")
+    power.fill("80")
+    editor.get_by_role("button", name="Add material").click()
+    expect(page.locator(".toast", has_text="Saved Oak veneer")).to_be_visible()
+    page.get_by_label("Search").fill("oak")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("420\u00a0mm/min · 80\u00a0%")
+
+    # edit: add a fill operation
+    page.get_by_role("button", name="Edit Oak veneer 0.6\u00a0mm").click()
+    editor = page.get_by_role("form", name="Edit Oak veneer")
+    editor.get_by_label("Fill (engrave areas)").check()
+    editor.locator('[name="settings.fill.speed_mm_min"]').fill("3000")
+    editor.locator('[name="settings.fill.power_pct"]').fill("30")
+    editor.get_by_role("button", name="Save material").click()
+    expect(rows.first).to_contain_text("fill: 3000\u00a0mm/min · 30\u00a0%")
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    oak = daemon.api("GET", "/materials?q=oak", token=token)["items"][0]
+    assert oak["settings"]["fill"]["power_pct"] == 30 and oak["settings"]["cut"]["power_pct"] == 80
+
+    # delete, after confirming
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete Oak veneer 0.6\u00a0mm").click()
+    expect(page.get_by_text("No material matches.")).to_be_visible()
+    assert daemon.api("GET", "/materials?q=oak", token=token)["total"] == 0
+    watch.check()
+
+
+def test_import_reports_skipped_entries_and_export_downloads(
+    daemon: Daemon, new_page: Any, tmp_path: Path
+) -> None:
+    page, watch = new_page()
+    open_materials(page, daemon)
+    clb = tmp_path / "shop.clb"
+    clb.write_bytes(CLB)
+    page.locator("#clb-file").set_input_files(str(clb))
+    report = page.locator(".import-report")
+    expect(report).to_contain_text("Imported 1 material from shop.clb.")
+    expect(report).to_contain_text("Cherry veneer · Wobble")
+    expect(report).to_contain_text("Offset Fill")
+    expect(report).to_contain_text("minPower (1)")
+    page.get_by_label("Search").fill("cherry")
+    expect(page.locator(".materials-table tbody tr")).to_have_count(1)
+    expect(page.locator(".materials-table tbody tr").first).to_contain_text("600\u00a0mm/min")
+
+    bad = tmp_path / "evil.clb"
+    bad.write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><LightBurnLibrary>&a;</LightBurnLibrary>')
+    page.locator("#clb-file").set_input_files(str(bad))
+    expect(report).to_contain_text("The library was not imported")
+    expect(report).to_contain_text("DOCTYPE")
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export as .clb").click()
+    path = info.value.path()
+    data = Path(path).read_bytes()
+    assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<LightBurnLibrary')
+    assert b'<Material name="Cherry veneer">' in data
+    watch.check()
+
+
+def test_project_material_picker_fills_and_says_when_changed(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Leather tags"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    page.get_by_text("Project and laser settings").click()
+    picker = page.get_by_label("Material", exact=True)
+    expect(
+        picker.locator("option", has_text="Vegetable-tanned leather 2\u00a0mm · diode")
+    ).to_have_count(1)
+    # materials without image settings are not offered here
+    expect(picker.locator("option", has_text="Card")).to_have_count(0)
+    picker.select_option(label="Vegetable-tanned leather 2\u00a0mm · diode")
+    power = page.get_by_label("Maximum power (%)")
+    expect(power).to_have_value("30")
+    status = page.locator(".material-status")
+    expect(status).to_have_text("Settings from Vegetable-tanned leather 2\u00a0mm · diode.")
+    power.fill("35")
+    expect(status).to_have_text("From Vegetable-tanned leather 2\u00a0mm · diode, changed since.")
+    page.get_by_role("button", name="Apply again").click()
+    expect(power).to_have_value("30")
+    expect(status).to_have_text("Settings from Vegetable-tanned leather 2\u00a0mm · diode.")
+    power.fill("35")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".toast", has_text="Settings saved")).to_be_visible()
+    saved = daemon.api("GET", f"/projects/{project['id']}", token=token)
+    assert saved["material"]["name"] == "Vegetable-tanned leather"
+    assert saved["material"]["matches"] is False and saved["laser"]["power_max_pct"] == 35
+    # after a reload the page still knows where the settings came from
+    page.reload()
+    page.get_by_text("Project and laser settings").click()
+    expect(page.locator(".material-status")).to_have_text(
+        "From Vegetable-tanned leather 2\u00a0mm · diode, changed since."
+    )
+    watch.check()
+
+
+def test_new_project_starts_from_a_material(daemon: Daemon, new_page: Any) -> None:
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(daemon.base + "/#/projects")
+    page.get_by_text("New project").click()
+    page.get_by_label("Name").fill("Slate coasters")
+    page.get_by_label("Start from material").select_option(label="Slate · CO₂")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Slate coasters")).to_be_visible()
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("GET", "/projects", token=token)["items"][0]
+    assert project["name"] == "Slate coasters" and project["material"]["matches"] is True
+    assert project["laser"]["speed_mm_min"] == 15000
+    watch.check()
