@@ -38,7 +38,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-_LAYER = LayerSettings.model_fields
+#: The layer fields' definitions, reused as defaults (pydantic takes a ``FieldInfo`` there; typed
+#: Any, as for ``_LASER`` below: the type checker cannot know).
+_LAYER: dict[str, Any] = LayerSettings.model_fields
 
 
 class OperationSettings(_Strict):

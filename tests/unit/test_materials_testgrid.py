@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path as FsPath
 from typing import Any
@@ -137,3 +138,24 @@ def test_a_10_by_10_grid_becomes_runnable_gcode(tmp_path: FsPath) -> None:
         assert re.search(rf"F{int(cell['speed_mm_min'])}\b", text), cell
         assert re.search(rf"S{int(cell['power_pct'] * 10)}\b", text), cell
     assert report.stats["lines"] > 1000 and not report.warnings
+
+
+def test_command_line_writes_the_grid_and_lists_its_cells(
+    tmp_path: FsPath, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from laserd.materials.__main__ import main
+
+    out = tmp_path / "grid.gcode"
+    argv = ["test-grid", "--operation", "score", "--power", "20:80:4", "--speed", "600:3000:3"]
+    assert main([*argv, "--x", "20", "--y", "30", "--gcode", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["grid"]) == 12 and report["grid"][-1] == {
+        "row": 2, "col": 3, "power_pct": 80, "speed_mm_min": 3000
+    }  # fmt: skip
+    assert report["stats"]["bounds"]["xmin"] == 20 and report["stats"]["bounds"]["ymin"] == 30
+    assert "F3000" in out.read_text()
+    # off the bed, or out of range: refused with a reason, nothing claimed
+    assert main([*argv, "--x", "390", "--y", "0", "--gcode", str(tmp_path / "x.gcode")]) == 1
+    assert "off_bed" in capsys.readouterr().err
+    assert main(["test-grid", "--power", "20:180:4", "--speed", "600:3000:3"]) == 2
+    assert "power_pct.max" in capsys.readouterr().err
