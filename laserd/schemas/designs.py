@@ -142,6 +142,24 @@ class LayerPatch(_Strict):
         return LayerSettings.model_validate({**layer.model_dump(), **changes})
 
 
+def apply_layer_patches(
+    layers: list[LayerSettings], patches: list[LayerPatch]
+) -> list[LayerSettings]:
+    """The file's layers with ``PATCH /files/{id}`` changes applied, in the file's order.
+
+    Raises ``KeyError`` naming the first id the file does not have (the API answers 422 with
+    the field ``layers[i].id``), and ``ValueError`` when a merged layer is invalid.
+    """
+    by_id = {layer.id: k for k, layer in enumerate(layers)}
+    out = list(layers)
+    for patch in patches:
+        if patch.id not in by_id:
+            raise KeyError(patch.id)
+        k = by_id[patch.id]
+        out[k] = patch.apply(out[k])
+    return out
+
+
 class Placement(_Strict):
     """Where a design (or image) goes on the bed.
 

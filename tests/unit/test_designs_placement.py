@@ -13,7 +13,14 @@ from laserd.designs import Design, DesignError, design_to_gcode
 from laserd.designs import Path as DPath
 from laserd.designs.layers import apply_layer_settings, stroke_operation
 from laserd.designs.placement import check_on_bed, place
-from laserd.schemas.designs import LayerPatch, LayerSettings, Operation, Placement, layer_defaults
+from laserd.schemas.designs import (
+    LayerPatch,
+    LayerSettings,
+    Operation,
+    Placement,
+    apply_layer_patches,
+    layer_defaults,
+)
 from tests.unit.designs_util import run_svg, svg_doc
 
 
@@ -143,3 +150,12 @@ def test_command_line_converts_and_refuses_with_the_reason(
     assert '"xmax": 65.0' in capsys.readouterr().out
     assert main([str(src), "--gcode", str(tmp_path / "x.gcode"), "--x", "390", "--y", "0"]) == 1
     assert "off_bed" in capsys.readouterr().err
+
+
+def test_layer_patches_apply_by_id_and_refuse_unknown_ids() -> None:
+    layers = [layer_defaults(1, Operation.cut), layer_defaults(2, Operation.score)]
+    out = apply_layer_patches(layers, [LayerPatch(id=2, operation=Operation.off)])
+    assert [lay.operation for lay in out] == [Operation.cut, Operation.off]
+    assert layers[1].operation is Operation.score  # the input is not changed
+    with pytest.raises(KeyError):
+        apply_layer_patches(layers, [LayerPatch(id=7, passes=2)])
