@@ -440,3 +440,29 @@ async def test_applying_needs_a_visible_material_with_image_settings(
     assert r.status == 422
     body = await (await client.get(url, headers=user.headers)).json()
     assert body["material_id"] is None
+
+
+async def test_a_test_grid_from_the_command_line_uploads_and_is_ready_to_run(
+    client: Any, user: Account, tmp_path: Any
+) -> None:
+    """The README's workflow until design files carry grids: the CLI's G-code is a normal,
+    valid upload with every cell's feed and power in it."""
+    from laserd.materials.__main__ import main
+    from tests.api.test_files import processed
+
+    out = tmp_path / "grid.gcode"
+    args = ["test-grid", "--power", "10:100:10", "--speed", "500:5000:10", "--x", "20", "--y", "20"]
+    assert main([*args, "--gcode", str(out)]) == 0
+    project = await (
+        await client.post(f"{API}/projects", json={"name": "Grid"}, headers=user.headers)
+    ).json()
+    r = await client.post(
+        f"{API}/projects/{project['id']}/files",
+        data=upload(out.read_bytes(), "grid.gcode"),
+        headers=user.headers,
+    )
+    assert r.status == 201, await r.text()
+    file = await processed(client, user, (await r.json())["id"])
+    assert file["status"] == "ready" and file["warnings"] == [], file
+    bounds = file["stats"]["laser_bounds"]
+    assert bounds["xmin"] >= 20 and bounds["ymin"] >= 20 and bounds["xmax"] < 400
