@@ -291,3 +291,23 @@ def test_messy_files_get_a_readable_refusal_never_a_crash(tmp_path: Path, name: 
     assert time.perf_counter() - t0 < 2.0
     assert info.value.message and "Traceback" not in info.value.message
     assert not (tmp_path / "m.gcode").exists()
+
+
+def test_embedded_image_follows_the_rotation_of_the_placement(tmp_path: Path) -> None:
+    from tests.unit.designs_util import run_svg
+
+    # A 40 × 20 mm image whose left half is black: turned 90° counter-clockwise, the black
+    # half ends at the bottom; the engraving covers 20 × 40 mm at the placed corner.
+    im = Image.new("L", (40, 20), 255)
+    im.paste(0, (0, 0, 20, 20))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    body = f'<image x="10" y="20" width="40" height="20" xlink:href="{uri}"/>'
+    _, rp, _ = run_svg(tmp_path, svg_doc(body),
+                       placement={"x_mm": 100, "y_mm": 50, "rotation_deg": 90})  # fmt: skip
+    pts = rp.burn_points()
+    assert pts.min(axis=0) == pytest.approx([100, 50], abs=0.2)
+    # Only the black half burns (its edge softened by resampling, within one source pixel).
+    assert pts[:, 0].max() == pytest.approx(120, abs=0.2)
+    assert 69.5 <= pts[:, 1].max() <= 71.0
