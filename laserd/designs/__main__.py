@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except DesignError as exc:
         print(json.dumps({"error": exc.code, "message": exc.message}), file=sys.stderr)
         return 1
-    print(json.dumps({"gcode": str(out), "stats": report.stats, "warnings": report.warnings,
+    stats = {k: v for k, v in report.stats.items() if k != "estimate_checkpoints"}
+    print(json.dumps({"gcode": str(out), "stats": stats, "warnings": report.warnings,
                       "layers": report.layers, "design": report.design}, indent=1))  # fmt: skip
     return 0
 
