@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from laserd.designs import DesignError, design_to_gcode
-from laserd.materials.testgrid import TestGridRequest, build_test_grid
+from laserd.materials.testgrid import TestGridRequest, build_test_grid, grid_svg
 
 
 def _range(text: str) -> dict[str, Any]:
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--max-power-s", type=int, default=1000, help="controller $30 (1000)")
     grid.add_argument("--gcode", type=Path, default=Path("test-grid.gcode"))
     grid.add_argument("--preview", type=Path, help="also draw the toolpath into this PNG")
+    grid.add_argument("--svg", type=Path, help="also write the grid as an SVG design")
     args = ap.parse_args(argv)
     try:
         bx, by = (float(v) for v in args.bed.lower().split("x"))
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         req = TestGridRequest.model_validate(body)
         result = build_test_grid(req)
+        if args.svg is not None:
+            args.svg.write_bytes(grid_svg(result))
         report = design_to_gcode(
             result.design, args.gcode, bed_mm=(bx, by), max_power_s=args.max_power_s,
             placement=req.placement, preview_out=args.preview,

@@ -26,6 +26,7 @@ from laserd.materials.hershey import text_strokes, text_width
 from laserd.schemas.designs import FillSettings, LayerSettings, Operation, Placement
 
 MAX_STEPS = 20
+LABEL_COLOR = "#000000"
 #: Labels: cap height bounds and the space between label lines (a share of the height).
 LABEL_MIN_MM, LABEL_MAX_MM = 1.0, 3.0
 LINE_GAP = 0.5
@@ -101,10 +102,18 @@ class TestGrid:
     height_mm: float = 0.0
 
 
-def cell_color(index: int, count: int) -> str:
-    """A distinct colour per cell (hue around the wheel), so the preview tells them apart."""
+def cell_color(index: int, count: int, taken: set[str] | None = None) -> str:
+    """A colour per cell (hue around the wheel), so the preview tells them apart; with
+    ``taken``, never one already used (a design file groups its layers by colour)."""
     r, g, b = colorsys.hsv_to_rgb((index / max(count, 1)) * 0.85, 0.85, 0.9)
-    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    rgb = [round(r * 255), round(g * 255), round(b * 255)]
+    color = "#{:02x}{:02x}{:02x}".format(*rgb)
+    while taken is not None and (color in taken or color == LABEL_COLOR):
+        rgb[2] = (rgb[2] + 1) % 256
+        color = "#{:02x}{:02x}{:02x}".format(*rgb)
+    if taken is not None:
+        taken.add(color)
+    return color
 
 
 def _fmt(value: float) -> str:
@@ -139,6 +148,7 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
     layers: list[LayerSettings] = []
     cells: list[dict[str, Any]] = []
     labels: list[np.ndarray] = []
+    taken: set[str] = set()
     for row, speed in enumerate(speeds):
         for col, power in enumerate(powers):
             layer_id = len(layers) + 1
@@ -147,7 +157,7 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
             layers.append(
                 LayerSettings(
                     id=layer_id,
-                    color=cell_color(layer_id - 1, n),
+                    color=cell_color(layer_id - 1, n, taken),
                     name=f"{_fmt(power)}% {_fmt(speed)} mm/min",
                     operation=req.operation,
                     speed_mm_min=speed,
@@ -178,7 +188,7 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
         layers.append(
             LayerSettings(
                 id=label_id,
-                color="#000000",
+                color=LABEL_COLOR,
                 name="labels",
                 operation=Operation.score,
                 speed_mm_min=req.label_speed_mm_min or max(speeds),
@@ -191,3 +201,37 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
     height = len(speeds) * pitch_y - req.gap_mm
     design = Design(paths=paths, layers=layers, width_mm=width, height_mm=height)
     return TestGrid(design=design, cells=cells, width_mm=width, height_mm=height)
+
+
+def grid_svg(grid: TestGrid) -> bytes:
+    """The grid as an SVG document in millimetres: one colour per cell (filled squares for a
+    fill grid, outlines otherwise) and the labels as black hairline strokes.
+
+    Read back by :mod:`laserd.designs` (or opened in LightBurn or Inkscape) it gives one layer
+    per cell colour, so each cell's settings can be set on its layer.
+    """
+    w, h = grid.width_mm, grid.height_mm
+    design = grid.design
+    op = {lay.id: lay for lay in design.layers}
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.4f}mm" height="{h:.4f}mm"'
+        f' viewBox="0 0 {w:.4f} {h:.4f}">',
+    ]
+    for path in design.paths:
+        layer = op[path.layer]
+        pts = " ".join(f"{x:.4f},{h - y:.4f}" for x, y in path.points)
+        if path.closed and layer.operation is Operation.fill:
+            out.append(f'<polygon points="{pts}" fill="{layer.color}" stroke="none"/>')
+        elif path.closed:
+            out.append(
+                f'<polygon points="{pts}" fill="none" stroke="{layer.color}"'
+                ' stroke-width="0.1"/>'
+            )
+        else:
+            out.append(
+                f'<polyline points="{pts}" fill="none" stroke="{layer.color}"'
+                ' stroke-width="0.1"/>'
+            )
+    out.append("</svg>")
+    return ("\n".join(out) + "\n").encode("utf-8")

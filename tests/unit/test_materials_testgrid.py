@@ -159,3 +159,37 @@ def test_command_line_writes_the_grid_and_lists_its_cells(
     assert "off_bed" in capsys.readouterr().err
     assert main(["test-grid", "--power", "20:180:4", "--speed", "600:3000:3"]) == 2
     assert "power_pct.max" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("operation", ["fill", "cut"])
+def test_the_grid_as_svg_reads_back_one_layer_per_cell(operation: str, tmp_path: FsPath) -> None:
+    from laserd.designs import read_design
+    from laserd.materials.testgrid import grid_svg
+
+    grid = build_test_grid(
+        request(
+            operation=operation,
+            power_pct={"min": 5, "max": 100, "steps": 20},
+            speed_mm_min={"min": 100, "max": 6000, "steps": 20},
+        )
+    )
+    src = tmp_path / "grid.svg"
+    src.write_bytes(grid_svg(grid))
+    design = read_design(src, "svg")
+    by_color = {lay.color: lay.id for lay in design.layers}
+    mine = {lay.id: lay for lay in grid.design.layers}
+    assert len(by_color) == len(mine) == 401  # 400 distinct cell colours and the labels
+    for cell in grid.cells:
+        color = mine[cell["layer_id"]].color
+        paths = [p for p in design.paths if p.layer == by_color[color]]
+        assert len(paths) == 1 and paths[0].closed
+        lo, hi = paths[0].points.min(axis=0), paths[0].points.max(axis=0)
+        assert np.allclose(lo, [cell["x_mm"], cell["y_mm"]], atol=1e-3), cell
+        assert np.allclose(hi - lo, [10, 10], atol=1e-3)
+    expected = Operation.fill if operation == "fill" else None
+    if expected is not None:
+        assert all(
+            lay.operation is Operation.fill for lay in design.layers if lay.color != "#000000"
+        )
+    labels = [p for p in design.paths if p.layer == by_color["#000000"]]
+    assert len(labels) == sum(1 for p in grid.design.paths if not p.closed)
