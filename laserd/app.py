@@ -35,7 +35,7 @@ from laserd.api import materials as materials_api
 from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
-from laserd.auth.context import auth_ctx
+from laserd.auth_ctx import auth_ctx
 from laserd.events import EventHub
 from laserd.files import estimates_ctx, processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings

@@ -22,7 +22,6 @@ import gc
 import ipaddress
 import logging
 import signal
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,21 +33,12 @@ from laserd.db import MigrationError
 from laserd.keys import HUB
 from laserd.logs import setup_logging
 from laserd.reload import reload_app
-from laserd.settings import ConfigError, Settings, load_settings
+from laserd.settings import ConfigError, Settings, load_settings, public_url
 
 log = logging.getLogger(__name__)
 
 #: Longest wait for open requests and WebSockets at shutdown before they are cut.
 SHUTDOWN_TIMEOUT_S = 3.0
-
-
-def public_url(settings: Settings) -> str:
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostname() or "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.server.port}/"
 
 
 class Daemon:

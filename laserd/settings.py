@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -416,6 +417,17 @@ def server_secret(settings: Settings) -> bytes:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(value + "\n")
     return value.encode()
+
+
+def public_url(settings: Settings) -> str:
+    """Where people reach the UI: our own host name and port, never a client's ``Host``
+    header (which the client chooses: a reset link built from it could leak the token)."""
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname() or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}/"
 
 
 def dump_json(settings: Settings) -> str:

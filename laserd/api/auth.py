@@ -16,11 +16,19 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from laserd import errors
-from laserd.api.routing import API_PREFIX, ApiRoutes, json_response, path_id, principal
+from laserd.api.routing import (
+    API_PREFIX,
+    ApiRoutes,
+    authenticate,
+    json_response,
+    path_id,
+    principal,
+)
 from laserd.auth.accounts import Accounts
 from laserd.auth.principal import Principal, Role
 from laserd.auth.sessions import IssuedPair
-from laserd.keys import ACCOUNTS, AUTHENTICATOR, SETTINGS
+from laserd.keys import ACCOUNTS, SETTINGS
+from laserd.origin import current_origin
 from laserd.schemas.auth import (
     Accepted,
     ApiKeyCreate,
@@ -139,10 +147,6 @@ def _pair_response(request: web.Request, pair: IssuedPair) -> web.Response:
     return response
 
 
-def _user_agent(request: web.Request) -> str:
-    return request.headers.get("User-Agent", "")
-
-
 # ---------------------------------------------------------------------------- sign-in
 
 
@@ -163,7 +167,6 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
         email=body.email,
         password=body.password,
         full_name=body.full_name,
-        request=request,
     )
     return user_out(user)
 
@@ -180,15 +183,7 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
     """Unknown user and wrong password give the same 401 in the same time. Pending or
     disabled accounts: 403 (only once the password is right). Too many failures from one
     address: 429 with Retry-After; too many on one account: 423 until it unlocks."""
-    accounts = _accounts(request)
-    ip, _ = accounts.audit.origin(request)
-    pair = await accounts.sessions.login(
-        body.username.strip(),
-        body.password,
-        client_ip=ip,
-        user_agent=_user_agent(request),
-        request=request,
-    )
+    pair = await _accounts(request).sessions.login(body.username.strip(), body.password)
     return _pair_response(request, pair)
 
 
@@ -215,7 +210,7 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
             "refresh_token", "is required (or send X-Refresh-Cookie: 1 with the cookie)"
         )
     try:
-        pair = await _accounts(request).sessions.refresh(token, request=request)
+        pair = await _accounts(request).sessions.refresh(token)
     except errors.NotAuthenticated as exc:
         if from_cookie:
             exc.headers["Set-Cookie"] = clear_cookie_header(request)
@@ -239,7 +234,7 @@ async def logout(request: web.Request, body: LogoutIn) -> web.Response:
     who: Principal | None = None
     if "Authorization" in request.headers or "X-Api-Key" in request.headers:
         try:
-            who = await request.app[AUTHENTICATOR].authenticate(request)
+            who = await authenticate(request)
         except errors.NotAuthenticated:
             if not (use_cookie or body.refresh_token):
                 raise
@@ -258,7 +253,7 @@ async def logout(request: web.Request, body: LogoutIn) -> web.Response:
             actor=who,
             target=who.username,
             details={"login_id": who.login_id},
-            request=request,
+            origin=current_origin(),
         )
     response = web.Response(status=204)
     if use_cookie:
@@ -277,7 +272,7 @@ async def logout_all(request: web.Request, body: LogoutAllIn) -> web.Response:
     """Every login ends; with ``revoke_api_keys`` (the default, also for an empty body)
     every API key of the account is revoked too. ``GET /auth/api-keys`` lists what is left."""
     await _accounts(request).logout_all(
-        principal(request), revoke_api_keys=body.revoke_api_keys, request=request
+        principal(request), revoke_api_keys=body.revoke_api_keys
     )
     response = web.Response(status=204)
     if cookie_mode(request):
@@ -311,7 +306,6 @@ async def patch_me(request: web.Request, body: ProfilePatch) -> UserOut:
         email=body.email,
         full_name=body.full_name,
         current_password=body.current_password,
-        request=request,
     )
     return user_out(user)
 
@@ -332,7 +326,6 @@ async def change_password(request: web.Request, body: ChangePasswordIn) -> None:
         current=body.current_password,
         new=body.new_password,
         revoke_api_keys=body.revoke_api_keys,
-        request=request,
     )
 
 
@@ -349,10 +342,7 @@ async def change_password(request: web.Request, body: ChangePasswordIn) -> None:
     errors=(422, 429),
 )
 async def reset_request(request: web.Request, body: ResetRequestIn) -> Accepted:
-    accounts = _accounts(request)
-    ip, _ = accounts.audit.origin(request)
-    accounts.limits.mail_ip.hit(ip)
-    accounts.recovery.request_reset(body.email, request)
+    _accounts(request).recovery.request_reset(body.email)
     return Accepted(message="If the address belongs to an account, a reset link is on its way.")
 
 
@@ -364,7 +354,7 @@ async def reset_request(request: web.Request, body: ResetRequestIn) -> Accepted:
     errors=(422,),
 )
 async def reset_confirm(request: web.Request, body: ResetConfirmIn) -> None:
-    await _accounts(request).recovery.confirm_reset(body.token, body.new_password, request)
+    await _accounts(request).recovery.confirm_reset(body.token, body.new_password)
 
 
 @routes.post(
@@ -376,7 +366,7 @@ async def reset_confirm(request: web.Request, body: ResetConfirmIn) -> None:
     errors=(429,),
 )
 async def verify_request(request: web.Request) -> Accepted:
-    sent = await _accounts(request).recovery.request_verification(principal(request), request)
+    sent = await _accounts(request).recovery.request_verification(principal(request))
     message = "A confirmation link is on its way." if sent else "The address is already verified."
     return Accepted(message=message)
 
@@ -389,7 +379,7 @@ async def verify_request(request: web.Request) -> Accepted:
     errors=(422,),
 )
 async def verify_confirm(request: web.Request, body: TokenIn) -> None:
-    await _accounts(request).recovery.confirm_verification(body.token, request)
+    await _accounts(request).recovery.confirm_verification(body.token)
 
 
 # ---------------------------------------------------------------------------- API keys
@@ -427,7 +417,6 @@ async def create_key(request: web.Request, body: ApiKeyCreate) -> ApiKeyCreated:
         name=body.name,
         role=role,
         expires_in_days=body.expires_in_days,
-        request=request,
     )
     return ApiKeyCreated(**key_out(row).model_dump(), key=secret)
 
@@ -439,4 +428,4 @@ async def create_key(request: web.Request, body: ApiKeyCreate) -> ApiKeyCreated:
     errors=(404,),
 )
 async def revoke_key(request: web.Request) -> None:
-    await _accounts(request).keys.revoke(principal(request), path_id(request), request=request)
+    await _accounts(request).keys.revoke(principal(request), path_id(request))

@@ -9,6 +9,7 @@ from aiohttp import web
 from laserd.api.routing import ApiRoutes, principal
 from laserd.auth.principal import Role
 from laserd.keys import AUDIT, SAFETY
+from laserd.origin import current_origin
 from laserd.schemas.machine import GpioDriveIn, InterlockOut
 
 routes = ApiRoutes("interlocks")
@@ -36,6 +37,6 @@ async def drive_gpio(request: web.Request, body: GpioDriveIn) -> list[dict[str, 
         actor=principal(request),
         target=f"gpio:{name}",
         details={"safe": body.safe},
-        request=request,
+        origin=current_origin(),
     )
     return request.app[SAFETY].snapshot()

@@ -11,6 +11,7 @@ from laserd.api.files_access import readable_file
 from laserd.api.routing import ApiRoutes, principal
 from laserd.auth.principal import Role
 from laserd.keys import AUDIT, MACHINE
+from laserd.origin import current_origin
 from laserd.schemas.machine import (
     ConsoleIn,
     ControllerSettings,
@@ -28,7 +29,7 @@ BUSY = (409, 503)
 
 async def _audit(request: web.Request, event: str, details: dict[str, Any] | None = None) -> None:
     await request.app[AUDIT].record(
-        event, actor=principal(request), target="machine", details=details, request=request
+        event, actor=principal(request), target="machine", details=details, origin=current_origin()
     )
 
 

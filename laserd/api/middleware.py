@@ -20,6 +20,7 @@ from aiohttp import web
 from laserd import errors
 from laserd.keys import SETTINGS
 from laserd.logs import request_id_var, user_var
+from laserd.origin import RequestOrigin, origin_scope
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("laserd.access")
@@ -108,12 +109,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     supplied = request.headers.get("X-Request-ID", "")
     rid = supplied if _SANE_ID.match(supplied) else secrets.token_hex(8)
     request[REQUEST_ID] = rid
+    # What the services below the web layer know of the caller (laserd.origin).
+    origin = RequestOrigin(
+        address=client_address(request, request.app[SETTINGS].server.trusted_proxies),
+        request_id=rid,
+        user_agent=request.headers.get("User-Agent", ""),
+    )
     token = request_id_var.set(rid)
     # The route layer sets the caller's name once authenticated; scoped here, so it never
     # carries over to the next request on a kept-alive connection.
     user_token = user_var.set("")
     try:
-        response = await handler(request)
+        with origin_scope(origin):
+            response = await handler(request)
     except web.HTTPException as exc:  # only reached for errors raised outside the error layer
         exc.headers["X-Request-ID"] = rid
         raise

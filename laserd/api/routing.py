@@ -185,6 +185,14 @@ def path_id(request: web.Request, name: str = "id") -> int:
     return int(raw)
 
 
+async def authenticate(request: web.Request) -> Principal:
+    """The caller of ``request`` by its credential headers; 401 without valid ones."""
+    return await request.app[AUTHENTICATOR].authenticate(
+        api_key=request.headers.get("X-Api-Key"),
+        authorization=request.headers.get("Authorization"),
+    )
+
+
 def principal(request: web.Request) -> Principal:
     """The caller of an authenticated route (set by the route wrapper)."""
     p = optional_principal(request)
@@ -293,7 +301,7 @@ class ApiRoutes:
 def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         if spec.role is not Role.public:
-            who = await request.app[AUTHENTICATOR].authenticate(request)
+            who = await authenticate(request)
             if not who.role.allows(spec.role):
                 raise errors.Forbidden(f"This needs the {spec.role.value} role.")
             request[PRINCIPAL] = who

@@ -8,7 +8,8 @@ from laserd import errors
 from laserd.api.auth import user_out
 from laserd.api.routing import ApiRoutes
 from laserd.auth.principal import Principal, Role
-from laserd.keys import ACCOUNTS, RATE_LIMITS, SETUP_CODE
+from laserd.keys import ACCOUNTS, SETUP_CODE
+from laserd.origin import current_origin
 from laserd.schemas.auth import SetupIn, SetupStatus
 from laserd.schemas.users import UserOut
 
@@ -34,15 +35,11 @@ async def setup_create(request: web.Request, body: SetupIn) -> UserOut:
     limited per client address (429 with Retry-After)."""
     accounts = request.app[ACCOUNTS]
     code = request.app[SETUP_CODE]
-    limits = request.app[RATE_LIMITS]
-    ip, _ = accounts.audit.origin(request)
     if await accounts.admin_exists():
         code.clear()
         raise errors.Forbidden("Setup is closed: an administrator already exists.")
-    limits.setup.check(ip)
-    if not code.matches(body.setup_code):
-        limits.setup.record(ip)
-        await accounts.audit.record("setup_failed", request=request)
+    if not code.attempt(body.setup_code):
+        await accounts.audit.record("setup_failed", origin=current_origin())
         raise errors.Forbidden("The setup code is not right.", code="bad_setup_code")
     user = await accounts.create_first_admin(
         code.lock,
@@ -56,6 +53,6 @@ async def setup_create(request: web.Request, body: SetupIn) -> UserOut:
         "setup",
         actor=Principal(user.id, user.username, Role.admin),
         target=user.username,
-        request=request,
+        origin=current_origin(),
     )
     return user_out(user)

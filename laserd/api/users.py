@@ -65,7 +65,7 @@ async def list_users(request: web.Request, query: UserQuery) -> UserPage:
 )
 async def create_user(request: web.Request, body: UserCreate) -> UserOut:
     fields: dict[str, Any] = body.model_dump(mode="json")
-    user = await _accounts(request).admin_create(principal(request), fields, request)
+    user = await _accounts(request).admin_create(principal(request), fields)
     return user_out(user)
 
 
@@ -86,9 +86,7 @@ async def patch_user(request: web.Request, body: UserPatch) -> UserOut:
     """A role change, disabling or a new password ends the user's logins. The last active
     admin cannot be demoted or disabled (409 ``last_admin``)."""
     changes = body.model_dump(mode="json", exclude_none=True)
-    user = await _accounts(request).admin_update(
-        principal(request), path_id(request), changes, request
-    )
+    user = await _accounts(request).admin_update(principal(request), path_id(request), changes)
     return user_out(user)
 
 
@@ -107,7 +105,7 @@ async def delete_user(request: web.Request) -> None:
     files = await files_store.owned_by(conn, user_id)
     if files and await files_store.used_by_active_job(conn, [f["id"] for f in files]):
         raise errors.Conflict("A job is using one of this user's files.", code="file_in_use")
-    await _accounts(request).admin_delete(principal(request), user_id, request)
+    await _accounts(request).admin_delete(principal(request), user_id)
     settings = request.app[SETTINGS]
     paths = [p for f in files for p in artefacts(settings, f)]
     await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)
@@ -121,7 +119,7 @@ async def delete_user(request: web.Request) -> None:
     errors=(404,),
 )
 async def unlock_user(request: web.Request) -> UnlockOut:
-    was_locked = await _accounts(request).unlock(principal(request), path_id(request), request)
+    was_locked = await _accounts(request).unlock(principal(request), path_id(request))
     return UnlockOut(was_locked=was_locked)
 
 

@@ -8,9 +8,12 @@
 - ``apikeys``: LAN-client keys (hashed, capped at the owner's role, throttled ``last_used_at``).
 - ``recovery``: password reset and email verification through mailed single-use tokens.
 - ``accounts``: the ``ACCOUNTS`` service: registration, first admin, profile, administration.
-- ``service``: the ``AUTHENTICATOR`` (request or token → principal).
+- ``service``: the ``AUTHENTICATOR`` (credential headers or token → principal).
 - ``ratelimits``: the ``RATE_LIMITS`` holder (per address, per account, setup, mail).
 - ``mail``: the ``MAILER`` (SMTP in an executor, else the log; always the outbox).
 - ``setup``: the one-time first-admin code; ``cli``: ``laserd create-admin``.
-- ``context``: the cleanup context that builds all of the above.
+
+The cleanup context that builds all of the above is ``laserd.auth_ctx`` (wiring, beside the
+other ``*_ctx.py``). Nothing here sees an HTTP request: where a service needs the caller's
+address or request id it reads :func:`laserd.origin.current_origin`.
 """

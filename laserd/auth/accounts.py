@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import aiosqlite
-from aiohttp import web
 
 from laserd import errors
 from laserd.auth.apikeys import ApiKeys
@@ -29,6 +28,7 @@ from laserd.auth.sessions import (
     refuse_inactive,
     refuse_locked,
 )
+from laserd.origin import current_origin
 from laserd.settings import Registration, Settings
 from laserd.store import users
 from laserd.store.audit import AuditLog
@@ -131,12 +131,12 @@ class Accounts:
             )
 
     async def register(
-        self, *, username: str, email: str, password: str, full_name: str, request: web.Request
+        self, *, username: str, email: str, password: str, full_name: str
     ) -> UserRow:
         policy = self.settings.auth.registration
         if policy is Registration.closed:
             raise errors.Forbidden("Registration is closed; ask an administrator for an account.")
-        ip, _ = self.audit.origin(request)
+        ip = current_origin().address
         self.limits.register_ip.check(ip)
         self.hasher.validate_new(password, "password")
         self.limits.register_ip.record(ip)
@@ -153,7 +153,7 @@ class Accounts:
             actor=principal_of(user),
             target=user.username,
             details={"status": user.status},
-            request=request,
+            origin=current_origin(),
         )
         await self.recovery.send_verification(user)
         return user
@@ -173,7 +173,6 @@ class Accounts:
         email: str | None,
         full_name: str | None,
         current_password: str | None,
-        request: web.Request,
     ) -> UserRow:
         """A user's own email and name; a new email must be verified again.
 
@@ -194,7 +193,7 @@ class Accounts:
             return user
         new_mailbox = "email_verified" in fields
         if new_mailbox:
-            await self._check_current_password(who, user, current_password, request)
+            await self._check_current_password(user, current_password)
         updated = await self._update(user.id, fields)
         if new_mailbox:
             await self.recovery.spend_tokens(user.id)
@@ -203,7 +202,7 @@ class Accounts:
             actor=who,
             target=user.username,
             details={"fields": sorted(fields)},
-            request=request,
+            origin=current_origin(),
         )
         return updated
 
@@ -214,52 +213,49 @@ class Accounts:
         current: str,
         new: str,
         revoke_api_keys: bool,
-        request: web.Request,
     ) -> int:
         """Needs the current password; every other login of the user ends, and with
         ``revoke_api_keys`` every API key too. Logins revoked."""
         self.hasher.validate_new(new, "new_password")
         user = await self.get(who.user_id)
-        await self._check_current_password(who, user, current, request)
+        await self._check_current_password(user, current)
         await self._update(user.id, {"password_hash": await self.hasher.hash(new)})
         await self.recovery.spend_tokens(user.id)
         revoked = await self.sessions.revoke_user(user.id, "password_change", keep=who.login_id)
         keys_revoked = 0
         if revoke_api_keys:
             keys_revoked = await self.keys.revoke_all(
-                user.id, "password_change", actor=who, target=user.username, request=request
+                user.id, "password_change", actor=who, target=user.username
             )
         await self.audit.record(
             "password_change",
             actor=who,
             target=user.username,
             details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
-            request=request,
+            origin=current_origin(),
         )
         return revoked
 
     async def logout_all(
-        self, who: Principal, *, revoke_api_keys: bool, request: web.Request
+        self, who: Principal, *, revoke_api_keys: bool
     ) -> int:
         """End every login of the caller, and with ``revoke_api_keys`` every API key."""
         revoked = await self.sessions.revoke_user(who.user_id, "logout_all")
         keys_revoked = 0
         if revoke_api_keys:
             keys_revoked = await self.keys.revoke_all(
-                who.user_id, "logout_all", actor=who, target=who.username, request=request
+                who.user_id, "logout_all", actor=who, target=who.username
             )
         await self.audit.record(
             "logout_all",
             actor=who,
             target=who.username,
             details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
-            request=request,
+            origin=current_origin(),
         )
         return revoked
 
-    async def _check_current_password(
-        self, who: Principal, user: UserRow, password: str | None, request: web.Request
-    ) -> None:
+    async def _check_current_password(self, user: UserRow, password: str | None) -> None:
         """422 on ``current_password`` unless it is given and right.
 
         A wrong one counts like a failed sign-in from this address (and 423 once the address
@@ -269,11 +265,11 @@ class Accounts:
             raise errors.ValidationFailed.field(
                 "current_password", "is required to change the email address"
             )
-        client_ip, _ = self.audit.origin(request)
+        client_ip = current_origin().address
         key = account_key(user.id, "")
         refuse_locked(self.limits, key, client_ip)
         if not await self.hasher.verify(password, user.password_hash):
-            await record_password_failure(self.limits, self.audit, key, user, client_ip, request)
+            await record_password_failure(self.limits, self.audit, key, user, client_ip)
             raise errors.ValidationFailed.field("current_password", "is not correct")
 
     async def _update(self, user_id: int, fields: dict[str, Any]) -> UserRow:
@@ -301,7 +297,7 @@ class Accounts:
         )
 
     async def admin_create(
-        self, actor: Principal, fields: dict[str, Any], request: web.Request
+        self, actor: Principal, fields: dict[str, Any]
     ) -> UserRow:
         user = await self.create_user(**fields)
         await self.audit.record(
@@ -309,12 +305,12 @@ class Accounts:
             actor=actor,
             target=user.username,
             details={"role": user.role, "status": user.status},
-            request=request,
+            origin=current_origin(),
         )
         return user
 
     async def admin_update(
-        self, actor: Principal, user_id: int, changes: dict[str, Any], request: web.Request
+        self, actor: Principal, user_id: int, changes: dict[str, Any]
     ) -> UserRow:
         """Role, status, email, name, password. Ends the user's logins when their role,
         status or password changes; refuses (409) to remove the last active admin."""
@@ -354,7 +350,7 @@ class Accounts:
                 actor=actor,
                 target=user.username,
                 details={"from": user.role, "to": updated.role},
-                request=request,
+                origin=current_origin(),
             )
         if "status" in fields:
             await self.audit.record(
@@ -362,7 +358,7 @@ class Accounts:
                 actor=actor,
                 target=user.username,
                 details={"from": user.status, "to": updated.status},
-                request=request,
+                origin=current_origin(),
             )
         other = sorted(set(fields) - {"role", "status", "password_hash"})
         if other or "password_hash" in fields:
@@ -371,13 +367,13 @@ class Accounts:
                 actor=actor,
                 target=user.username,
                 details={"fields": other, "password_set": "password_hash" in fields},
-                request=request,
+                origin=current_origin(),
             )
         if revoked:
             log.info("%d login(s) of %s revoked: %s", revoked, user.username, revoke_reason)
         return updated
 
-    async def admin_delete(self, actor: Principal, user_id: int, request: web.Request) -> None:
+    async def admin_delete(self, actor: Principal, user_id: int) -> None:
         async with self._admin_lock:
             user = await self.get(user_id)
             await self._guard_last_admin(user, "deleted", "deleted")
@@ -387,10 +383,10 @@ class Accounts:
             actor=actor,
             target=user.username,
             details={"user_id": user.id, "role": user.role},
-            request=request,
+            origin=current_origin(),
         )
 
-    async def unlock(self, actor: Principal, user_id: int, request: web.Request) -> bool:
+    async def unlock(self, actor: Principal, user_id: int) -> bool:
         user = await self.get(user_id)
         was_locked = self.limits.unlock_user(user.id)
         await self.audit.record(
@@ -398,7 +394,7 @@ class Accounts:
             actor=actor,
             target=user.username,
             details={"was_locked": was_locked},
-            request=request,
+            origin=current_origin(),
         )
         return was_locked
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 
 import aiosqlite
-from aiohttp import web
 
 from laserd import errors
 from laserd.auth import tokens
 from laserd.auth.principal import Principal, Role
 from laserd.auth.sessions import iso_in
 from laserd.db import utcnow
+from laserd.origin import current_origin
 from laserd.store import api_keys
 from laserd.store.api_keys import ApiKeyRow
 from laserd.store.audit import AuditLog
@@ -45,7 +45,6 @@ class ApiKeys:
         name: str,
         role: Role | None,
         expires_in_days: int | None,
-        request: web.Request | None = None,
     ) -> tuple[ApiKeyRow, str]:
         """A new key (the secret is returned here and never again)."""
         wanted = role or owner.role
@@ -68,7 +67,7 @@ class ApiKeys:
             actor=owner,
             target=f"api_key:{row.id}",
             details={"name": row.name, "role": row.role, "expires_at": row.expires_at},
-            request=request,
+            origin=current_origin(),
         )
         return row, secret
 
@@ -77,9 +76,7 @@ class ApiKeys:
     ) -> tuple[list[ApiKeyRow], int]:
         return await api_keys.list_for_user(self._conn, owner.user_id, limit=limit, offset=offset)
 
-    async def revoke(
-        self, owner: Principal, key_id: int, request: web.Request | None = None
-    ) -> None:
+    async def revoke(self, owner: Principal, key_id: int) -> None:
         """Revoke one of the caller's own keys; anyone else's is simply not found."""
         row = await api_keys.revoke(self._conn, key_id, owner.user_id)
         if row is None:
@@ -90,7 +87,7 @@ class ApiKeys:
             actor=owner,
             target=f"api_key:{key_id}",
             details={"name": row.name},
-            request=request,
+            origin=current_origin(),
         )
 
     async def revoke_all(
@@ -100,7 +97,6 @@ class ApiKeys:
         *,
         actor: Principal | None = None,
         target: str = "",
-        request: web.Request | None = None,
     ) -> int:
         """Revoke every key of the account (a reset, or a password change or logout-all that
         asked for it): a key minted with a stolen token must not outlive the owner's
@@ -114,7 +110,7 @@ class ApiKeys:
                 actor=actor,
                 target=target,
                 details={"reason": reason, "keys": [f"{r.id}:{r.name}" for r in rows]},
-                request=request,
+                origin=current_origin(),
             )
         return len(rows)
 

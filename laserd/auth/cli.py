@@ -46,7 +46,7 @@ async def _create(settings: Settings, body: UserCreate) -> int:
                 file=sys.stderr,
             )
             return 1
-        await AuditLog(conn, []).record(
+        await AuditLog(conn).record(
             "user_create",
             actor=Principal(user.id, user.username, Role.admin),
             target=user.username,

@@ -15,7 +15,6 @@ import asyncio
 import logging
 
 import aiosqlite
-from aiohttp import web
 
 from laserd import errors
 from laserd.auth import tokens
@@ -25,7 +24,8 @@ from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
 from laserd.auth.ratelimits import RateLimits
 from laserd.auth.sessions import Sessions, iso_in, principal_of
-from laserd.settings import Settings
+from laserd.origin import RequestOrigin, current_origin
+from laserd.settings import Settings, public_url
 from laserd.store import tokens as user_tokens
 from laserd.store import users
 from laserd.store.audit import AuditLog
@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 RESET_LIFETIME_S = 3600
 VERIFY_LIFETIME_S = 2 * 86400
 RESET, VERIFY = "password_reset", "verify_email"
-
-
-def public_base_url(settings: Settings) -> str:
-    """Where the owner reaches the UI. Built from our own host name, never from the request's
-    ``Host`` header, which a client chooses (a poisoned reset link would leak the token)."""
-    from laserd.serve import public_url  # local: serve imports the app, which imports us
-
-    return public_url(settings)
 
 
 class Recovery:
@@ -73,14 +65,18 @@ class Recovery:
 
     # ------------------------------------------------------------------ password reset
 
-    def request_reset(self, email: str, request: web.Request) -> None:
-        """Schedule the reset mail (if the address has an account); returns at once."""
-        origin = self._audit.origin(request)
+    def request_reset(self, email: str) -> None:
+        """Schedule the reset mail (if the address has an account); returns at once.
+
+        Every request counts against the caller's address (429 past the limit), known
+        address or not, so the answer's timing and status tell nothing about accounts."""
+        origin = current_origin()
+        self._limits.mail_ip.hit(origin.address)
         task = asyncio.create_task(self._reset_mail(email.strip(), origin))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reset_mail(self, email: str, origin: tuple[str, str]) -> None:
+    async def _reset_mail(self, email: str, origin: RequestOrigin) -> None:
         try:
             user = await users.by_email(self._conn, email)
             if user is None or user.status == "disabled":
@@ -92,7 +88,7 @@ class Recovery:
                 return
             self._limits.mail_account.record(account)
             token = await self._issue(user, RESET, RESET_LIFETIME_S, spend_older=True)
-            link = f"{public_base_url(self.settings)}#/reset-password?token={token}"
+            link = f"{public_url(self.settings)}#/reset-password?token={token}"
             await self._mailer.send(
                 user.email,
                 "laserd: reset your password",
@@ -108,7 +104,7 @@ class Recovery:
         except Exception:
             log.exception("password reset mail failed")
 
-    async def confirm_reset(self, token: str, new_password: str, request: web.Request) -> None:
+    async def confirm_reset(self, token: str, new_password: str) -> None:
         """Set a new password with a mailed token; every login of the account ends."""
         self._hasher.validate_new(new_password, "new_password")
         spent = await user_tokens.consume(
@@ -135,7 +131,6 @@ class Recovery:
             "password_reset",
             actor=principal_of(user),
             target=user.username,
-            request=request,
         )
         self._limits.unlock_user(user.id)
         await self._audit.record(
@@ -143,12 +138,12 @@ class Recovery:
             actor=principal_of(user),
             target=user.username,
             details={"logins_revoked": revoked, "api_keys_revoked": keys_revoked},
-            request=request,
+            origin=current_origin(),
         )
 
     # ------------------------------------------------------------------ email verification
 
-    async def request_verification(self, who: Principal, request: web.Request | None) -> bool:
+    async def request_verification(self, who: Principal) -> bool:
         """Mail a verification link; False when there was nothing to do (already verified)."""
         user = await users.get(self._conn, who.user_id)
         if user is None:
@@ -163,7 +158,7 @@ class Recovery:
 
     async def send_verification(self, user: UserRow) -> None:
         token = await self._issue(user, VERIFY, VERIFY_LIFETIME_S, spend_older=True)
-        link = f"{public_base_url(self.settings)}#/verify-email?token={token}"
+        link = f"{public_url(self.settings)}#/verify-email?token={token}"
         await self._mailer.send(
             user.email,
             "laserd: confirm your email address",
@@ -175,7 +170,7 @@ class Recovery:
             secrets=(token,),
         )
 
-    async def confirm_verification(self, token: str, request: web.Request) -> None:
+    async def confirm_verification(self, token: str) -> None:
         spent = await user_tokens.consume(
             self._conn, purpose=VERIFY, token_hash=tokens.sha256_hex(token)
         )
@@ -191,7 +186,7 @@ class Recovery:
             actor=principal_of(user),
             target=user.username,
             details={"email": user.email},
-            request=request,
+            origin=current_origin(),
         )
 
     # ------------------------------------------------------------------ common

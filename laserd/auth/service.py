@@ -8,8 +8,6 @@ first-message auth calls :meth:`Authenticator.principal_from_token`.
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from laserd import errors
 from laserd.auth.apikeys import ApiKeys
 from laserd.auth.principal import Principal
@@ -22,12 +20,13 @@ class Authenticator:
         self._sessions = sessions
         self._api_keys = api_keys
 
-    async def authenticate(self, request: web.Request) -> Principal:
-        """The caller, or 401 (``not_authenticated`` / ``token_expired`` / ``token_invalid``)."""
-        api_key = request.headers.get("X-Api-Key")
+    async def authenticate(self, *, api_key: str | None, authorization: str | None) -> Principal:
+        """The caller of a request with these ``X-Api-Key`` and ``Authorization`` headers
+        (None: absent), or 401 (``not_authenticated`` / ``token_expired`` /
+        ``token_invalid``)."""
         if api_key is not None:
             return await self._api_keys.verify(api_key.strip())
-        header = request.headers.get("Authorization")
+        header = authorization
         if not header:
             raise errors.NotAuthenticated()
         scheme, _, credential = header.strip().partition(" ")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiosqlite
-from aiohttp import web
 
 from laserd import errors
 from laserd.auth import tokens
@@ -22,6 +21,7 @@ from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal, Role
 from laserd.auth.ratelimits import LoginFailure, RateLimits, account_key
 from laserd.db import utcnow
+from laserd.origin import current_origin
 from laserd.settings import AuthSettings
 from laserd.store import logins, users
 from laserd.store.audit import AuditLog
@@ -82,7 +82,6 @@ async def record_password_failure(
     account: str,
     user: UserRow | None,
     client_ip: str,
-    request: web.Request,
 ) -> LoginFailure:
     """Count a wrong password (sign-in, or the current password of a change) and audit the
     locks it caused."""
@@ -92,7 +91,7 @@ async def record_password_failure(
             "account_locked",
             target=user.username,
             details={"lock_s": limits.account.lock_s, "address": client_ip},
-            request=request,
+            origin=current_origin(),
         )
     if user is not None and failure.under_attack:
         log.warning(
@@ -108,7 +107,7 @@ async def record_password_failure(
                 "failures": limits.account_slow.limit,
                 "window_s": limits.account_slow.window_s,
             },
-            request=request,
+            origin=current_origin(),
         )
     return failure
 
@@ -143,10 +142,13 @@ class Sessions:
 
     # ------------------------------------------------------------------ sign-in
 
-    async def login(
-        self, name: str, password: str, *, client_ip: str, user_agent: str, request: web.Request
-    ) -> IssuedPair:
-        """Check the password (same path and time for unknown users) and open a login."""
+    async def login(self, name: str, password: str) -> IssuedPair:
+        """Check the password (same path and time for unknown users) and open a login.
+
+        The caller's address (failures are limited per address) and user agent (kept with
+        the login) are the current request's :func:`~laserd.origin.current_origin`."""
+        origin = current_origin()
+        client_ip = origin.address
         self._limits.login_ip.check(client_ip)
         user = await users.by_login_name(self._conn, name)
         key = account_key(user.id if user else None, name)
@@ -155,13 +157,13 @@ class Sessions:
         if not ok or user is None:
             self._limits.login_ip.record(client_ip)
             failure = await record_password_failure(
-                self._limits, self._audit, key, user, client_ip, request
+                self._limits, self._audit, key, user, client_ip
             )
             await self._audit.record(
                 "login_failed",
                 target=name[:254],
                 details={"known_user": user is not None, "locked": failure.locked},
-                request=request,
+                origin=current_origin(),
             )
             raise errors.NotAuthenticated("Wrong username or password.")
         refuse_inactive(user)
@@ -170,13 +172,13 @@ class Sessions:
             new_hash = await self._hasher.hash(password)
             user = await users.update(self._conn, user.id, password_hash=new_hash) or user
         await users.touch_login(self._conn, user.id)
-        pair = await self.open_login(user, client_ip=client_ip, user_agent=user_agent)
+        pair = await self.open_login(user, client_ip=client_ip, user_agent=origin.user_agent)
         await self._audit.record(
             "login",
             actor=principal_of(user, pair.login_id),
             target=user.username,
             details={"login_id": pair.login_id},
-            request=request,
+            origin=current_origin(),
         )
         return pair
 
@@ -247,7 +249,7 @@ class Sessions:
             raise errors.TokenInvalid("This account is not active.")
         return principal_of(user, login.id)
 
-    async def refresh(self, token: str, *, request: web.Request) -> IssuedPair:
+    async def refresh(self, token: str) -> IssuedPair:
         """Spend ``token`` for a new pair; a spent token revokes the whole login."""
         login, _ = await self._verified(token, "refresh")
         presented = tokens.sha256_hex(token)
@@ -256,7 +258,7 @@ class Sessions:
             await logins.revoke(self._conn, login.id, "account_inactive")
             raise errors.TokenInvalid("This account is not active.")
         if presented != login.refresh_hash:
-            await self._reuse(login, user, request)
+            await self._reuse(login, user)
         key = tokens.login_key(self._secret, login.signing_key)
         access, refresh = self._pair(key, user, login.id)
         swapped = await logins.rotate(
@@ -267,19 +269,19 @@ class Sessions:
             expires_at=iso_in(self.refresh_lifetime_s),
         )
         if not swapped:  # another refresh spent it between our read and write: also reuse
-            await self._reuse(login, user, request)
+            await self._reuse(login, user)
         return IssuedPair(
             access, refresh, self.access_lifetime_s, self.refresh_lifetime_s, login.id, user
         )
 
-    async def _reuse(self, login: logins.LoginRow, user: UserRow, request: web.Request) -> None:
+    async def _reuse(self, login: logins.LoginRow, user: UserRow) -> None:
         await logins.revoke(self._conn, login.id, "refresh_reuse")
         log.warning("refresh token reuse on login %s of %s: login revoked", login.id, user.username)
         await self._audit.record(
             "refresh_reuse",
             target=user.username,
             details={"login_id": login.id},
-            request=request,
+            origin=current_origin(),
         )
         raise errors.TokenInvalid(
             "This refresh token was already used; the sign-in has been ended for safety."

@@ -12,6 +12,9 @@ import asyncio
 import hmac
 import secrets
 
+from laserd.origin import current_origin
+from laserd.ratelimit import SlidingWindow
+
 #: No 0/O, 1/I/L: the code is read off a console and typed by hand.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 GROUPS, GROUP_LEN = 3, 4  # 12 symbols ≈ 59 bits; with the rate limit, far beyond guessing
@@ -22,7 +25,9 @@ def normalise(code: str) -> str:
 
 
 class SetupCode:
-    def __init__(self) -> None:
+    def __init__(self, limit: SlidingWindow) -> None:
+        #: Wrong codes per client address (``RateLimits.setup``).
+        self._limit = limit
         self.code: str | None = None
         #: Serialises first-admin creation so two correct submissions cannot both succeed.
         self.lock = asyncio.Lock()
@@ -31,6 +36,17 @@ class SetupCode:
         raw = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_LEN))
         self.code = "-".join(raw[i : i + GROUP_LEN] for i in range(0, len(raw), GROUP_LEN))
         return self.code
+
+    def attempt(self, candidate: str) -> bool:
+        """Whether ``candidate`` is the code. Wrong codes count against the caller's address
+        (the current request's origin); past the limit every attempt is refused with 429 and
+        Retry-After before the code is even compared."""
+        address = current_origin().address
+        self._limit.check(address)
+        if self.matches(candidate):
+            return True
+        self._limit.record(address)
+        return False
 
     def matches(self, candidate: str) -> bool:
         if self.code is None:

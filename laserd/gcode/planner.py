@@ -119,7 +119,8 @@ class Estimate:
 
 def _lround(v: np.ndarray) -> np.ndarray:
     """C's lround: halves away from zero."""
-    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
+    rounded: np.ndarray = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
+    return rounded
 
 
 def _limit_by_axes(limits: np.ndarray, unit: np.ndarray) -> np.ndarray:
@@ -127,7 +128,8 @@ def _limit_by_axes(limits: np.ndarray, unit: np.ndarray) -> np.ndarray:
     au = np.abs(unit)
     with np.errstate(divide="ignore"):
         per_axis = np.where(au > 0, limits[None, :] / np.where(au > 0, au, 1.0), np.inf)
-    return per_axis.min(axis=1)
+    smallest: np.ndarray = per_axis.min(axis=1)
+    return smallest
 
 
 def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,

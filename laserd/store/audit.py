@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
-from aiohttp import web
 
 from laserd.auth.principal import Principal
 from laserd.db import utcnow
+from laserd.origin import NO_ORIGIN, RequestOrigin
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +114,8 @@ async def list_page(
 class AuditLog:
     """Records audit events; the one writer of the ``audit`` table."""
 
-    def __init__(self, conn: aiosqlite.Connection, trusted_proxies: list[str]) -> None:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
-        self.trusted_proxies = trusted_proxies
-
-    def origin(self, request: web.Request) -> tuple[str, str]:
-        """The client address and request id of a request (to keep for later recording)."""
-        # Local import: middleware imports keys → settings; this module stays import-light.
-        from laserd.api.middleware import REQUEST_ID, client_address
-
-        return client_address(request, self.trusted_proxies), request.get(REQUEST_ID, "")
 
     async def record(
         self,
@@ -132,18 +124,15 @@ class AuditLog:
         actor: Principal | None = None,
         target: str = "",
         details: dict[str, Any] | None = None,
-        request: web.Request | None = None,
-        origin: tuple[str, str] | None = None,
+        origin: RequestOrigin = NO_ORIGIN,
         actor_name: str = "",
     ) -> None:
         """Write one event. ``actor`` is who did it (None: anonymous or the system itself).
 
-        ``request`` (or an ``origin`` taken earlier with :meth:`origin`) supplies the client
-        address and request id.
+        ``origin`` (usually :func:`laserd.origin.current_origin`) supplies the client address
+        and request id; events of the system itself (a job's end, a safety trip) have none.
         """
-        if origin is None:
-            origin = self.origin(request) if request is not None else ("", "")
-        client_ip, request_id = origin
+        client_ip, request_id = origin.address, origin.request_id
         name = actor.username if actor is not None else actor_name
         try:
             await insert(

@@ -66,16 +66,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "holds materials_ctx, a cleanup context, beside the starter library; it moves to a "
         "*_ctx.py module (item 2's 'gather the cleanup contexts')"
     ),
-    (RULES[0].name, "auth/accounts.py"): "takes web.Request for the audit origin (item 2)",
-    (RULES[0].name, "auth/apikeys.py"): "takes web.Request for the audit origin (item 2)",
-    (RULES[0].name, "auth/recovery.py"): "takes web.Request for the audit origin (item 2)",
-    (RULES[0].name, "auth/sessions.py"): "takes web.Request for the audit origin (item 2)",
-    (RULES[0].name, "auth/service.py"): "authenticates a web.Request (item 2)",
-    (RULES[0].name, "auth/context.py"): "a cleanup context not named *_ctx.py (item 2)",
-    (RULES[0].name, "store/audit.py"): "reads the origin from a web.Request (item 2)",
-    (RULES[1].name, "store/audit.py"): "imports the middleware's client_address (item 2)",
-    (RULES[2].name, "auth/recovery.py"): "imports serve.public_url for reset links (item 2)",
-    (RULES[2].name, "auth/context.py"): "imports serve.public_url for the setup code (item 2)",
 }
 
 

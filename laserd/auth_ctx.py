@@ -32,7 +32,7 @@ from laserd.keys import (
     SETTINGS,
     SETUP_CODE,
 )
-from laserd.settings import Settings
+from laserd.settings import Settings, public_url
 from laserd.store import logins
 from laserd.store import tokens as user_tokens
 from laserd.store.audit import AuditLog
@@ -45,8 +45,6 @@ PURGE_AFTER = timedelta(days=7)
 
 def announce_setup_code(settings: Settings, code: str) -> None:
     """Tell the person at the machine how to create the first admin (log and console)."""
-    from laserd.serve import public_url  # local: serve imports the app, which imports us
-
     url = public_url(settings)
     how = (
         f"open {url} and enter it, or run: "
@@ -61,7 +59,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     conn = app[DB]
     limits = RateLimits(settings)
     hasher = PasswordHasher(settings.auth)
-    audit = AuditLog(conn, settings.server.trusted_proxies)
+    audit = AuditLog(conn)
     mailer = Mailer(conn, settings.mail, debug=settings.server.debug)
     accounts = Accounts(conn, settings, app[SERVER_SECRET], hasher, limits, audit, mailer)
     app[RATE_LIMITS] = limits
@@ -69,7 +67,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MAILER] = mailer
     app[ACCOUNTS] = accounts
     app[AUTHENTICATOR] = Authenticator(accounts.sessions, accounts.keys)
-    setup = SetupCode()
+    setup = SetupCode(limits.setup)
     app[SETUP_CODE] = setup
 
     cutoff = (datetime.now(UTC) - PURGE_AFTER).strftime("%Y-%m-%dT%H:%M:%S.000Z")
