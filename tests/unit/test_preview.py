@@ -101,3 +101,24 @@ def test_many_segments_and_a_long_move_stay_bounded(tmp_path: Path) -> None:
     assert img.shape[:2] == (info.height_px, info.width_px)
     # The raster patch in the lower-left corner is burnt; the corner far from it is not.
     assert img[-10:, :100].sum() < img[:10, -100:].sum()
+
+
+def test_sparse_and_dense_accumulation_give_the_same_sums() -> None:
+    """The preview adds a small batch (one of a many-layer design's) to its own pixels only;
+    the numbers must be exactly those of a canvas-sized bincount."""
+    import numpy as np
+
+    from laserd.preview import _accumulate
+
+    rng = np.random.default_rng(15)
+    for n in (10, 1000, 200_000):  # sparse, sparse, dense (against a 100 000-pixel canvas)
+        idx = rng.integers(0, 100_000, n)
+        weights = rng.random(n)
+        base = rng.random(100_000)
+        expected = base + np.bincount(idx, weights=weights, minlength=100_000)
+        got = base.copy()
+        _accumulate(got, idx, weights)
+        assert np.array_equal(got, expected), n
+        column = np.stack([base, base], axis=1)  # a strided view, as the tint channels are
+        _accumulate(column[:, 1], idx, weights)
+        assert np.array_equal(column[:, 1], expected) and np.array_equal(column[:, 0], base)
