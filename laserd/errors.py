@@ -6,7 +6,10 @@ error envelope of API.md. Nothing else renders errors, so every failure looks th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class LaserdError(Exception):
@@ -132,3 +135,19 @@ class Unavailable(LaserdError):
 
 class InsufficientStorage(LaserdError):
     status, code, default_message = 507, "insufficient_storage", "Not enough free disk space."
+
+
+def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """pydantic errors → API.md's ``[{"field": "a.b", "message": "..."}]``.
+
+    Here, not in the web layer, so that code below it (the command line, importers) words a
+    refused value exactly as the API does."""
+    out = []
+    for e in exc.errors(include_url=False):
+        loc = [str(p) for p in e["loc"]]
+        field_name = ".".join(([prefix] if prefix else []) + loc) or (prefix or "body")
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append({"field": field_name, "message": msg})
+    return out

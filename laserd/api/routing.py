@@ -32,6 +32,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from laserd import errors
 from laserd.auth.principal import Principal, Role
+from laserd.errors import validation_details
 from laserd.keys import AUTHENTICATOR, ROUTE_SPECS
 from laserd.logs import user_var
 
@@ -67,19 +68,6 @@ class RouteSpec:
     @property
     def full_path(self) -> str:
         return API_PREFIX + self.path
-
-
-def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    """pydantic errors → API.md's ``[{"field": "a.b", "message": "..."}]``."""
-    out = []
-    for e in exc.errors(include_url=False):
-        loc = [str(p) for p in e["loc"]]
-        field_name = ".".join(([prefix] if prefix else []) + loc) or (prefix or "body")
-        msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        out.append({"field": field_name, "message": msg})
-    return out
 
 
 def raise_validation(exc: ValidationError, prefix: str = "") -> None:

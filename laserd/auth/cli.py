@@ -12,7 +12,6 @@ import sys
 from pydantic import ValidationError
 
 from laserd import errors
-from laserd.api.routing import validation_details
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal, Role
 from laserd.db import MigrationError, open_database
@@ -72,7 +71,7 @@ def create_admin_cli(
             role=UserRole.admin,
         )
     except ValidationError as exc:
-        for d in validation_details(exc):
+        for d in errors.validation_details(exc):
             print(f"laserd: {d['field']}: {d['message']}", file=sys.stderr)
         return 1
     try:

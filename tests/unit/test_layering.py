@@ -4,6 +4,8 @@
   ``keys.py``, ``webui.py``, ``reload.py`` and the cleanup contexts (``*_ctx.py``).
 * ``laserd/store/`` never imports ``laserd.api``.
 * ``laserd/auth/`` never imports ``laserd.serve``.
+* Nothing below the web layer imports ``laserd.api`` either (that would bring aiohttp back in
+  through the side door): the same modules as the first rule may.
 
 Every import counts: at module level, inside a function (the "local import to avoid a cycle"
 kind) and under ``TYPE_CHECKING`` (a signature that names ``web.Request`` ties the module to
@@ -54,6 +56,11 @@ RULES = (
     ),
     Rule("store never imports api", lambda rel: rel.startswith("store/"), _under("laserd.api")),
     Rule("auth never imports serve", lambda rel: rel.startswith("auth/"), _under("laserd.serve")),
+    Rule(
+        "laserd.api only from the web layer and the wiring",
+        _outside_web_and_wiring,
+        _under("laserd.api"),
+    ),
 )
 
 #: (rule name, module) → why it still breaks the rule, and which issue item removes it.
@@ -171,7 +178,9 @@ def test_imports_are_found_wherever_they_stand(
 
 
 def test_the_rules_catch_what_they_forbid() -> None:
-    aiohttp_rule, store_rule, auth_rule = RULES
+    aiohttp_rule, store_rule, auth_rule, api_rule = RULES
+    assert api_rule.applies("auth/cli.py") and api_rule.forbidden("laserd.api.routing")
+    assert not api_rule.applies("keys.py") and not api_rule.forbidden("laserd.apikeys")
     assert aiohttp_rule.applies("store/users.py") and aiohttp_rule.applies("jobs.py")
     assert not aiohttp_rule.applies("api/jobs.py") and not aiohttp_rule.applies("machine_ctx.py")
     assert not aiohttp_rule.applies("app.py")
