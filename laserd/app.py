@@ -41,7 +41,7 @@ from laserd.files import estimates_ctx, processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
 from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
-from laserd.materials.starter import materials_ctx
+from laserd.materials_ctx import materials_ctx
 from laserd.settings import Settings, ensure_state_dirs, server_secret
 from laserd.webui import add_routes as add_web_routes
 from laserd.webui import find_web_dir

@@ -22,14 +22,11 @@ Powers are % of the controller's ``$30``; speeds mm/min (LightBurn shows mm/s: d
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
-from aiohttp import web
 
-from laserd.keys import DB
 from laserd.materials.model import MaterialSettings
 from laserd.store import materials as store
 
@@ -296,8 +293,3 @@ async def seed_if_new(conn: aiosqlite.Connection) -> int:
     log.info("material library: %d starter materials added", created)
     return created
 
-
-async def materials_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Seeds the starter library at the first start (a cleanup context after the database)."""
-    await seed_if_new(app[DB])
-    yield

@@ -69,10 +69,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "parses multipart uploads from a web.Request and holds processing_ctx; the file "
         "library service takes a plain async byte source (issue 13 item 1)"
     ),
-    (RULES[0].name, "materials/starter.py"): (
-        "holds materials_ctx, a cleanup context, beside the starter library; it moves to a "
-        "*_ctx.py module (item 2's 'gather the cleanup contexts')"
-    ),
 }
 
 
