@@ -17,7 +17,9 @@ CLIPPER_SCALE = 10_000.0
 
 def signed_area(pts: np.ndarray) -> float:
     x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    # Shoelace formula, the closing edge (last → first) added apart (cheaper than np.roll).
+    inner = float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]))
+    return 0.5 * (inner + float(x[-1] * y[0] - y[-1] * x[0]))
 
 
 def points_in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
