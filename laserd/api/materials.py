@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from laserd import errors
 from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
 from laserd.auth.principal import Principal, Role
-from laserd.keys import DB
+from laserd.keys import AUDIT, DB
 from laserd.materials import starter
 from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
 from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
+from laserd.origin import current_origin
 from laserd.schemas.materials import (
     ImportQuery,
     ImportResult,
@@ -51,6 +52,16 @@ def material_out(row: dict[str, Any]) -> MaterialOut:
         starter=row["starter_key"] is not None,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+async def _audit_shared(
+    request: web.Request, event: str, target: str, details: dict[str, Any] | None = None
+) -> None:
+    """Changes to the shared library are recorded (``GET /audit?event=material``): everyone at
+    the machine relies on it, so who changed a proven setting must be answerable."""
+    await request.app[AUDIT].record(
+        event, actor=principal(request), target=target, details=details, origin=current_origin()
     )
 
 
@@ -116,6 +127,10 @@ async def create_material(request: web.Request, body: MaterialCreate) -> Materia
         laser_type=body.laser_type.value if body.laser_type else None,
         settings=body.settings.to_json(),
     )
+    if row["shared"]:
+        await _audit_shared(
+            request, "material_created", f"material:{row['id']}", {"name": body.name}
+        )
     return material_out(row)
 
 
@@ -197,6 +212,8 @@ async def import_materials(request: web.Request, query: ImportQuery) -> ImportRe
     items = [{**item, "owner_id": who.user_id, "shared": query.shared} for item in outcome.items]
     if items:
         await store.insert_many(request.app[DB], items)
+        if query.shared:
+            await _audit_shared(request, "material_imported", "materials", {"created": len(items)})
     return ImportResult(
         created=len(items),
         skipped=outcome.skipped,  # type: ignore[arg-type]
@@ -211,7 +228,10 @@ async def import_materials(request: web.Request, query: ImportQuery) -> ImportRe
     summary="Put back the starter library's missing entries (edited ones are kept)",
 )
 async def restore_starter(request: web.Request) -> RestoreResult:
-    return RestoreResult(created=await starter.restore(request.app[DB]))
+    created = await starter.restore(request.app[DB])
+    if created:
+        await _audit_shared(request, "material_starter_restored", "materials", {"created": created})
+    return RestoreResult(created=created)
 
 
 @routes.get(
@@ -284,6 +304,11 @@ async def patch_material(request: web.Request, body: MaterialPatch) -> MaterialO
         changes["settings"] = _patched_settings(row, body)
     if changes:
         await store.update(request.app[DB], row["id"], changes)
+        if row["shared"] or changes.get("shared"):
+            await _audit_shared(
+                request, "material_updated", f"material:{row['id']}",
+                {"name": row["name"], "changed": sorted(changes)},
+            )  # fmt: skip
     updated = await store.get(request.app[DB], row["id"])
     assert updated is not None
     return material_out(updated)
@@ -301,3 +326,7 @@ async def delete_material(request: web.Request) -> None:
     row = await visible_material(request, path_id(request))
     _check_may_change(who, row)
     await store.delete(request.app[DB], row["id"])
+    if row["shared"]:
+        await _audit_shared(
+            request, "material_deleted", f"material:{row['id']}", {"name": row["name"]}
+        )

@@ -466,3 +466,29 @@ async def test_a_test_grid_from_the_command_line_uploads_and_is_ready_to_run(
     assert file["status"] == "ready" and file["warnings"] == [], file
     bounds = file["stats"]["laser_bounds"]
     assert bounds["xmin"] >= 20 and bounds["ymin"] >= 20 and bounds["xmax"] < 400
+
+
+async def test_changes_to_the_shared_library_are_audited(
+    client: Any, admin: Account, user: Account
+) -> None:
+    shop = await (await create(client, admin, name="Shop oak", shared=True)).json()
+    await client.patch(
+        f"{API}/materials/{shop['id']}", json={"settings": {"cut": {"passes": 3}}},
+        headers=admin.headers,
+    )  # fmt: skip
+    await client.delete(f"{API}/materials/{shop['id']}", headers=admin.headers)
+    await client.post(f"{API}/materials/starter", headers=admin.headers)
+    await client.post(
+        f"{API}/materials/import?shared=true", data=upload(CLB), headers=admin.headers
+    )
+    mine = await (await create(client, user, name="Private pine")).json()  # not audited
+    await client.delete(f"{API}/materials/{mine['id']}", headers=user.headers)
+    r = await client.get(f"{API}/audit?event=material&limit=50", headers=admin.headers)
+    events = [(e["event"], e["target"], e["actor"]) for e in (await r.json())["items"]]
+    target = f"material:{shop['id']}"
+    assert events == [
+        ("material_imported", "materials", admin.username),
+        ("material_deleted", target, admin.username),
+        ("material_updated", target, admin.username),
+        ("material_created", target, admin.username),
+    ]
