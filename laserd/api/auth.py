@@ -156,12 +156,16 @@ def _pair_response(request: web.Request, pair: IssuedPair) -> web.Response:
     body=RegisterIn,
     response=UserOut,
     status=201,
-    summary="Create an account (per the registration setting)",
+    summary="Create an account (per the registration setting; a taken email is not revealed)",
     errors=(403, 409, 422, 429),
 )
 async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """``closed``: 403. ``approval``: the account is ``pending`` until an admin activates it.
-    ``open``: ``active`` at once. A verification mail goes out either way."""
+    ``open``: ``active`` at once. A verification mail goes out either way.
+
+    A taken username is 409 ``username_taken``. A taken email is not told apart: the answer
+    is the 201 a new account gets, no account is made, and the address's owner is mailed
+    about the attempt instead (the reset request does not reveal addresses either)."""
     user = await _accounts(request).register(
         username=body.username,
         email=body.email,

@@ -28,6 +28,7 @@ from laserd.auth.sessions import (
     refuse_inactive,
     refuse_locked,
 )
+from laserd.db import utcnow
 from laserd.origin import current_origin
 from laserd.settings import Registration, Settings
 from laserd.store import users
@@ -140,23 +141,76 @@ class Accounts:
         self.limits.register_ip.check(ip)
         self.hasher.validate_new(password, "password")
         self.limits.register_ip.record(ip)
-        user = await self.create_user(
+        status = "active" if policy is Registration.open else "pending"
+        # Hashed first on both paths below, so a taken address costs the same bcrypt time.
+        password_hash = await self.hasher.hash(password)
+        owner = await users.by_email(self._conn, email)
+        if owner is None:
+            try:
+                user = await users.insert(
+                    self._conn,
+                    username=username,
+                    email=email,
+                    full_name=full_name,
+                    password_hash=password_hash,
+                    role="user",
+                    status=status,
+                )
+            except DuplicateUser as dup:
+                if dup.field != "email":
+                    raise conflict_for(dup) from None
+                owner = await users.by_email(self._conn, email)  # registered meanwhile
+            else:
+                await self.audit.record(
+                    "register",
+                    actor=principal_of(user),
+                    target=user.username,
+                    details={"status": user.status},
+                    origin=current_origin(),
+                )
+                await self.recovery.send_verification(user)
+                return user
+        if await users.by_login_name(self._conn, username) is not None:
+            raise errors.Conflict("This username is taken.", code="username_taken")
+        return await self._registered_elsewhere(
+            owner, username=username, email=email, full_name=full_name, status=status
+        )
+
+    async def _registered_elsewhere(
+        self, owner: UserRow | None, *, username: str, email: str, full_name: str, status: str
+    ) -> UserRow:
+        """A registration with an address that already has an account: no account is made,
+        and the answer is the one a new account gets (same status, shape and bcrypt time),
+        so registration does not tell who is registered (the reset request does not either).
+        The address's owner is told by mail instead, and the attempt is audited.
+
+        What is left: the answer's ``id`` is the one the next account will get, and signing
+        in as the new name fails (401) where a real new account answers 403 (``approval``)
+        or 200 (``open``). Closing those needs accounts that exist only after their mail is
+        confirmed, a change of the registration contract.
+        """
+        if owner is not None:
+            await self.audit.record(
+                "register_existing_email",
+                target=owner.username,
+                details={"attempted_username": username},
+                origin=current_origin(),
+            )
+            await self.recovery.send_account_exists(owner)
+        now = utcnow()
+        return UserRow(
+            id=await users.next_id(self._conn),
             username=username,
             email=email,
-            password=password,
             full_name=full_name,
+            password_hash="",
             role="user",
-            status="active" if policy is Registration.open else "pending",
+            status=status,
+            email_verified=False,
+            created_at=now,
+            updated_at=now,
+            last_login_at=None,
         )
-        await self.audit.record(
-            "register",
-            actor=principal_of(user),
-            target=user.username,
-            details={"status": user.status},
-            origin=current_origin(),
-        )
-        await self.recovery.send_verification(user)
-        return user
 
     # ------------------------------------------------------------------ profile
 
@@ -236,9 +290,7 @@ class Accounts:
         )
         return revoked
 
-    async def logout_all(
-        self, who: Principal, *, revoke_api_keys: bool
-    ) -> int:
+    async def logout_all(self, who: Principal, *, revoke_api_keys: bool) -> int:
         """End every login of the caller, and with ``revoke_api_keys`` every API key."""
         revoked = await self.sessions.revoke_user(who.user_id, "logout_all")
         keys_revoked = 0
@@ -296,9 +348,7 @@ class Accounts:
             self._conn, limit=limit, offset=offset, role=role, status=status, search=search
         )
 
-    async def admin_create(
-        self, actor: Principal, fields: dict[str, Any]
-    ) -> UserRow:
+    async def admin_create(self, actor: Principal, fields: dict[str, Any]) -> UserRow:
         user = await self.create_user(**fields)
         await self.audit.record(
             "user_create",

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 RESET_LIFETIME_S = 3600
 VERIFY_LIFETIME_S = 2 * 86400
 RESET, VERIFY = "password_reset", "verify_email"
+ACCOUNT_EXISTS = "account_exists"
 
 
 class Recovery:
@@ -168,6 +169,29 @@ class Recovery:
             f"  {token}\n",
             kind=VERIFY,
             secrets=(token,),
+        )
+
+    async def send_account_exists(self, owner: UserRow) -> None:
+        """Tell an address's owner that someone tried to register with it (no token inside).
+
+        Limited like reset mail (per account per hour) but counted apart from it, so these
+        attempts cannot use up the owner's reset mails: past the limit the registration
+        still answers the same, but no further mail goes out."""
+        account = f"exists:{owner.id}"
+        if self._limits.mail_account.blocked(account):
+            log.warning("'account exists' mail for %s skipped: too many", owner.username)
+            return
+        self._limits.mail_account.record(account)
+        base = public_url(self.settings)
+        await self._mailer.send(
+            owner.email,
+            "laserd: someone tried to create an account with your address",
+            f"Hello {owner.full_name or owner.username},\n\nSomeone asked to create a new laserd "
+            f"account with this email address, which already belongs to the account "
+            f"'{owner.username}'. No new account was made.\n\nIf it was you, sign in as "
+            f"'{owner.username}' at {base}#/login, or reset your password there if you have "
+            "forgotten it.\nIf it was not you, ignore this message; nothing has changed.\n",
+            kind=ACCOUNT_EXISTS,
         )
 
     async def confirm_verification(self, token: str) -> None:

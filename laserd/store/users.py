@@ -158,6 +158,13 @@ async def delete(conn: aiosqlite.Connection, user_id: int) -> bool:
         return cur.rowcount > 0
 
 
+async def next_id(conn: aiosqlite.Connection) -> int:
+    """The id the next inserted user gets (``INTEGER PRIMARY KEY``: one above the highest)."""
+    async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM users") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 1
+
+
 async def count_active_admins(conn: aiosqlite.Connection) -> int:
     async with conn.execute(
         "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'"

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from laserd.app import create_app
-from laserd.keys import DB
+from laserd.keys import ACCOUNTS, DB
 from tests.api.conftest import PASSWORD, bearer, error_of, login
 from tests.conftest import bare_hardware, make_settings
 
@@ -103,9 +103,71 @@ async def test_registration_validation_and_uniqueness(client, user) -> None:
     )
     assert r.status == 409 and (await error_of(r))["code"] == "username_taken"
     r = await client.post(
-        REGISTER, json={"username": "zed", "email": user.email.upper(), "password": PASSWORD}
+        REGISTER,
+        json={"username": user.username, "email": user.email.upper(), "password": PASSWORD},
     )
-    assert r.status == 409 and (await error_of(r))["code"] == "email_taken"
+    assert r.status == 409 and (await error_of(r))["code"] == "username_taken"
+
+
+async def test_registration_does_not_reveal_a_registered_email(client, admin, user) -> None:
+    """A taken address answers as a new one would (201, same fields, pending, unverified);
+    no account is made, and the address's owner gets a mail about it instead."""
+    fresh = await client.post(
+        REGISTER, json={"username": "newcomer", "email": "new@example.test", "password": PASSWORD}
+    )
+    taken = await client.post(
+        REGISTER,
+        json={"username": "impostor", "email": user.email.upper(), "password": PASSWORD},
+    )
+    assert fresh.status == taken.status == 201
+    a, b = await fresh.json(), await taken.json()
+    assert set(a) == set(b)
+    same = ("role", "status", "email_verified", "full_name", "last_login_at")
+    assert [a[k] for k in same] == [b[k] for k in same] == ["user", "pending", False, "", None]
+    assert b["username"] == "impostor" and b["email"] == user.email.upper()
+    assert b["id"] == a["id"] + 1  # what the next account would get
+    assert fresh.headers["Content-Type"] == taken.headers["Content-Type"]
+
+    r = await client.get("/api/v1/users", params={"q": "impostor"}, headers=admin.headers)
+    assert (await r.json())["total"] == 0  # nothing was created
+    mails = await outbox(client, user.email, "account_exists")
+    assert len(mails) == 1 and f"'{user.username}'" in mails[0]["body"]
+    assert "token" not in mails[0]["body"]
+    assert await outbox(client, user.email, "verify_email", wait_s=0) == []
+    r = await client.get("/api/v1/audit?event=register_existing_email", headers=admin.headers)
+    assert (await r.json())["items"][0]["target"] == user.username
+    # The owner's reset mails are counted apart: three of these leave a reset possible.
+    for i in range(3):
+        await client.post(
+            REGISTER, json={"username": f"again{i}", "email": user.email, "password": PASSWORD}
+        )
+    assert len(await outbox(client, user.email, "account_exists")) == 3  # then no more mail
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user.email})
+    assert await outbox(client, user.email, "password_reset")
+
+
+async def test_registration_with_a_taken_email_takes_the_bcrypt_time_too(
+    aiohttp_client, tmp_path
+) -> None:
+    """Both answers hash the password first (cost 9 here: ~30 ms, far above the database work),
+    so the time does not tell them apart either."""
+    client = await app_client(aiohttp_client, tmp_path, bcrypt_rounds=9)
+    accounts = client.app[ACCOUNTS]
+    await accounts.create_user(username="owner", email="owner@example.test", password=PASSWORD)
+    loop = asyncio.get_running_loop()
+
+    async def timed(username: str, email: str) -> float:
+        start = loop.time()
+        r = await client.post(
+            REGISTER, json={"username": username, "email": email, "password": PASSWORD}
+        )
+        assert r.status == 201
+        return loop.time() - start
+
+    fresh = [await timed(f"fresh{i}", f"fresh{i}@example.test") for i in range(3)]
+    taken = [await timed(f"taken{i}", "owner@example.test") for i in range(3)]
+    assert min(taken) > 0.5 * min(fresh), (fresh, taken)
+    assert min(fresh) > 0.5 * min(taken), (fresh, taken)
 
 
 # ---------------------------------------------------------------------------- profile
