@@ -111,6 +111,7 @@ def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, 
         "error": row["error"],
         "pause_reason": row["pause_reason"],
         "eta_s": None,
+        "estimated_s": None,
     }
     if active is not None:
         elapsed = time.monotonic() - active.started_mono if active.started_mono is not None else 0.0
@@ -128,6 +129,8 @@ def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, 
     if view["state"] == "completed":
         progress = 1.0
     view["progress"] = round(progress, 4)
+    if active is not None:
+        view["estimated_s"] = active.estimated_s
     if active is not None and view["state"] in ("running", "paused"):
         view["eta_s"] = _eta(
             view["elapsed_s"],

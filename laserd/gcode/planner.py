@@ -123,13 +123,20 @@ def _lround(v: np.ndarray) -> np.ndarray:
     return rounded
 
 
-def _limit_by_axes(limits: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """GRBL's limit_value_by_axis_maximum: the largest value no axis exceeds (rows = blocks)."""
-    au = np.abs(unit)
+def _limit_by_axes(limits: np.ndarray, unit: list[np.ndarray | None]) -> np.ndarray:
+    """GRBL's limit_value_by_axis_maximum: the largest value no axis exceeds, per block.
+
+    ``unit`` holds one array of direction components per axis (``None``: the axis never
+    moves in this batch). A zero component divides to +inf, which never limits."""
+    out: np.ndarray | None = None
     with np.errstate(divide="ignore"):
-        per_axis = np.where(au > 0, limits[None, :] / np.where(au > 0, au, 1.0), np.inf)
-    smallest: np.ndarray = per_axis.min(axis=1)
-    return smallest
+        for lim, comp in zip(limits, unit, strict=True):
+            if comp is None:
+                continue
+            v = lim / np.abs(comp)
+            out = v if out is None else np.minimum(out, v, out=out)
+    assert out is not None
+    return out
 
 
 def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
@@ -160,30 +167,36 @@ def _take(arr: np.ndarray, idx: np.ndarray, default: float) -> np.ndarray:
     return np.where(ok, arr[np.clip(idx, 0, arr.shape[0] - 1)], default)
 
 
-def _range_min(g: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
-    """min(g[lo..hi]) per row (inclusive; empty ranges give +inf), ranges at most ``width``."""
-    n = g.shape[0]
-    levels = [g]
-    span = 1
-    while span * 2 <= min(width, n):
-        prev = levels[-1]
-        nxt = prev.copy()
-        nxt[: n - span] = np.minimum(prev[: n - span], prev[span:])
-        levels.append(nxt)
-        span *= 2
-    length = hi - lo + 1
-    out = np.full(lo.shape, np.inf)
-    ok = length > 0
-    if not ok.any():
-        return out
-    k = np.zeros(lo.shape, dtype=np.int64)
-    k[ok] = np.floor(np.log2(length[ok])).astype(np.int64)
-    table = np.stack(levels)
-    lo_c = np.clip(lo, 0, n - 1)
-    hi2 = np.clip(hi - (1 << k) + 1, 0, n - 1)
-    res = np.minimum(table[k, lo_c], table[k, hi2])
-    out[ok] = res[ok]
-    return out
+class _RangeMin:
+    """Minimum of ``g`` over index ranges of at most ``width`` (a sparse table, built once)."""
+
+    def __init__(self, g: np.ndarray, width: int) -> None:
+        n = g.shape[0]
+        levels = [g]
+        span = 1
+        while span * 2 <= min(width, n):
+            prev = levels[-1]
+            nxt = prev.copy()
+            np.minimum(prev[: n - span], prev[span:], out=nxt[: n - span])
+            levels.append(nxt)
+            span *= 2
+        self._table = np.stack(levels)
+        self._n = n
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """min(g[lo..hi]) per row, inclusive; +inf where the range is empty."""
+        n = self._n
+        length = hi - lo + 1
+        ok = length > 0
+        k = np.zeros(lo.shape, dtype=np.int64)
+        # floor(log2(length)) for lengths up to 2**levels
+        for level in range(1, self._table.shape[0]):
+            k[length >= (1 << level)] = level
+        lo_c = np.minimum(lo, n - 1)
+        hi2 = np.clip(hi - (1 << k) + 1, 0, n - 1)
+        res = np.minimum(self._table[k, lo_c], self._table[k, hi2])
+        res[~ok] = np.inf
+        return res
 
 
 @dataclass
@@ -274,12 +287,21 @@ class Estimator:
             if sync_idx.size:
                 self._planner_empty = True
             return None
-        tgt = np.stack([moves.x, moves.y, moves.z], axis=1)
-        steps = _lround(tgt * self._spm[None, :])
-        prev = np.vstack([self._pos_steps[None, :], steps[:-1]])
-        dsteps = steps - prev
-        real = (dsteps != 0).any(axis=1)
-        self._pos_steps = steps[-1].copy()
+        # Step-rounded targets per axis (GRBL plans from steps); axes that never move in this
+        # batch (Z, on most laser jobs) are left out of the arithmetic.
+        dsteps: list[np.ndarray | None] = []
+        for axis, coord in enumerate((moves.x, moves.y, moves.z)):
+            steps = _lround(coord * self._spm[axis])
+            first = int(self._pos_steps[axis])
+            self._pos_steps[axis] = int(steps[-1])
+            if first == steps[0] and (steps.size == 1 or (steps[1:] == steps[0]).all()):
+                dsteps.append(None)
+                continue
+            dsteps.append(np.diff(steps, prepend=first))
+        moving = [ds for ds in dsteps if ds is not None]
+        real = np.zeros(m, dtype=bool)
+        for ds in moving:
+            real |= ds != 0
         line = moves.line.astype(np.int64)
         # A sync line between the previous real block and this one: starts from rest.
         after_sync = np.zeros(m, dtype=bool)
@@ -302,33 +324,50 @@ class Estimator:
             rest_flag[0] = True
         ri = np.flatnonzero(real)
         # A dropped move's flag goes to the next real block.
-        nxt_real = np.searchsorted(ri, np.arange(m), side="left")
+        nxt_real = np.cumsum(real) - real  # real blocks before each move
         has_next = nxt_real < ri.size
         acc = np.zeros(ri.size, dtype=bool)
         acc[nxt_real[rest_flag & has_next]] = True
-        d = dsteps[ri].astype(np.float64) / self._spm[None, :]
-        length = np.sqrt((d * d).sum(axis=1))
-        unit = d / length[:, None]
+        d: list[np.ndarray | None] = [
+            None if ds is None else ds[ri] / self._spm[axis] for axis, ds in enumerate(dsteps)
+        ]
+        length = np.sqrt(sum(c * c for c in d if c is not None))
+        unit = [None if c is None else c / length for c in d]
         accel = _limit_by_axes(self._accel, unit)
         rapid_rate = _limit_by_axes(self._rate, unit)
         feed = moves.feed_mm_min[ri] / 60.0
         rapid = moves.rapid[ri]
         nominal = np.where(rapid, rapid_rate, np.minimum(feed, rapid_rate))
         nominal = np.maximum(nominal, MIN_SPEED_MM_S)
-        prev_unit = np.vstack([self._prev_unit[None, :], unit[:-1]])
-        cos_t = -(prev_unit * unit).sum(axis=1)
-        jvec = unit - prev_unit
-        jlen = np.sqrt((jvec * jvec).sum(axis=1))
+        # Junctions: the previous block's direction (carried across batches).
+        cos_t = np.zeros(ri.size)
+        jvec: list[np.ndarray | None] = []
+        last_unit = []
+        for axis, comp in enumerate(unit):
+            before = float(self._prev_unit[axis])
+            if comp is None:
+                prev_c = np.zeros(ri.size)
+                prev_c[0] = before
+                jvec.append(-prev_c if before else None)
+                last_unit.append(0.0)
+                continue
+            prev_c = np.empty_like(comp)
+            prev_c[0] = before
+            prev_c[1:] = comp[:-1]
+            cos_t -= prev_c * comp
+            jvec.append(comp - prev_c)
+            last_unit.append(float(comp[-1]))
+        jlen = np.sqrt(sum(c * c for c in jvec if c is not None))
         jlen = np.where(jlen > 0, jlen, 1.0)
-        jacc = _limit_by_axes(self._accel, jvec / jlen[:, None])
+        jacc = _limit_by_axes(self._accel, [None if c is None else c / jlen for c in jvec])
         sin_d2 = np.sqrt(np.clip(0.5 * (1.0 - cos_t), 0.0, 1.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             vj2 = jacc * self.settings.junction_deviation_mm * sin_d2 / (1.0 - sin_d2)
         vj2 = np.where(cos_t > 0.999999, 0.0, np.where(cos_t < -0.999999, _LARGE, vj2))
-        vj2 = np.where(acc, 0.0, vj2)
+        vj2[acc] = 0.0
         prev_nom = np.concatenate(([self._prev_nominal], nominal[:-1]))
         max_entry = np.minimum(np.minimum(nominal, prev_nom) ** 2, vj2)
-        self._prev_unit = unit[-1].copy()
+        self._prev_unit = np.asarray(last_unit)
         self._prev_nominal = float(nominal[-1])
         self._planner_empty = bool(last_sync_line > int(line[ri[-1]]))
         return {
@@ -403,6 +442,9 @@ class Estimator:
         P = np.zeros(nl)
         F = np.zeros(nb)
         d = np.zeros(nb)
+        rmq = _RangeMin(G, W) if nb else None
+        prev_e: np.ndarray | None = None
+        p_changed = True
         for it in range(_LINK_PASSES):
             # Windows: blocks that had arrived when b started.
             if it == 0:
@@ -412,8 +454,12 @@ class Estimator:
                 # tolerance keeps float rounding from deciding the tie)
                 arrived = np.searchsorted(push, decide + 1e-7, side="right") - 1
                 e = np.minimum(np.maximum(arrived, blocks_idx), e_static)
-            if nb:
-                rm = _range_min(G, blocks_idx + 1, e, W)
+            same_windows = prev_e is not None and np.array_equal(e, prev_e)
+            if same_windows and not p_changed:
+                break  # neither the windows nor the link times change: converged
+            prev_e = e
+            if rmq is not None and not same_windows:
+                rm = rmq.query(blocks_idx + 1, e)
                 stop = S[e]
                 bw = np.minimum(rm, stop) - S
                 bw = np.where(e == blocks_idx, 0.0, bw)
@@ -421,7 +467,8 @@ class Estimator:
                 u = U[1:] + S
                 vi2 = np.concatenate(([self._v0_sq], u[:-1]))
                 d, t_dec = _block_time(vi2, u, vn, a, length)
-            # Block times: F_b = max(F_(b-1), push_b) + d_b, a max-plus recurrence.
+            # Block times: F_b = max(F_(b-1), push_b) + d_b, a max-plus recurrence (pushes
+            # move with the link times, so this is redone on every pass).
             Q = np.cumsum(d)
             F = np.maximum.accumulate(np.concatenate(([self._last_f], push - (Q - d))))[1:] + Q
             T = F - d
@@ -441,7 +488,9 @@ class Estimator:
             wait = np.where(lsync, _take(F, pb, self._last_f), 0.0)
             Xl = np.maximum(np.maximum(A, slot), wait)
             Dp = D - ldwell
-            P = np.maximum.accumulate(np.concatenate(([self._last_p], Xl - Dp)))[1:] + D
+            P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl - Dp)))[1:] + D
+            p_changed = not np.allclose(P_new, P, rtol=0.0, atol=1e-9)
+            P = P_new
             # Push time of each block: its line's arrival, the previous line's ack, a slot.
             if nb:
                 prevP = np.concatenate(([self._last_p], P[:-1]))

@@ -62,7 +62,13 @@ class JobOut(BaseModel):
     started_at: str | None
     finished_at: str | None
     elapsed_s: float
-    eta_s: float | None
+    eta_s: float | None = Field(
+        description="seconds left: the planner model's time for the lines not yet "
+        "acknowledged, corrected by the pace observed so far"
+    )
+    estimated_s: float | None = Field(
+        None, description="the whole job's estimate from the file's stats (while active)"
+    )
     error: str | None
     pause_reason: str | None
 

@@ -93,6 +93,10 @@ def test_first_run_upload_preview_run_history(fresh_daemon: Daemon, new_page: An
     big = page.locator("img.preview")
     expect(big).to_have_attribute("src", re.compile(r"^blob:"))
     expect(page.locator(".detail")).to_contain_text(re.compile(r"\d+\.\d × \d+\.\d mm"))
+    # The time estimate says what it is based on: the planner model and the machine's limits.
+    estimate = page.locator("dd.estimate")
+    expect(estimate).to_contain_text(re.compile(r"\d+ s · GRBL planner model, \d+ mm/min"))
+    expect(estimate).to_have_attribute("title", re.compile(r"\$120=\d+"))
 
     # Trace the outline with the laser off; the head moves and comes back to rest.
     page.get_by_role("button", name="Frame", exact=True).click()

@@ -84,6 +84,7 @@ export function render(view) {
   const progress = h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0", "aria-label": "Job progress" }, bar, barText);
   const elapsed = h("dd", {}, "–");
   const eta = h("dd", {}, "–");
+  const estimate = h("dd", {}, "–");
   const lines = h("dd", {}, "–");
   const pauseBtn = h("button", { type: "button", class: "btn" }, "Pause");
   const resumeBtn = h("button", { type: "button", class: "btn btn-primary" }, "Resume");
@@ -92,7 +93,7 @@ export function render(view) {
   const jobControls = h("div", { class: "actions" }, pauseBtn, resumeBtn, cancelBtn);
   const noJob = h("p", { class: "muted" }, "No job is running. Start one from a ", h("a", { href: "#/projects" }, "project"), ".");
   const jobBody = h("div", {}, jobTitle, jobState, progress,
-    h("dl", { class: "facts" }, h("dt", {}, "Elapsed"), elapsed, h("dt", {}, "Time left"), eta, h("dt", {}, "Lines"), lines),
+    h("dl", { class: "facts" }, h("dt", {}, "Elapsed"), elapsed, h("dt", {}, "Time left"), eta, h("dt", {}, "Estimated"), estimate, h("dt", {}, "Lines"), lines),
     can.control() ? [jobControls, jobReason] : null);
   const jobPanel = h("section", { class: "panel job-panel", "aria-labelledby": "job-h" }, h("h2", { id: "job-h" }, "Job"), noJob, jobBody);
 
@@ -291,6 +292,7 @@ export function render(view) {
     setText(barText, `${value.toFixed(value % 1 ? 1 : 0)} %`);
     setText(elapsed, duration(job.elapsed_s));
     setText(eta, ACTIVE_JOB_STATES.includes(job.state) ? duration(job.eta_s) : "–");
+    setText(estimate, job.estimated_s !== null && job.estimated_s !== undefined ? `${duration(job.estimated_s)} in all` : "–");
     setText(lines, job.lines_total ? `${job.lines_acked ?? job.lines_sent ?? 0} of ${job.lines_total}` : "–");
 
     if (!can.control()) return;

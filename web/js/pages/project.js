@@ -27,6 +27,18 @@ function runBlock(state, file) {
   return "";
 }
 
+/** What the estimate assumed: the controller's $ values (API.md "Estimates"). */
+function estimateSummary(v) {
+  const n = (k) => Number(v[k]);
+  return `${Math.round(Math.min(n("110"), n("111")))} mm/min, ${Math.round(Math.min(n("120"), n("121")))} mm/s²`;
+}
+
+function estimateBasis(v) {
+  if (!v) return "";
+  const names = { 11: "junction deviation", 12: "arc tolerance", 32: "laser mode", 110: "X max rate", 111: "Y max rate", 112: "Z max rate", 120: "X accel", 121: "Y accel", 122: "Z accel" };
+  return "Estimated with the controller's settings: " + Object.keys(names).filter((k) => k in v).map((k) => `$${k}=${v[k]} (${names[k]})`).join(", ");
+}
+
 export async function render(view, { id }) {
   const blobs = new Map(); // key -> blob: URL, revoked on leave
   const rows = new Map(); // file id -> {file, li, parts}
@@ -250,7 +262,8 @@ export async function render(view, { id }) {
       h("dt", {}, "Status"), h("dd", {}, statusBadge(f)),
       h("dt", {}, "Size on the bed"), h("dd", {}, bedSize(s)),
       h("dt", {}, "Position"), h("dd", {}, s.bounds ? `X ${mm(s.bounds.xmin)} … ${mm(s.bounds.xmax)}, Y ${mm(s.bounds.ymin)} … ${mm(s.bounds.ymax)} mm` : "–"),
-      h("dt", {}, "Estimated time"), h("dd", {}, duration(s.estimated_s)),
+      h("dt", {}, "Estimated time"), h("dd", { class: "estimate", title: estimateBasis(s.estimate_settings) }, duration(s.estimated_s),
+        s.estimate_settings ? h("small", { class: "muted" }, ` · GRBL planner model, ${estimateSummary(s.estimate_settings)}`) : null),
       h("dt", {}, "Laser-on distance"), h("dd", {}, s.laser_on_mm !== undefined ? `${mm(s.laser_on_mm, 0)} mm` : "–"),
       h("dt", {}, "G-code lines"), h("dd", {}, s.lines !== undefined ? Number(s.lines).toLocaleString() : "–"),
       h("dt", {}, "Upload"), h("dd", {}, `${bytes(f.size)}, ${when(f.created_at)}`));
