@@ -30,6 +30,7 @@ from laserd.designs.layers import RawDesign, apply_layer_settings, build_layers
 from laserd.designs.placement import check_on_bed, place
 from laserd.designs.plan import Plan, Run, plan_design
 from laserd.gcode import analyse_gcode
+from laserd.gcode.planner import PlannerSettings
 from laserd.laser import LaserSettings, OriginMm
 from laserd.preview import render_preview
 from laserd.raster import image_to_gcode
@@ -84,8 +85,10 @@ def convert_file(
     preview_out: FsPath | None = None,
     thumb_out: FsPath | None = None,
     progress: Progress | None = None,
+    planner: PlannerSettings | None = None,
 ) -> DesignReport:
-    """Read ``src`` and write its G-code (and previews); the processing worker's entry."""
+    """Read ``src`` and write its G-code (and previews); the processing worker's entry.
+    ``planner``: the controller's settings for the time estimate (GRBL laser defaults)."""
     design = read_design(FsPath(src), kind, tolerance_mm)
     if layers:
         design = apply_layer_settings(design, [LayerSettings.model_validate(x) for x in layers])
@@ -103,6 +106,7 @@ def convert_file(
         preview_out=preview_out,
         thumb_out=thumb_out,
         progress=progress,
+        planner=planner,
     )
 
 
@@ -120,6 +124,7 @@ def design_to_gcode(
     thumb_out: FsPath | None = None,
     progress: Progress | None = None,
     optimise: bool = True,
+    planner: PlannerSettings | None = None,
 ) -> DesignReport:
     """Plan a (parsed or generated) design and write its G-code to ``gcode_out`` atomically."""
     gcode_out = FsPath(gcode_out)
@@ -144,6 +149,7 @@ def design_to_gcode(
             max_power_s=max_power_s,
             rapid_mm_min=rapid_mm_min,
             progress=_scaled(progress, READ_SHARE, READ_SHARE + WRITE_SHARE),
+            planner=planner,
         )
         if preview_out is not None:
             render_preview(

@@ -194,3 +194,19 @@ def test_zero_length_moves_are_dropped_like_the_firmware() -> None:
     moves = Moves(x, z, z, np.zeros(4, dtype=bool), np.full(4, 3000.0), np.arange(4))
     est.add(moves, np.full(4, 10))
     assert est.finish().blocks == 2
+
+
+def test_designs_are_estimated_with_the_controller_settings(tmp_path: Path) -> None:
+    from laserd.designs import convert_file
+    from tests.unit.designs_util import svg_doc
+
+    src = tmp_path / "d.svg"
+    src.write_text(svg_doc('<rect x="10" y="10" width="30" height="30" stroke="#ff0000" '
+                           'fill="none"/>'))  # fmt: skip
+    fast = convert_file(src, "svg", tmp_path / "a.gcode", bed_mm=(400, 300), max_power_s=1000)
+    slow_settings = PlannerSettings.from_dollars({"120": "50", "121": "50"})
+    slow = convert_file(src, "svg", tmp_path / "b.gcode", bed_mm=(400, 300), max_power_s=1000,
+                        planner=slow_settings)  # fmt: skip
+    assert fast.stats["estimate_settings"] == PlannerSettings().as_dollars()
+    assert slow.stats["estimate_settings"]["120"] == 50.0
+    assert slow.stats["estimated_s"] > fast.stats["estimated_s"] + 0.5
