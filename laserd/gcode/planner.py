@@ -62,7 +62,7 @@ _LARGE = 1.0e38
 #: Passes of the link/planner coupling; the first is motion-only, later ones refine.
 _LINK_PASSES = 4
 #: Blocks solved at once before the oldest are finalised (bounds memory and numpy call cost).
-_SOLVE_BLOCKS = 1 << 16
+_SOLVE_BLOCKS = 1 << 14
 #: How far ahead of the steppers GRBL prepares motion: its segment buffer (6 segments, one
 #: slot free) of DT_SEGMENT = 10 ms each.
 PREP_LEAD_S = 0.04
@@ -119,8 +119,7 @@ class Estimate:
 
 def _lround(v: np.ndarray) -> np.ndarray:
     """C's lround: halves away from zero."""
-    rounded: np.ndarray = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
-    return rounded
+    return np.trunc(v + np.copysign(0.5, v)).astype(np.int64)
 
 
 def _limit_by_axes(limits: np.ndarray, unit: list[np.ndarray | None]) -> np.ndarray:
@@ -160,11 +159,11 @@ def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
 
 
 def _take(arr: np.ndarray, idx: np.ndarray, default: float) -> np.ndarray:
-    """``arr[idx]`` where ``0 <= idx < len(arr)``, else ``default``."""
-    ok = (idx >= 0) & (idx < arr.shape[0])
-    if not arr.shape[0]:
-        return np.full(idx.shape, default, dtype=np.float64)
-    return np.where(ok, arr[np.clip(idx, 0, arr.shape[0] - 1)], default)
+    """``arr[idx]`` where ``idx >= 0``, else ``default`` (``idx`` never reaches past the end)."""
+    padded = np.empty(arr.shape[0] + 1)
+    padded[0] = default
+    padded[1:] = arr
+    return padded[np.maximum(idx + 1, 0)]
 
 
 class _RangeMin:
