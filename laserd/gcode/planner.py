@@ -119,7 +119,8 @@ class Estimate:
 
 def _lround(v: np.ndarray) -> np.ndarray:
     """C's lround: halves away from zero."""
-    return np.trunc(v + np.copysign(0.5, v)).astype(np.int64)
+    rounded: np.ndarray = np.trunc(v + np.copysign(0.5, v)).astype(np.int64)
+    return rounded
 
 
 def _limit_by_axes(limits: np.ndarray, unit: list[np.ndarray | None]) -> np.ndarray:
@@ -163,7 +164,8 @@ def _take(arr: np.ndarray, idx: np.ndarray, default: float) -> np.ndarray:
     padded = np.empty(arr.shape[0] + 1)
     padded[0] = default
     padded[1:] = arr
-    return padded[np.maximum(idx + 1, 0)]
+    taken: np.ndarray = padded[np.maximum(idx + 1, 0)]
+    return taken
 
 
 class _RangeMin:
@@ -193,7 +195,7 @@ class _RangeMin:
             k[length >= (1 << level)] = level
         lo_c = np.minimum(lo, n - 1)
         hi2 = np.clip(hi - (1 << k) + 1, 0, n - 1)
-        res = np.minimum(self._table[k, lo_c], self._table[k, hi2])
+        res: np.ndarray = np.minimum(self._table[k, lo_c], self._table[k, hi2])
         res[~ok] = np.inf
         return res
 
@@ -341,17 +343,17 @@ class Estimator:
         # Junctions: the previous block's direction (carried across batches).
         cos_t = np.zeros(ri.size)
         jvec: list[np.ndarray | None] = []
-        last_unit = []
+        last_unit: list[float] = []
         for axis, comp in enumerate(unit):
-            before = float(self._prev_unit[axis])
+            carried = float(self._prev_unit[axis])
             if comp is None:
                 prev_c = np.zeros(ri.size)
-                prev_c[0] = before
-                jvec.append(-prev_c if before else None)
+                prev_c[0] = carried
+                jvec.append(-prev_c if carried else None)
                 last_unit.append(0.0)
                 continue
             prev_c = np.empty_like(comp)
-            prev_c[0] = before
+            prev_c[0] = carried
             prev_c[1:] = comp[:-1]
             cos_t -= prev_c * comp
             jvec.append(comp - prev_c)
