@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from laserd import errors
 from laserd.auth.principal import Principal
+from laserd.console_policy import INERT, check_console_line
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState
 from laserd.jobs import STEERABLE, controller_number
@@ -52,12 +53,6 @@ def override_bytes(
     step10, step1 = (plus10, plus1) if delta > 0 else (minus10, minus1)
     out += [step10] * tens + [step1] * ones
     return out
-
-
-def _console_line_is_inert(line: str) -> bool:
-    """A ``$`` system command that neither moves (``$H``, ``$J=``) nor fires the beam."""
-    text = "".join(line.split()).upper()
-    return text.startswith("$") and not text.startswith(("$H", "$J"))
 
 
 class Machine:
@@ -298,13 +293,15 @@ class Machine:
                 raise errors.Unavailable("The controller is not connected.")
 
     async def console(self, line: str) -> list[str]:
-        """One raw line. While any interlock is open only inert ``$`` commands pass (settings,
-        queries, unlock): a G-code line could switch the beam on (M3 S…) or move, and the
-        console must not be a way around the gates that jobs, jogs and frames obey."""
+        """One raw line, classified by :mod:`laserd.console_policy`. While any interlock is
+        open only reads pass (``$$ $# $G $I $N $``): a G-code line could switch the beam on
+        (M3 S…) or move, ``$X``/``$H``/``$C``/``$RST=``/``$SLP``/settings change or reset the
+        controller, and the console must not be a way around the gates that jobs, jogs and
+        frames obey. A startup block that is more than modes is refused always (422)."""
         self._require_connected()
         if self._jobs.active is not None:
             raise errors.MachineBusy("A job is streaming; the console waits until it ends.")
-        if not _console_line_is_inert(line):
+        if check_console_line(line) not in INERT:
             self._safety.check_can_start()
         with self.use.using("console"):
             return await self._link.command(line, timeout_s=30)
@@ -327,6 +324,8 @@ class Machine:
         for key in values:
             if not SETTING_KEY.match(key):
                 raise errors.ValidationFailed.field(key, "settings are named like $30")
+        # As through the console: no settings writes while an interlock is open.
+        self._safety.check_can_start()
         with self.use.using("writing settings"):
             for key, value in values.items():  # in the caller's order: $22 before $20, say
                 await self._link.command(f"{key}={_fmt(float(value))}", timeout_s=10)
