@@ -72,6 +72,16 @@ def plan_design(
         (lay for lay in design.layers if lay.operation is not Operation.off),
         key=lambda lay: (OPERATION_RANK[lay.operation], lay.order, lay.id),
     )
+    line_work = {lay.id for lay in layers if lay.operation in (Operation.cut, Operation.score)}
+    duplicates = 0
+    for lid in line_work & by_layer.keys():
+        by_layer[lid], dropped = _without_duplicates(by_layer[lid])
+        duplicates += dropped
+    if duplicates:
+        warnings.append(
+            f"{duplicates} duplicate path(s) (the same line drawn twice on one layer) are "
+            "burned once"
+        )
     images_by_layer: dict[int, list[ImageItem]] = {}
     for im in design.images:
         images_by_layer.setdefault(im.layer, []).append(im)
@@ -111,6 +121,29 @@ def plan_design(
         runs.extend(_cut_runs(cut_layers, by_layer, pos, tolerance_mm, order_budget_s,
                               optimise, warnings))  # fmt: skip
     return Plan(runs, warnings)
+
+
+def _canonical(p: Path) -> bytes:
+    """The same key for the same line, wherever it starts and whichever way it runs (1 µm)."""
+    q = np.rint(p.points * 1000.0).astype(np.int64)
+    if p.closed and len(q) > 1:
+        forms = []
+        for ring in (q, q[::-1]):
+            k = int(np.lexsort((ring[:, 1], ring[:, 0]))[0])
+            forms.append(np.roll(ring, -k, axis=0).tobytes())
+        return b"c" + min(forms)
+    return b"o" + min(q.tobytes(), q[::-1].tobytes())
+
+
+def _without_duplicates(paths: list[Path]) -> tuple[list[Path], int]:
+    seen: set[bytes] = set()
+    kept = []
+    for p in paths:
+        key = _canonical(p)
+        if key not in seen:
+            seen.add(key)
+            kept.append(p)
+    return kept, len(paths) - len(kept)
 
 
 def _distance(paths: list[Path], pos: np.ndarray) -> float:

@@ -294,3 +294,16 @@ def test_angled_hatch_covers_the_shape_at_its_interval(tmp_path: Path) -> None:
     # Lines 0.5 mm apart filling a 20 mm square: the burned length is its area / interval.
     burned = sum(float(np.hypot(*(b[-1] - b[0]))) for b in rp.burns)
     assert burned == pytest.approx(400 / 0.5, rel=0.01)
+
+
+def test_duplicate_lines_on_a_layer_are_burned_once(tmp_path: Path) -> None:
+    sq = square(10, 10, 20)
+    design = Design(
+        paths=[DPath(sq, True, 1), DPath(np.roll(sq, 2, axis=0)[::-1], True, 1),  # same square
+               DPath(square(50, 10, 5), False, 1), DPath(square(50, 10, 5)[::-1], False, 1),
+               DPath(sq, True, 2)],  # on another layer: its own work
+        layers=[layer_defaults(1, Operation.cut), layer_defaults(2, Operation.score)],
+    )  # fmt: skip
+    plan = plan_design(design)
+    assert sum(len(r.polylines) for r in plan.runs) == 3
+    assert any("2 duplicate path(s)" in w for w in plan.warnings)
