@@ -21,6 +21,10 @@ import pytest
 from tests.bench.fuzz_long import RUNS, RunResult, Target, prepare, run
 
 MAX_EXAMPLES = 3
+#: A fixed seed and derandomized generation: the suite fuzzes the same cases on every run, so
+#: CI fails only when the code changed (a random seed once made CI fail at random). The long
+#: run, tests/bench/fuzz_long.py, keeps drawing fresh seeds.
+SEED = 20261205
 RUN_TIMEOUT_S = 300
 
 
@@ -47,10 +51,11 @@ def test_fuzz_run_has_no_failures(target: Target, name: str) -> None:
         target,
         name,
         max_examples=MAX_EXAMPLES,
-        seed=None,
+        seed=SEED,
         workers=2,
         timeout_s=RUN_TIMEOUT_S,
         phases="examples,coverage,fuzzing",
+        deterministic=True,
     )
     # The counts, for the record (shown with ``pytest -s`` or ``-rA``).
     print(json.dumps({"run": name, "cases": result.cases, "failures": result.failures}))

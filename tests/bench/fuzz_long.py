@@ -6,7 +6,8 @@ The long run (prints one JSON object: cases, failures by kind, per run)::
 
     cd /work/main && .venv/bin/python tests/bench/fuzz_long.py --max-examples 100
 
-Options: ``--max-examples N`` (cases per operation and phase, default 100), ``--seed N``,
+Options: ``--max-examples N`` (cases per operation and phase, default 100), ``--seed N`` (default:
+a fresh random seed each run, printed in the summary so that a failure can be replayed),
 ``--workers N`` (default 2), ``--keep DIR`` (keep the state folder, daemon log and schemathesis
 reports there). It takes about six minutes on two cores. The bounded run inside the test
 suite (``tests/api/test_fuzz.py``) uses :func:`prepare` and :func:`run` with three examples
@@ -37,6 +38,7 @@ import argparse
 import collections
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -217,7 +219,11 @@ def run_schemathesis(
     workers: int,
     timeout_s: float,
     phases: str = "examples,coverage,fuzzing,stateful",
+    deterministic: bool = False,
 ) -> RunResult:
+    """One schemathesis run. ``deterministic``: the same cases on every run (hypothesis
+    derandomized, on top of ``seed``): what the test suite needs, so CI cannot fail at random;
+    the long run keeps random seeds to keep finding new cases."""
     rundir = workdir / f"run-{name}"
     rundir.mkdir(parents=True, exist_ok=True)
     write_config(rundir / "schemathesis.toml", bearer=bearer, per_operation=per_operation or {})
@@ -237,8 +243,6 @@ def run_schemathesis(
         str(workers),
         "--no-shrink",
         "--continue-on-failure",
-        "--generation-database",
-        "none",
         # Text that UTF-8 can carry: lone surrogates are no Unicode (laserd answers 400 for
         # them, tested in test_security.py), and would count as "schema-valid" data refused.
         "--generation-codec",
@@ -255,6 +259,9 @@ def run_schemathesis(
     ]
     if seed is not None:
         cmd += ["--seed", str(seed)]
+    # No example database either way (nothing carries over between runs); deterministic mode
+    # implies it and refuses the option.
+    cmd += ["--generation-deterministic"] if deterministic else ["--generation-database", "none"]
     for op in include:
         cmd += ["--include-name", op]
     for op in exclude:
@@ -450,6 +457,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="keep state and reports here")
     args = parser.parse_args()
+    if args.seed is None:  # random, but known: the summary names it
+        args.seed = random.randrange(2**32)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         summary = fuzz(
