@@ -127,5 +127,6 @@ def create_app(settings: Settings, hardware: Hardware | None = None) -> web.Appl
         log.warning("web/ not found: the browser UI is not served")
     app.on_response_prepare.append(_server_header)
     app[ws.OPEN_SOCKETS] = weakref.WeakSet()
+    app[ws.SOCKET_COUNTS] = ws.SocketCounts()
     app.on_shutdown.append(ws.close_all)
     return app

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 #: ``section.key`` names applied at run time.
 RELOADABLE: frozenset[str] = frozenset(
     {"server.log_level", "server.cors_origins", "server.access_log"}
+    | {"server.max_websockets", "server.max_websockets_per_address"}
+    | {"server.max_connections", "server.max_connections_per_address"}
     | {f"auth.{k}" for k in AuthSettings.model_fields if k != "jwt_secret"}
     | {f"mail.{k}" for k in MailSettings.model_fields}
 )

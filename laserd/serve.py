@@ -32,6 +32,12 @@ from laserd.app import create_app
 from laserd.db import MigrationError
 from laserd.keys import HUB
 from laserd.logs import setup_logging
+from laserd.netguard import (
+    GuardedSite,
+    check_descriptor_budget,
+    install_resource_handler,
+    serving_kwargs,
+)
 from laserd.reload import reload_app
 from laserd.settings import ConfigError, Settings, load_settings, public_url
 
@@ -91,15 +97,24 @@ class Daemon:
         self.notifier.status("starting: database, safety outputs, controller")
         self.app = create_app(self.settings)
         self.app[HUB].add_listener(self.status)
+        install_resource_handler(loop)
+        check_descriptor_budget(self.settings.server)
+        handler_kwargs = serving_kwargs(self.settings.server)
         runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            self.app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, **handler_kwargs
         )
         try:
             await runner.setup()
             if self.stop_event.is_set():  # a signal during start-up: do not go ready
                 return 0
-            site = web.TCPSite(
-                runner, self.settings.server.host, self.settings.server.port, reuse_address=True
+            # Connection caps and the request-head deadline sit in front of aiohttp
+            # (laserd.netguard): half-open sockets must not eat the descriptors.
+            site = GuardedSite(
+                runner,
+                self.settings.server.host,
+                self.settings.server.port,
+                self.settings.server,
+                handler_kwargs,
             )
             await site.start()
             # What start-up built (modules, models, routes, services) lives as long as the

@@ -52,6 +52,19 @@ class ServerSettings(_Section):
     )
     max_json_kb: int = Field(256, ge=1, le=65536, description="largest JSON request body")
     access_log: bool = Field(True, description="one log line per request")
+    max_connections: int = Field(
+        256, ge=1, le=100_000, description="open HTTP connections (WebSockets included)"
+    )
+    max_connections_per_address: int = Field(
+        32, ge=1, le=100_000, description="open HTTP connections per client address"
+    )
+    header_timeout_s: float = Field(
+        15, gt=0, le=3600, description="time to send a complete request head; idle keep-alive"
+    )
+    max_websockets: int = Field(128, ge=1, le=10_000, description="open live connections")
+    max_websockets_per_address: int = Field(
+        16, ge=1, le=10_000, description="open live connections per client address"
+    )
 
 
 class StorageSettings(_Section):

@@ -5,37 +5,79 @@ an API key), so no token ever travels in a URL. Then the server pushes ``machine
 status rate), ``job``, ``interlock``, ``file`` (to the file's owner and admins) and ``log``
 (admins) messages. Each client has a bounded queue in the event hub: a slow client loses old
 ``machine`` snapshots, never blocks the streamer or the other clients.
+
+Each socket holds a file descriptor, a queue and tasks for as long as it lives, so their number
+is capped per client address (``server.max_websockets_per_address``) and in total
+(``server.max_websockets``); the excess is upgraded and closed at once with 4429 (the 44xx
+codes mirror HTTP statuses: 4401 authentication, 4403 origin, 4429 too many). A socket that
+does not authenticate is closed after :data:`AUTH_TIMEOUT_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from laserd import errors
+from laserd.api.middleware import client_address
 from laserd.api.routing import ApiRoutes, parse_json
 from laserd.auth.principal import Principal, Role
 from laserd.events import Event
 from laserd.keys import AUTHENTICATOR, HUB, MACHINE, SAFETY, SETTINGS
+from laserd.netguard import ThrottledLog
 
 log = logging.getLogger(__name__)
 routes = ApiRoutes("live")
 
-AUTH_TIMEOUT_S = 10.0
+#: How long a fresh socket may wait for its auth message. The web UI sends it in the same
+#: breath as the socket opens; a LAN script has no reason to wait either.
+AUTH_TIMEOUT_S = 5.0
 #: How often an open socket's credentials are checked again: a login ended (logout, password
 #: change), an account disabled, a key revoked or a role changed closes it within this time.
 REAUTH_INTERVAL_S = 10.0
 CLOSE_AUTH_FAILED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_MANY = 4429
 CLOSE_GOING_AWAY = 1001
 #: Open sockets, so that shutdown can close them at once instead of waiting for clients.
 OPEN_SOCKETS = web.AppKey("open_websockets", weakref.WeakSet)
+
+
+@dataclass
+class SocketCounts:
+    """Open WebSockets in total and per client address, for the caps in ``[server]``."""
+
+    total: int = 0
+    by_address: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def admit(self, address: str, *, per_address: int, total: int) -> bytes | None:
+        """Count a new socket in, or say (as a close reason) which cap it would pass."""
+        if self.by_address[address] >= per_address:
+            return b"too many live connections from this address; try again later"
+        if self.total >= total:
+            return b"too many live connections; try again later"
+        self.by_address[address] += 1
+        self.total += 1
+        return None
+
+    def release(self, address: str) -> None:
+        self.total -= 1
+        self.by_address[address] -= 1
+        if self.by_address[address] <= 0:
+            del self.by_address[address]
+
+
+SOCKET_COUNTS = web.AppKey("websocket_counts", SocketCounts)
+#: Refusals are what a flood causes: one log line per minute at most, with the count.
+_refusal_log = ThrottledLog(60.0)
 
 
 async def close_all(app: web.Application) -> None:
@@ -132,17 +174,46 @@ def _visible_to(who: Principal) -> Any:
     errors=(400, 403),
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """Upgrade, then authenticate with the first message (see the module docstring)."""
+    """Upgrade, then authenticate with the first message within 5 s:
+    `{"type": "auth", "token": "<access token or API key>"}`. Close codes: 4401 authentication
+    failed, timed out or ended; 4429 too many live connections from this address or in all
+    (try again later); 1001 the server is stopping."""
     if not _origin_allowed(request):
         raise errors.Forbidden("This origin may not open the live connection.")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     if not ws.can_prepare(request).ok:
         raise errors.BadRequest("This endpoint expects a WebSocket upgrade.")
+    server = request.app[SETTINGS].server
+    address = client_address(request, server.trusted_proxies)
+    counts = request.app[SOCKET_COUNTS]
     await ws.prepare(request)
-    request.app[OPEN_SOCKETS].add(ws)
+    refused = counts.admit(
+        address, per_address=server.max_websockets_per_address, total=server.max_websockets
+    )
+    if refused is not None:
+        held = _refusal_log.allow()
+        if held is not None:
+            log.warning(
+                "live connection from %s refused: %s (%d more refused since the last line)",
+                address,
+                refused.decode(),
+                held,
+            )
+        await ws.close(code=CLOSE_TOO_MANY, message=refused)
+        return ws
+    try:
+        request.app[OPEN_SOCKETS].add(ws)
+        await _serve(ws, request)
+    finally:
+        counts.release(address)
+    return ws
+
+
+async def _serve(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """An admitted socket's life: authenticate, then push events until either side closes."""
     authenticated = await _authenticate(ws, request)
     if authenticated is None:
-        return ws
+        return
     who, token = authenticated
     hub = request.app[HUB]
     sub = hub.subscribe(who.role.value, who.user_id)
@@ -164,7 +235,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await checker
         hub.unsubscribe(sub)
-    return ws
 
 
 async def _pump(ws: web.WebSocketResponse, sub: Any) -> None:

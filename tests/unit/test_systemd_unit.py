@@ -120,6 +120,17 @@ def test_unit_declares_what_the_appliance_relies_on():
     assert "ReadWritePaths" not in service
 
 
+def test_open_file_limit_leaves_room_above_the_connection_cap():
+    """LimitNOFILE= holds the connection cap plus what the daemon itself keeps open, so half-open
+    sockets meet laserd's cap (a 503) long before descriptors run out (issue 12, item 8)."""
+    from laserd.netguard import FD_RESERVE
+    from laserd.settings import Settings
+
+    service = {k: v for s, k, v in unit_entries(UNIT.read_text()) if s == "Service"}
+    limit = int(service["LimitNOFILE"])  # one number: soft and hard limit alike
+    assert limit >= 2 * (Settings().server.max_connections + FD_RESERVE)
+
+
 def test_security_exposure_stays_low(tmp_path: Path):
     result = subprocess.run(
         [_analyze(), "security", "--offline=true", "--no-pager", str(_testable_copy(tmp_path))],

@@ -89,6 +89,11 @@ class Live extends EventTarget {
       this.setStatus("connecting");
       // An auth failure (policy violation or an app code 4401/4403) usually means the access
       // token expired: renew it before trying again instead of looping on a dead token.
+      // 4429 (too many live connections) is no token problem: only the backoff helps.
+      if (e.code === 4429) {
+        this.schedule();
+        return;
+      }
       if (e.code === 1008 || (e.code >= 4000 && e.code < 5000) || !this.gotMessage) {
         if (this.attempt > 0 || e.code === 1008 || e.code >= 4000) await refresh();
       }
