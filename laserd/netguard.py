@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 #: Descriptors kept free for everything that is not a client connection: the database and
 #: its journal, the serial port, GPIO, uploads being written, processing, logging.
 FD_RESERVE = 64
+#: Listen backlog. asyncio accepts up to this many connections in one go, and a refused one
+#: is closed only a few loop iterations later, while more bursts may arrive: the descriptor
+#: budget holds :data:`ACCEPT_BURSTS` of them on top of the cap.
+BACKLOG = 64
+ACCEPT_BURSTS = 4
 #: At most one "out of descriptors" line per this many seconds (asyncio would log a traceback
 #: for every failed accept()).
 RESOURCE_LOG_INTERVAL_S = 10.0
@@ -418,7 +423,7 @@ class GuardedSite(web.BaseSite):
         settings: ServerSettings,
         handler_kwargs: dict[str, Any],
         *,
-        backlog: int = 128,
+        backlog: int = BACKLOG,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host = host
@@ -463,13 +468,17 @@ def serving_kwargs(settings: ServerSettings) -> dict[str, Any]:
 def check_descriptor_budget(settings: ServerSettings) -> None:
     """Warn at start when the connection cap does not fit under the descriptor limit."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and settings.max_connections + FD_RESERVE > soft:
+    bursts = ACCEPT_BURSTS * BACKLOG
+    needed = settings.max_connections + bursts + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and needed > soft:
         log.warning(
             "server.max_connections = %d does not fit under the open-file limit %d (with %d "
-            "kept for the database, the controller and files): raise LimitNOFILE= in the "
-            "unit or lower server.max_connections",
+            "for bursts of connections being accepted and refused, and %d for the database, "
+            "the controller and files): raise LimitNOFILE= in the unit or lower "
+            "server.max_connections",
             settings.max_connections,
             soft,
+            bursts,
             FD_RESERVE,
         )
 

@@ -83,7 +83,7 @@ async def test_past_the_per_address_cap_connections_get_a_503_unread(served, cap
         assert error["code"] == "unavailable" and "this address" in error["message"]
     # Another address is served at once; the attacker's address is still held to its cap.
     status, seconds = await _health(served)
-    assert status == 200 and seconds < 1.0
+    assert status == 200 and seconds < 2.0
     assert served.guard.counts.by_address["127.0.0.2"] == 5
     # Twenty refusals, one log line.
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
@@ -132,7 +132,7 @@ async def test_at_the_total_cap_a_half_open_connection_makes_room(served) -> Non
     await asyncio.sleep(0.2)
     assert served.guard.counts.total == 8
     status, seconds = await _health(served)
-    assert status == 200 and seconds < 1.0
+    assert status == 200 and seconds < 2.0
     assert await _wait_closed(first[0], 1.0) == b"", "the oldest waiting socket was not closed"
     assert all(_closed_by_server(s) is None for s in first[1:] + second)
     for s in first + second:

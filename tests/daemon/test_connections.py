@@ -33,8 +33,8 @@ def nofile(limit: int) -> Callable[[], None]:
 def sockets() -> Iterator[list[socket.socket]]:
     held: list[socket.socket] = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1024 <= hard:  # this process holds the attacker's sockets
-        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    if soft < 2048:  # this process holds the attacker's sockets
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
     try:
         yield held
     finally:
@@ -69,28 +69,33 @@ def test_health_answers_while_half_open_sockets_outnumber_the_descriptors(
 ) -> None:
     d = Daemon(
         tmp_path,
-        config={"server": {"debug": False, "access_log": False, "max_connections": 128}},
-        preexec=nofile(256),
+        # The cap (64) + bursts being accepted and refused (4 x 64) + the daemon's own (64)
+        # fit under 512 (laserd's start-up check would warn otherwise).
+        config={"server": {"debug": False, "access_log": False, "max_connections": 64}},
+        preexec=nofile(512),
     )
     try:
         d.start()
         d.wait_ready()
         log_start = d.log_path.stat().st_size
-        # 400 sockets (more than the 256 descriptors), from 16 addresses: past the total cap
+        # 700 sockets (more than the 512 descriptors), from 24 addresses: past the total cap
         # without passing the per-address one (32).
-        for i in range(400):
-            s = open_half(d.port, f"127.0.0.{2 + i % 16}")
+        for i in range(700):
+            s = open_half(d.port, f"127.0.0.{2 + i % 24}")
             if s is not None:
                 sockets.append(s)
-        assert len(sockets) > 256, len(sockets)
+        assert len(sockets) > 512, len(sockets)
+        assert "does not fit" not in d.log_tail()
         for _ in range(5):
             status, seconds = timed_health(d)
-            assert status == 200 and seconds < 1.0, (status, seconds, d.log_tail())
+            # Before the fix: no answer at all (the 5 s timeout). A loaded CI machine gets slack.
+            assert status == 200 and seconds < 2.0, (status, seconds, d.log_tail())
             time.sleep(0.5)
         assert d.poll() is None
         logged = d.log_path.read_bytes()[log_start:]
         assert len(logged) < 8_000, logged[-3000:]
         assert b"Traceback" not in logged
+        assert b"out of system resource" not in logged, "descriptors ran out"
     finally:
         d.close()
 
