@@ -18,21 +18,30 @@ RESULTS = {r["file"]: r for r in json.loads((TIMING / "results.json").read_text(
 FEATURES = sorted(name for name in RESULTS if name.startswith("st"))
 
 
-def stream_on_fake_clock(lines: list[str], settings: dict[int, float], step_s: float) -> float:
+def stream_on_fake_clock(
+    lines: list[str], settings: dict[int, float], step_s: float, baud: int = 115200
+) -> float:
     """Send lines to a bare core under character counting (128-byte buffer, as the link
-    does) on a hand-driven clock; the simulated seconds from first motion to Idle."""
+    does), each arriving when a ``baud`` serial line has carried it, on a hand-driven clock;
+    the simulated seconds from first motion to Idle."""
     core = GrblCore(record=SimRecord(), now=0.0, settings=settings)
     core.power_up()
     core.out.clear()
     pending = [(line.split(";")[0].strip() + "\n").encode() for line in lines]
     pending = [p for p in pending if p.strip()]
+    pending.reverse()
     in_flight: list[int] = []
+    on_wire: list[tuple[float, bytes]] = []
+    wire_free = 0.0
     t, started = 0.0, None
-    while t < 120.0:
-        while pending and sum(in_flight) + len(pending[0]) <= 127:
-            data = pending.pop(0)
+    while t < 400.0:
+        while pending and sum(in_flight) + len(pending[-1]) <= 127:
+            data = pending.pop()
             in_flight.append(len(data))
-            core.receive(data, t)
+            wire_free = max(wire_free, t) + len(data) * 10 / baud
+            on_wire.append((wire_free, data))
+        while on_wire and on_wire[0][0] <= t:
+            core.receive(on_wire.pop(0)[1], t)
         t += step_s
         core.tick(t)
         acks = core.out.count(b"ok")
@@ -41,7 +50,8 @@ def stream_on_fake_clock(lines: list[str], settings: dict[int, float], step_s: f
         del in_flight[:acks]
         if started is None and core.state == "Run":
             started = t - step_s
-        if started is not None and not pending and not in_flight and core.state == "Idle":
+        done = not pending and not in_flight and not on_wire
+        if started is not None and done and core.state == "Idle":
             return t - started
     raise AssertionError("the program did not finish")
 
@@ -92,3 +102,14 @@ def test_corners_on_a_machine_with_a_slow_axis(tmp_path: Path) -> None:
     seconds = stream_on_fake_clock(lines, {int(k): float(v) for k, v in dollars.items()}, 0.0005)
     model = estimate_file(path, PlannerSettings.from_dollars(dollars))
     assert seconds == pytest.approx(model.total_s - END_LATENCY_S, rel=0.006, abs=0.01)
+
+
+def test_short_segments_at_the_links_pace_take_what_the_firmware_took() -> None:
+    """20,000 segments of 0.02-0.2 mm: the step-rounded directions and the link's pace
+    decide the time (distance over feed says 47.6 s; the firmware took 55.5 s)."""
+    name = "dense_short_segments.gcode"
+    result = RESULTS[name]
+    lines = (TIMING / "files" / name).read_text().splitlines()
+    settings = {int(k): float(v) for k, v in result["settings"].items()}
+    seconds = stream_on_fake_clock(lines, settings, step_s=0.001)
+    assert seconds == pytest.approx(result["firmware_clock_s"][0], rel=0.03)

@@ -67,6 +67,11 @@ _PAREN, _SEMI, _OVERFLOW = 1, 2, 4
 Waiting = Generator[None, None, None]
 
 
+def _lround(value: float) -> int:
+    """C's lround (halves away from zero), as GRBL rounds targets to steps."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
 class GrblCore(SystemCommands):
     """State machine of one simulated board. Not thread-safe: the runner serialises calls."""
 
@@ -645,12 +650,17 @@ class GrblCore(SystemCommands):
     def _make_block(self, end: tuple[float, float, float], *, rapid: bool, feed_mm_min: float,
                     jog: bool = False) -> PlannerBlock | None:  # fmt: skip
         start = self.planned
-        delta = [e - s for e, s in zip(end, start, strict=True)]
+        s = self.settings
+        # As GRBL's planner: the move is between step-rounded targets ($100-$102), so short
+        # segments change direction by whole steps and a move of no whole step is dropped.
+        delta = [
+            (_lround(e * spm) - _lround(b * spm)) / spm
+            for e, b, spm in zip(end, start, (s[100], s[101], s[102]), strict=True)
+        ]
         length = math.sqrt(sum(d * d for d in delta))
         if length < 1e-6:
             return None
         unit = (delta[0] / length, delta[1] / length, delta[2] / length)
-        s = self.settings
         max_rate = axis_limit(unit, (s[110] / 60.0, s[111] / 60.0, s[112] / 60.0))
         accel = axis_limit(unit, (s[120], s[121], s[122]))
         feed = max_rate if rapid else min(max_rate, feed_mm_min / 60.0)
