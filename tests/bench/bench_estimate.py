@@ -7,16 +7,16 @@ Usage::
 For every ground-truth file in ``tests/data/timing`` (real GRBL 1.1h times, see its README)
 prints the model's estimate, the real time, the error, distance over feed (``naive_s``) and
 its error, and the time the estimate took; then the worst and the mean absolute error.
-``--simulator`` also streams the named files (default: the small ``st*`` ones) through
-laserd's link to the simulated controller at real speed (time scale 1, the file's ``$``
-settings) and prints how long each took there: the simulator follows the same physics.
+``--simulator`` also runs the named files (default: all) on laserd's simulated controller with
+the file's ``$`` settings, on a hand-driven clock with the lines paced as a 115200-baud link
+carries them, and prints the simulated time beside the firmware's own clock: the simulator
+follows the same physics (a few minutes of wall time for all ten).
 Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -62,33 +62,22 @@ def model_figures() -> dict[str, Any]:
     }
 
 
-async def _on_simulator(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    from laserd.events import EventHub
-    from laserd.grbl.link import GrblLink, iter_file_lines
-    from laserd.grbl.protocol import MachineState
-    from laserd.grbl.simulator import SimulatedGrbl
+def _on_simulator(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The file on laserd's simulated controller, on a hand-driven clock, its lines arriving
+    over a paced 115200-baud link under character counting (deterministic, not real time)."""
+    from tests.streaming.test_sim_matches_model import stream_on_fake_clock
 
     settings = {int(k): float(v) for k, v in result["settings"].items()}
-    sim = SimulatedGrbl(time_scale=1.0, settings=settings)
-    port = sim.start()
-    link = GrblLink(port, 115200, hub=EventHub(), banner_timeout_s=0.5)
-    try:
-        await link.start()
-        await link.connect()
-        t0 = time.perf_counter()
-        await link.stream(iter_file_lines(TIMING / "files" / name))
-        await link.wait_for_status(
-            lambda s: s.state == MachineState.IDLE, timeout_s=10 * result["real_s"] + 10
-        )
-        took = time.perf_counter() - t0
-    finally:
-        await link.close()
-        sim.stop()
+    lines = (TIMING / "files" / name).read_text().splitlines()
+    t0 = time.perf_counter()
+    seconds = stream_on_fake_clock(lines, settings, step_s=0.0005)
+    firmware = result["firmware_clock_s"][0]
     return {
         "file": name,
-        "simulator_s": round(took, 3),
-        "real_s": result["real_s"],
-        "error_pct": round(100 * (took - result["real_s"]) / result["real_s"], 2),
+        "simulator_s": round(seconds, 3),
+        "firmware_clock_s": firmware,
+        "error_pct": round(100 * (seconds - firmware) / firmware, 2),
+        "wall_s": round(time.perf_counter() - t0, 1),
     }
 
 
@@ -99,8 +88,8 @@ def main() -> int:
     out = model_figures()
     if args.simulator is not None:
         results = {r["file"]: r for r in json.loads((TIMING / "results.json").read_text())}
-        names = args.simulator or sorted(n for n in results if n.startswith("st"))
-        out["simulator"] = [asyncio.run(_on_simulator(n, results[n])) for n in names]
+        names = args.simulator or sorted(results)
+        out["simulator"] = [_on_simulator(n, results[n]) for n in names]
     print(json.dumps(out, indent=1))
     return 0
 
