@@ -300,7 +300,15 @@ def _image_on_grid(item: ImageItem, dx: float) -> tuple[Image.Image, tuple[float
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         src = Image.alpha_composite(white, rgba)
     gray = src.convert("L")
-    # Output pixel (i, j) centre → bed mm → source pixel, through the inverse of the image map.
+    lin = item.matrix[:2, :2]
+    if abs(lin[0, 1]) <= 1e-9 * abs(lin[0, 0]) and abs(lin[1, 0]) <= 1e-9 * abs(lin[1, 1]):
+        # Not turned: flips and one Lanczos resize, as the raster pipeline resamples photos.
+        if lin[0, 0] < 0:
+            gray = gray.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if lin[1, 1] > 0:  # pixel rows run down the page; a mirrored image runs them up
+            gray = gray.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        return gray.resize((w_px, h_px), Image.Resampling.LANCZOS), (float(lo[0]), float(lo[1]))
+    # Output pixel (i, j) → bed mm → source pixel, through the inverse of the image map.
     to_bed = np.array(
         [[dx, 0.0, float(lo[0])], [0.0, -dx, float(lo[1]) + h_px * dx], [0.0, 0.0, 1.0]]
     )

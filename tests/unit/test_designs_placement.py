@@ -159,3 +159,34 @@ def test_layer_patches_apply_by_id_and_refuse_unknown_ids() -> None:
     assert layers[1].operation is Operation.score  # the input is not changed
     with pytest.raises(KeyError):
         apply_layer_patches(layers, [LayerPatch(id=7, passes=2)])
+
+
+def test_image_files_get_rotation_and_mirror_through_the_design_pipeline(tmp_path: Path) -> None:
+    from laserd.designs.images import image_file_design
+    from laserd.laser import LaserSettings
+    from tests.unit.design_replay import replay
+
+    # 40 × 20 px, the left quarter black, at 1 mm per pixel: 40 × 20 mm at (10, 10).
+    im = Image.new("L", (40, 20), 255)
+    im.paste(0, (0, 0, 10, 20))
+    src = tmp_path / "p.png"
+    im.save(src)
+    laser = LaserSettings(line_interval_mm=0.5, width_mm=40, origin_mm={"x": 10, "y": 10},
+                          overscan_mm=0, dither="threshold")  # fmt: skip
+    design = image_file_design(src, laser, max_megapixels=10)
+    out = tmp_path / "o.gcode"
+
+    def burned(placement: Placement | None) -> np.ndarray:
+        design_to_gcode(design, out, bed_mm=(400, 300), max_power_s=1000, laser=laser,
+                        placement=placement)  # fmt: skip
+        return replay(out.read_text()).burn_points()
+
+    plain = burned(None)  # where the laser settings put it: the black quarter at x 10..20
+    assert plain.min(axis=0) == pytest.approx([10, 10], abs=0.3)
+    assert plain.max(axis=0) == pytest.approx([20, 30], abs=0.6)  # rows sit on their lower edge
+    mirrored = burned(Placement(mirror_x=True))  # the black quarter moves to the right end
+    assert mirrored.min(axis=0) == pytest.approx([40, 10], abs=0.3)
+    assert mirrored.max(axis=0) == pytest.approx([50, 30], abs=0.6)
+    turned = burned(Placement(x_mm=100, y_mm=100, rotation_deg=90))  # black quarter at bottom
+    assert turned.min(axis=0) == pytest.approx([100, 100], abs=0.3)
+    assert turned.max(axis=0) == pytest.approx([120, 110], abs=0.6)
