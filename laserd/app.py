@@ -37,9 +37,9 @@ from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth_ctx import auth_ctx
 from laserd.events import EventHub
-from laserd.files import estimates_ctx, processing_ctx
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
+from laserd.library.processing_ctx import estimates_ctx, processing_ctx
 from laserd.machine_ctx import jobs_ctx, link_ctx, safety_ctx
 from laserd.materials_ctx import materials_ctx
 from laserd.settings import Settings, ensure_state_dirs, server_secret
@@ -79,7 +79,7 @@ CONTEXTS: list[Context] = [
     safety_ctx,  # laser-enable output off before anything else, the controller included
     database_ctx,
     materials_ctx,  # the starter material library, once in the database's life
-    processing_ctx,  # uploads' processing pool; leftovers from a crash are queued again
+    processing_ctx,  # the file library and its processing pool; leftovers are queued again
     auth_ctx,
     link_ctx,
     estimates_ctx,  # the controller's $$ settings → time estimates of ready files

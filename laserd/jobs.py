@@ -44,6 +44,7 @@ from laserd.settings import Settings
 from laserd.store import jobs as store
 
 if TYPE_CHECKING:  # for the types only: no new import at run time
+    from laserd.library.service import FileLibrary
     from laserd.safety import SafetySupervisor
     from laserd.store.audit import AuditLog
 
@@ -197,6 +198,7 @@ class JobRunner:
         settings: Settings,
         audit: AuditLog | None = None,
         use: MachineUse | None = None,
+        files: FileLibrary | None = None,
     ) -> None:
         self._conn = conn
         self._link = link
@@ -205,7 +207,10 @@ class JobRunner:
         self._settings = settings
         self._audit = audit
         self._active: ActiveJob | None = None
-        self._submit_lock = asyncio.Lock()
+        #: The file library: its lock is held from the file's check to the job's record, so a
+        #: delete or re-process of the file and this job's start are decided as one step.
+        #: (None only for a runner that takes no jobs, e.g. the crash recovery of a test.)
+        self._files = files
         #: Shared with machine control (frame, jog, home, console): one owner of the machine.
         self.use = use if use is not None else MachineUse()
         self._closing = False
@@ -310,21 +315,17 @@ class JobRunner:
     # ------------------------------------------------------------------ commands
 
     async def submit(self, file: dict[str, Any], who: Principal) -> dict[str, Any]:
-        async with self._submit_lock:
+        if self._files is None:
+            raise errors.Unavailable("This job runner takes no jobs (it has no file library).")
+        async with self._files.lock:
             if self._closing:
                 raise errors.Unavailable("laserd is shutting down.")
             if self._active is not None:
                 raise errors.MachineBusy("Another job is active.")
-            if file["status"] != "ready":
-                raise errors.Conflict(
-                    f"The file is not ready to run (status {file['status']}).",
-                    code="file_not_ready",
-                )
+            # The file as it is now (not as the caller read it): ready, not being processed,
+            # its G-code on disk; nothing can delete or re-process it until the job is recorded.
+            file = await self._files.file_to_run(file["id"])
             path = self._settings.gcode_path(file["id"])
-            if not path.is_file():
-                raise errors.Conflict(
-                    "The file's G-code is missing; process it again.", code="file_not_ready"
-                )
             self._safety.check_can_start()
             self.check_machine_ready()
             if file.get("kind") == "image":

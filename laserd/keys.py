@@ -21,11 +21,12 @@ if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-
     from laserd.auth.ratelimits import RateLimits
     from laserd.auth.service import Authenticator
     from laserd.auth.setup import SetupCode
-    from laserd.files import Processing
     from laserd.grbl.link import GrblLink
     from laserd.grbl.simulator import SimulatedGrbl
     from laserd.hardware import Hardware
     from laserd.jobs import JobRunner
+    from laserd.library.processing import Processing
+    from laserd.library.service import FileLibrary
     from laserd.machine import Machine
     from laserd.safety import SafetySupervisor
     from laserd.store.audit import AuditLog
@@ -46,6 +47,7 @@ RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 PROCESSING: web.AppKey[Processing] = web.AppKey("processing")
+LIBRARY: web.AppKey[FileLibrary] = web.AppKey("library")
 SIMULATOR: web.AppKey[SimulatedGrbl] = web.AppKey("simulator")
 LINK: web.AppKey[GrblLink] = web.AppKey("link")
 SAFETY: web.AppKey[SafetySupervisor] = web.AppKey("safety")

@@ -17,7 +17,19 @@ from aiohttp import web
 
 from laserd.grbl.link import GrblLink, LineListener
 from laserd.jobs import JobRunner
-from laserd.keys import AUDIT, DB, HARDWARE, HUB, JOBS, LINK, MACHINE, SAFETY, SETTINGS, SIMULATOR
+from laserd.keys import (
+    AUDIT,
+    DB,
+    HARDWARE,
+    HUB,
+    JOBS,
+    LIBRARY,
+    LINK,
+    MACHINE,
+    SAFETY,
+    SETTINGS,
+    SIMULATOR,
+)
 from laserd.machine import Machine
 from laserd.safety import SafetySupervisor
 from laserd.settings import ConfigError
@@ -130,6 +142,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         hub=app[HUB],
         settings=settings,
         audit=app.get(AUDIT),
+        files=app[LIBRARY],
     )
     await jobs.start()
     app[JOBS] = jobs

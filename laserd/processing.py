@@ -2,10 +2,10 @@
 
 :func:`run_processing` turns an upload into the streamable G-code (analysed and normalised, or
 converted from an image) and its previews, and returns the statistics or a readable error.
-It runs in a separate process (see :class:`laserd.files.Processing`): image and G-code work
-holds the GIL for long stretches, and the daemon's event loop, the streamer and the safety
-threads must never wait for it. Progress goes back through a multiprocessing queue given to
-each worker when it starts. Workers run at a lower CPU priority for the same reason.
+It runs in a separate process (see :class:`laserd.library.processing.Processing`): image and
+G-code work holds the GIL for long stretches, and the daemon's event loop, the streamer and the
+safety threads must never wait for it. Progress goes back through a multiprocessing queue given
+to each worker when it starts. Workers run at a lower CPU priority for the same reason.
 """
 
 from __future__ import annotations
@@ -116,18 +116,35 @@ class ProcessResult:
     error: str | None = None
 
 
-class _Reporter:
-    """Sends ``(file_id, fraction)`` sparsely: on 5 % steps or every quarter second."""
+class Abandoned(Exception):
+    """The file was deleted while a worker processed it: stop and keep nothing."""
 
-    def __init__(self, file_id: int) -> None:
+
+class _Reporter:
+    """Sends ``(file_id, fraction)`` sparsely (on 5 % steps or every quarter second), and
+    stops the work once the file is deleted.
+
+    Deleting a file removes its upload; the worker looks for it at most every
+    :data:`PROGRESS_INTERVAL_S` (one ``stat``) and raises :class:`Abandoned`, which unwinds
+    through the writers (their temporary files are removed) instead of converting on for
+    minutes into a file nobody will keep.
+    """
+
+    def __init__(self, file_id: int, src: str | None = None) -> None:
         self.file_id = file_id
+        self.src = src
         self.last_value = 0.0
         self.last_time = 0.0
+        self.last_check = time.monotonic()
 
     def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if self.src is not None and now - self.last_check >= PROGRESS_INTERVAL_S:
+            self.last_check = now
+            if not os.path.exists(self.src):
+                raise Abandoned()
         if _progress_queue is None:
             return
-        now = time.monotonic()
         if fraction - self.last_value < 0.05 and now - self.last_time < PROGRESS_INTERVAL_S:
             return
         self.last_value, self.last_time = fraction, now
@@ -145,7 +162,7 @@ def format_issues(err: GcodeError) -> str:
 
 def run_processing(req: ProcessRequest) -> ProcessResult:
     """Convert or analyse, then draw the previews. Never raises: errors become results."""
-    report_progress = _Reporter(req.file_id)
+    report_progress = _Reporter(req.file_id, req.src)
     report: GcodeReport | RasterReport
     try:
         if req.kind == "gcode":
@@ -185,6 +202,9 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         )
         report_progress(1.0)
         return ProcessResult(True, stats=report.stats, warnings=report.warnings)
+    except Abandoned:
+        log.info("file %s was deleted while it was processed: stopped", req.file_id)
+        return ProcessResult(False, error="the file was deleted while it was processed")
     except GcodeError as exc:
         return ProcessResult(False, error=format_issues(exc))
     except (ImageError, OutputTooLarge, InsufficientStorage) as exc:

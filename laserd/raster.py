@@ -545,7 +545,7 @@ def image_to_gcode(
                 progress(0.05 + 0.9 * min(1.0, (r0 + s_rows.shape[0]) / h))
         body_end = fh.tell()
         if laser.passes > 1 and body_lines:
-            _repeat(fh, body_start, body_end, laser.passes - 1, guard)
+            _repeat(fh, body_start, body_end, laser.passes - 1, guard, progress)
         fh.write(writer.trailer())
         lines += body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
     stats = _stats(writer, laser, lines)
@@ -567,11 +567,17 @@ def image_to_gcode(
 
 
 def _repeat(
-    fh: BinaryIO, start: int, end: int, times: int, guard: SpaceGuard | None = None
+    fh: BinaryIO,
+    start: int,
+    end: int,
+    times: int,
+    guard: SpaceGuard | None = None,
+    progress: Progress | None = None,
 ) -> None:
-    """Append ``times`` copies of bytes ``start..end`` of the file being written."""
+    """Append ``times`` copies of bytes ``start..end`` of the file being written (the last
+    5 % of the progress: copying 50 passes of a big raster takes a while)."""
     fh.flush()
-    for _ in range(times):
+    for done in range(times):
         pos = start
         while pos < end:
             fh.seek(pos)
@@ -581,6 +587,8 @@ def _repeat(
             pos += len(data)
             if guard is not None:
                 guard.check()
+            if progress is not None:
+                progress(0.95 + 0.05 * (done + (pos - start) / (end - start)) / times)
     fh.seek(0, 2)
 
 

@@ -6,7 +6,6 @@ Access is the owner's (and admins'); another user's file answers 404 (see
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,8 @@ from laserd import errors
 from laserd.api.files_access import readable_file
 from laserd.api.routing import ApiRoutes, path_id
 from laserd.auth.principal import Role
-from laserd.files import artefacts, remove_paths
-from laserd.keys import DB, PROCESSING, SETTINGS
-from laserd.laser import LaserSettings
-from laserd.library.budget import check_output_budget
+from laserd.keys import LIBRARY, SETTINGS
 from laserd.schemas.projects import FileOut, PreviewQuery, file_out
-from laserd.store import files as files_store
-from laserd.store import projects as projects_store
 
 routes = ApiRoutes("files")
 
@@ -135,16 +129,7 @@ async def preview(request: web.Request, query: PreviewQuery) -> web.FileResponse
 )
 async def reprocess(request: web.Request) -> FileOut:
     file = await readable_file(request, path_id(request))
-    conn = request.app[DB]
-    if await files_store.used_by_active_job(conn, [file["id"]]):
-        raise errors.Conflict("A job is using this file.", code="file_in_use")
-    project = await projects_store.get(conn, file["project_id"])
-    laser = LaserSettings.model_validate((project or {}).get("laser") or {})
-    await check_output_budget(request.app[SETTINGS], [file], laser)
-    await files_store.mark_pending(conn, file["id"], laser.model_dump(mode="json"))
-    request.app[PROCESSING].enqueue(file["id"])
-    row = await files_store.get(conn, file["id"])
-    assert row is not None
+    row = await request.app[LIBRARY].reprocess(file["id"])
     return FileOut.model_validate(file_out(row))
 
 
@@ -156,9 +141,4 @@ async def reprocess(request: web.Request) -> FileOut:
 )
 async def delete_file(request: web.Request) -> None:
     file = await readable_file(request, path_id(request))
-    conn = request.app[DB]
-    if await files_store.used_by_active_job(conn, [file["id"]]):
-        raise errors.Conflict("A job is using this file.", code="file_in_use")
-    await files_store.delete(conn, file["id"])
-    paths = artefacts(request.app[SETTINGS], file)
-    await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)
+    await request.app[LIBRARY].delete(file["id"])

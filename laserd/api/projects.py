@@ -6,7 +6,6 @@ existence leak). Guests have no projects (the routes need the ``user`` role).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiosqlite
@@ -15,11 +14,10 @@ from pydantic import ValidationError
 
 from laserd import errors
 from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
+from laserd.api.uploads import accept_multipart
 from laserd.auth.principal import Role
-from laserd.files import artefacts, receive_upload, remove_paths
-from laserd.keys import DB, PROCESSING, SETTINGS
+from laserd.keys import DB, LIBRARY, SETTINGS
 from laserd.laser import LaserSettings
-from laserd.library.budget import check_output_budget
 from laserd.materials.apply import image_into_laser, image_matches
 from laserd.schemas.common import PageQuery
 from laserd.schemas.projects import (
@@ -189,8 +187,7 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
         except ValidationError as exc:
             raise_validation(exc, "laser")
         # Settings that would make a file of this project too big to process are refused now.
-        files = await files_store.in_project(request.app[DB], row["id"])
-        await check_output_budget(request.app[SETTINGS], files, laser)
+        await request.app[LIBRARY].check_settings(row["id"], laser)
         changes["laser"] = laser.model_dump(mode="json")
     if changes:
         await store.update(request.app[DB], row["id"], changes)
@@ -207,14 +204,7 @@ async def patch_project(request: web.Request, body: ProjectPatch) -> ProjectOut:
 )
 async def delete_project(request: web.Request) -> None:
     row = await owned_project(request, path_id(request))
-    conn = request.app[DB]
-    files = await files_store.in_project(conn, row["id"])
-    if await files_store.used_by_active_job(conn, [f["id"] for f in files]):
-        raise errors.Conflict("A job is using a file of this project.", code="file_in_use")
-    await store.delete(conn, row["id"])
-    settings = request.app[SETTINGS]
-    paths = [p for f in files for p in artefacts(settings, f)]
-    await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)
+    await request.app[LIBRARY].delete_project(row["id"])
 
 
 @routes.get(
@@ -256,28 +246,5 @@ async def upload_file(request: web.Request) -> FileOut:
     422 ``output_too_large``. Answers ``pending``; ``file`` events follow the processing, and
     ``GET /files/{id}`` shows the result."""
     project = await owned_project(request, path_id(request))
-    settings = request.app[SETTINGS]
-    upload = await receive_upload(request, settings)
-    laser = LaserSettings.model_validate(project["laser"] or {})
-    try:
-        await check_output_budget(
-            settings,
-            [{"kind": upload.kind, "name": upload.name, "stored_name": upload.stored_name}],
-            laser,
-        )
-        row = await files_store.insert(
-            request.app[DB],
-            project_id=project["id"],
-            owner_id=project["owner_id"],
-            name=upload.name,
-            kind=upload.kind,
-            size=upload.size,
-            sha256=upload.sha256,
-            stored_name=upload.stored_name,
-            laser=laser.model_dump(mode="json"),
-        )
-    except BaseException:
-        remove_paths([settings.uploads_dir / upload.stored_name])
-        raise
-    request.app[PROCESSING].enqueue(row["id"])
+    row = await accept_multipart(request, request.app[SETTINGS], request.app[LIBRARY], project)
     return FileOut.model_validate(file_out(row))

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from laserd import errors
 from laserd.api.auth import user_out
 from laserd.api.routing import ApiRoutes, path_id, principal
 from laserd.auth.accounts import Accounts
 from laserd.auth.principal import Role
-from laserd.files import artefacts, remove_paths
-from laserd.keys import ACCOUNTS, AUDIT, DB, SETTINGS
+from laserd.keys import ACCOUNTS, AUDIT, LIBRARY
 from laserd.schemas.users import (
     AuditOut,
     AuditPage,
@@ -25,7 +22,6 @@ from laserd.schemas.users import (
     UserPatch,
     UserQuery,
 )
-from laserd.store import files as files_store
 
 routes = ApiRoutes("users")
 
@@ -101,14 +97,11 @@ async def delete_user(request: web.Request) -> None:
     job is streaming (409 ``file_in_use``). Their projects, files and what was made from
     them go too: the rows by cascade, the files on disk here."""
     user_id = path_id(request)
-    conn = request.app[DB]
-    files = await files_store.owned_by(conn, user_id)
-    if files and await files_store.used_by_active_job(conn, [f["id"] for f in files]):
-        raise errors.Conflict("A job is using one of this user's files.", code="file_in_use")
-    await _accounts(request).admin_delete(principal(request), user_id)
-    settings = request.app[SETTINGS]
-    paths = [p for f in files for p in artefacts(settings, f)]
-    await asyncio.get_running_loop().run_in_executor(None, remove_paths, paths)
+
+    async def delete_account() -> None:
+        await _accounts(request).admin_delete(principal(request), user_id)
+
+    await request.app[LIBRARY].delete_owner(user_id, delete_account)
 
 
 @routes.post(

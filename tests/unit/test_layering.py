@@ -64,12 +64,7 @@ RULES = (
 )
 
 #: (rule name, module) → why it still breaks the rule, and which issue item removes it.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    (RULES[0].name, "files.py"): (
-        "parses multipart uploads from a web.Request and holds processing_ctx; the file "
-        "library service takes a plain async byte source (issue 13 item 1)"
-    ),
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -1,52 +1,35 @@
-"""Upload storage and the processing queue.
+"""The processing queue: uploads become streamable G-code and previews, off the event loop.
 
-Uploads: the multipart body is streamed to a temporary file in the state folder (never held in
-memory), with the size limit enforced while streaming and the SHA-256 computed on the way.
-The type is decided from the content alone (image signatures; G-code by a sniff of its code,
-comments skipped, under any file name), the display name is sanitised, and the stored name is
-generated: nothing the client sends becomes part of a path. The finished upload is renamed into
-place atomically, and any failure (limit, type, disk space, disconnect) removes the partial file.
-
-Processing: a bounded pool of worker *processes* (:mod:`laserd.processing`) turns each upload
-into streamable G-code and previews off the event loop and outside its GIL. Status goes
+A bounded pool of worker *processes* (:mod:`laserd.processing`) turns each upload into
+streamable G-code and previews off the event loop and outside its GIL. Status goes
 ``pending → processing → ready | failed`` in the database; progress and status changes are
 published as ``file`` events (owner and admins see them on the WebSocket). Files a crash left
-``pending`` or ``processing`` are queued again at start.
+``pending`` or ``processing`` are queued again at start. What may be queued, and when, is the
+:class:`~laserd.library.service.FileLibrary`'s decision; this class only runs the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import hashlib
 import logging
 import multiprocessing
 import os
 import queue
-import shutil
 import sqlite3
-import tempfile
 import threading
-import unicodedata
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from multiprocessing.queues import Queue as ProcessQueue
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from laserd import errors
 from laserd.estimates import EstimateProfile
 from laserd.events import EventHub
-from laserd.gcode.sniff import GcodeSniffer
-from laserd.keys import DB, HUB, LINK, PROCESSING, SETTINGS
+from laserd.library.uploads import check_free_space, remove_paths
 from laserd.schemas.projects import file_out
 from laserd.settings import Settings
 from laserd.store import files as files_store
@@ -56,240 +39,8 @@ if TYPE_CHECKING:  # the worker module loads numpy and Pillow: imported where it
 
 log = logging.getLogger(__name__)
 
-#: Bytes kept from the start of an upload for the image signatures.
-SNIFF_BYTES = 64
-READ_CHUNK_BYTES = 256 * 1024
-#: Bytes gathered before one hand-over to the writer thread (hashing and writing).
-FLUSH_BYTES = 1 << 20
-#: Multipart framing allowance over the file size when checking Content-Length early.
-MULTIPART_SLACK_BYTES = 64 * 1024
-#: Other form fields are read and ignored, up to this much in total.
-MAX_OTHER_FIELDS_BYTES = 64 * 1024
-MAX_NAME_CHARS = 120
-#: How often the controller's settings are compared with those the estimates used.
-SETTINGS_POLL_S = 2.0
 #: G0 speed assumed for time estimates of uploaded G-code (the controller's $110 is unknown).
 DEFAULT_RAPID_MM_MIN = 5000.0
-
-
-# --------------------------------------------------------------------------- names and types
-
-
-def sanitize_name(raw: str | None) -> str:
-    """A display name: no directories, no control or format characters, bounded length."""
-    name = unicodedata.normalize("NFC", raw or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if ch.isspace() else ch for ch in name)
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
-    name = " ".join(name.split()).strip(" .")
-    if not name:
-        return "upload"
-    if len(name) > MAX_NAME_CHARS:
-        stem, ext = os.path.splitext(name)
-        ext = ext if len(ext) <= 16 else ""
-        name = stem[: MAX_NAME_CHARS - len(ext)].rstrip(" .") + ext
-    return name
-
-
-def _image_type(head: bytes) -> str | None:
-    """File extension for a supported image signature, else None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return ".gif"
-    if head.startswith(b"BM") and len(head) >= 26:
-        return ".bmp"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return ".webp"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return ".tif"
-    return None
-
-
-#: What the 415 answer lists as accepted.
-ACCEPTED_TYPES = (
-    "G-code (text of G-code commands, under any file name: .gcode .gco .g .nc .cnc .ngc .tap "
-    ".txt ...) or an image (PNG, JPEG, BMP, GIF, WebP, TIFF)"
-)
-
-
-def detect_kind(head: bytes, sniffer: GcodeSniffer) -> tuple[str, str]:
-    """``(kind, stored extension)`` from the content alone, else 415 saying why.
-
-    Images by their signature in ``head``; G-code by :class:`~laserd.gcode.sniff.GcodeSniffer`
-    (fed the whole upload as it streamed). The client's file name plays no part.
-    """
-    ext = _image_type(head)
-    if ext is not None:
-        return "image", ext
-    verdict = sniffer.verdict()
-    if verdict.gcode:
-        return "gcode", ".gcode"
-    raise errors.UnsupportedMediaType(
-        f"Not a supported file: {verdict.reason}. Accepted: {ACCEPTED_TYPES}."
-    )
-
-
-# --------------------------------------------------------------------------- upload streaming
-
-
-class _Sink:
-    """A temporary file being filled, hashed and sniffed; every method runs in a worker thread."""
-
-    def __init__(self, tmp_dir: Path) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
-        self.path = Path(name)
-        self.fh = os.fdopen(fd, "wb")
-        self.sha = hashlib.sha256()
-        self.sniffer = GcodeSniffer()
-
-    def write(self, data: bytes) -> None:
-        self.sha.update(data)
-        self.sniffer.feed(data)
-        self.fh.write(data)
-
-    def finish(self, dest: Path) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.path, dest)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.fh.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-@dataclass(slots=True)
-class StoredUpload:
-    name: str
-    kind: str
-    size: int
-    sha256: str
-    stored_name: str
-
-
-#: ``OSError.errno`` values that mean the disk (or the process's file-size limit) is full.
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-def _free_bytes(path: Path) -> int:
-    return shutil.disk_usage(path).free
-
-
-def check_free_space(settings: Settings, incoming_bytes: int = 0) -> None:
-    """507 when storing ``incoming_bytes`` would leave less than ``min_free_mb`` free."""
-    free = _free_bytes(settings.storage.state_dir)
-    if free - incoming_bytes < settings.storage.min_free_mb * 1024 * 1024:
-        raise errors.InsufficientStorage(
-            "Not enough free disk space on the laserd host for this file."
-        )
-
-
-async def _file_part(request: web.Request) -> BodyPartReader:
-    """The multipart part named ``file``; other fields are read (bounded) and ignored."""
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:
-        raise errors.BadRequest(f"The multipart body is malformed: {exc}") from None
-    other_bytes = 0
-    while True:
-        try:
-            part = await reader.next()
-        except (ValueError, HttpProcessingError) as exc:
-            # aiohttp refuses control characters and other garbage in part headers.
-            raise errors.BadRequest(f"The multipart body is malformed: {exc}") from None
-        if part is None:
-            raise errors.ValidationFailed.field(
-                "file", "a multipart field named 'file' is required"
-            )
-        if not isinstance(part, BodyPartReader):
-            raise errors.BadRequest("Nested multipart bodies are not accepted.")
-        if part.name == "file":
-            return part
-        while chunk := await part.read_chunk(8192):
-            other_bytes += len(chunk)
-            if other_bytes > MAX_OTHER_FIELDS_BYTES:
-                raise errors.PayloadTooLarge("The form fields besides the file are too large.")
-
-
-async def receive_upload(request: web.Request, settings: Settings) -> StoredUpload:
-    """Stream the ``file`` part of a multipart request into ``uploads/`` (see module doc)."""
-    if request.content_type != "multipart/form-data":
-        raise errors.BadRequest(
-            "Uploads are multipart/form-data with the file in a field named 'file'."
-        )
-    limit = settings.storage.max_upload_mb * 1024 * 1024
-    too_large = errors.PayloadTooLarge(
-        f"The file is larger than the limit of {settings.storage.max_upload_mb} MB."
-    )
-    declared = request.content_length
-    if declared is not None and declared > limit + MULTIPART_SLACK_BYTES:
-        raise too_large
-    check_free_space(settings, min(request.content_length or 0, limit))
-    part = await _file_part(request)
-    name = sanitize_name(part.filename)
-    loop = asyncio.get_running_loop()
-    sink = await loop.run_in_executor(None, _Sink, settings.tmp_dir)
-    try:
-        head = bytearray()
-        pending = bytearray()
-        size = 0
-        while chunk := await part.read_chunk(READ_CHUNK_BYTES):
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            pending += chunk
-            if len(pending) >= FLUSH_BYTES:
-                data = bytes(pending)
-                pending.clear()
-                await loop.run_in_executor(None, sink.write, data)
-        if pending:
-            await loop.run_in_executor(None, sink.write, bytes(pending))
-        if size == 0:
-            raise errors.ValidationFailed.field("file", "the file is empty")
-        kind, ext = detect_kind(bytes(head), sink.sniffer)
-        check_free_space(settings)
-        stored_name = f"{uuid.uuid4().hex}{ext}"
-        settings.uploads_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await loop.run_in_executor(None, sink.finish, settings.uploads_dir / stored_name)
-        return StoredUpload(name, kind, size, sink.sha.hexdigest(), stored_name)
-    except BaseException as exc:
-        await asyncio.shield(loop.run_in_executor(None, sink.discard))
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-            # The disk filled up while the body streamed in (the size was not declared, or
-            # something else wrote meanwhile): the part file is gone, answer 507, not 500.
-            log.warning("upload refused: the disk filled up while writing it (%s)", exc)
-            raise errors.InsufficientStorage(
-                "The disk of the laserd host filled up while storing this file."
-            ) from None
-        raise
-
-
-def artefacts(settings: Settings, file: dict[str, Any]) -> list[Path]:
-    """Every path on disk that belongs to a file row."""
-    fid = int(file["id"])
-    return [
-        settings.uploads_dir / file["stored_name"],
-        settings.gcode_path(fid),
-        settings.preview_path(fid),
-        settings.preview_path(fid, thumb=True),
-    ]
-
-
-def remove_paths(paths: list[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-# --------------------------------------------------------------------------- processing
 
 
 class Processing:
@@ -312,6 +63,10 @@ class Processing:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_saved: dict[int, float] = {}
+        #: The upload each running file started from (its ``stored_name`` is unique for ever).
+        self._stored_names: dict[int, str] = {}
+        #: Running files deleted meanwhile: their outcome is dropped, their outputs removed.
+        self._abandoned: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()
         #: The controller settings time estimates use (last read from the controller).
         self.profile = EstimateProfile(settings.storage.state_dir, settings.machine.baudrate)
@@ -411,12 +166,33 @@ class Processing:
             self._queue.put_nowait(file_id)
 
     def is_busy(self, file_id: int) -> bool:
+        """Queued or being processed: its G-code is about to change."""
         return file_id in self._running or file_id in self._waiting
+
+    def is_running(self, file_id: int) -> bool:
+        """A worker is converting it right now (cannot be taken back)."""
+        return file_id in self._running
+
+    def discard(self, file_id: int) -> None:
+        """The file is being deleted: take it off the queue, or abandon its running work.
+
+        A worker converting it stops once it sees the upload gone (:mod:`laserd.processing`);
+        whatever it wrote is removed when it reports back, and nothing is recorded.
+        """
+        self._waiting.discard(file_id)
+        self._again.discard(file_id)
+        if file_id in self._running:
+            self._abandoned.add(file_id)
 
     async def _worker(self) -> None:
         while True:
             file_id = await self._queue.get()
+            if file_id not in self._waiting:
+                continue  # taken off the queue (deleted), or a duplicate entry
+            # Queued → running in one step (no await between): the library's "may it be
+            # deleted?" never sees a file that is in neither state.
             self._waiting.discard(file_id)
+            self._running[file_id] = {"id": file_id}
             try:
                 await self._process(file_id)
             except asyncio.CancelledError:
@@ -428,6 +204,8 @@ class Processing:
             finally:
                 self._running.pop(file_id, None)
                 self._last_saved.pop(file_id, None)
+                self._stored_names.pop(file_id, None)
+                self._abandoned.discard(file_id)
             if file_id in self._again:
                 self._again.discard(file_id)
                 self.enqueue(file_id)
@@ -441,6 +219,7 @@ class Processing:
         await files_store.mark_processing(self._conn, file_id)
         row.update(status="processing", progress=0.0, error=None)
         self._running[file_id] = row
+        self._stored_names[file_id] = row["stored_name"]
         self._publish(row)
         s = self._settings
         try:
@@ -488,8 +267,17 @@ class Processing:
 
     async def _finish(self, file_id: int, result: ProcessResult | None, error: str | None) -> None:
         """Record a worker's outcome: ``result`` when it succeeded, else ``error``."""
-        if await files_store.get(self._conn, file_id) is None:
-            # Deleted while processing: drop what the worker just wrote.
+        current = await files_store.get(self._conn, file_id)
+        started_with = self._stored_names.pop(file_id, None)
+        abandoned = file_id in self._abandoned
+        self._abandoned.discard(file_id)
+        if (
+            abandoned
+            or current is None
+            or (started_with and current["stored_name"] != started_with)
+        ):
+            # Gone while processing (or its id now names another upload: SQLite reuses the
+            # highest id after a delete): drop what the worker just wrote, record nothing.
             await asyncio.get_running_loop().run_in_executor(
                 None,
                 remove_paths,
@@ -637,8 +425,8 @@ class Processing:
 
     def _on_progress(self, file_id: int, fraction: float) -> None:
         row = self._running.get(file_id)
-        if row is None:
-            return
+        if row is None or "stored_name" not in row or file_id in self._abandoned:
+            return  # not started yet, or deleted meanwhile
         row["progress"] = fraction
         self._publish(row)
         now = asyncio.get_running_loop().time()
@@ -647,34 +435,3 @@ class Processing:
             task = asyncio.create_task(self._save_progress(file_id, fraction))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-
-
-async def estimates_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context (after the link): follows the controller's ``$$`` settings, which the
-    link reads on every connect, so estimates use the machine's real limits."""
-    service, link = app[PROCESSING], app[LINK]
-
-    async def watch() -> None:
-        while True:
-            if link.connected:
-                service.controller_settings(link.settings)
-            await asyncio.sleep(SETTINGS_POLL_S)
-
-    task = asyncio.create_task(watch(), name="estimate-settings-watch")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def processing_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the processing queue (after the database, before the job runner)."""
-    service = Processing(app[SETTINGS], app[DB], app[HUB])
-    app[PROCESSING] = service
-    await service.start()
-    try:
-        yield
-    finally:
-        await service.close()
