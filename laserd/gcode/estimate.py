@@ -25,7 +25,7 @@ def feed_chunk(est: Estimator, chunk: Chunk) -> None:
     if n:
         z = seg.z1 if seg.z1 is not None else np.zeros(n)
         line = seg.line if seg.line is not None else np.zeros(n, dtype=np.int64)
-        moves = Moves(seg.x1, seg.y1, z, seg.rapid, seg.feed_mm_min, line)
+        moves = Moves(seg.x1, seg.y1, z, seg.rapid, seg.feed_mm_min, line, seg.m3)
     else:
         moves = Moves.empty()
     est.add(moves, chunk.line_bytes, chunk.sync_lines, chunk.sync_dwell, chunk.s_lines)

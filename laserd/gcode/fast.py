@@ -227,7 +227,9 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         power = np.where(rapid | (spindle == 5), 0.0, s_at)
         feed = np.where(rapid, rapid_mm_min, feed)
         z1 = np.full(x1.shape, state.z)
-        segments = Segments(x0, y0, x1, y1, power, rapid, feed, z1, move_lines.astype(np.int64))
+        segments = Segments(
+            x0, y0, x1, y1, power, rapid, feed, z1, move_lines.astype(np.int64), spindle == 3
+        )
         new.x, new.y = float(x1[-1]), float(y1[-1])
     else:
         segments = Segments.empty()

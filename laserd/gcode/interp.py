@@ -83,15 +83,26 @@ class Interpreter:
     _f: list[float] = field(default_factory=list)
     _z: list[float] = field(default_factory=list)
     _ln: list[int] = field(default_factory=list)
+    _m3: list[bool] = field(default_factory=list)
 
     def take_segments(self) -> Segments:
         seg = Segments.from_lists(
-            self._x0, self._y0, self._x1, self._y1, self._p, self._r, self._f, self._z, self._ln
+            self._x0,
+            self._y0,
+            self._x1,
+            self._y1,
+            self._p,
+            self._r,
+            self._f,
+            self._z,
+            self._ln,
+            self._m3,
         )
         for lst in (self._x0, self._y0, self._x1, self._y1, self._p, self._r, self._f):
             lst.clear()
         self._z.clear()
         self._ln.clear()
+        self._m3.clear()
         return seg
 
     def _emit(self, x1: float, y1: float, rapid: bool, z1: float) -> None:
@@ -106,6 +117,7 @@ class Interpreter:
         self._f.append(self.rapid_mm_min if rapid else st.feed_mm_min)
         self._z.append(z1)
         self._ln.append(self.line_index)
+        self._m3.append(st.spindle == 3)
         st.x, st.y, st.z = x1, y1, z1
 
     def execute(self, line: Line) -> None:

@@ -90,6 +90,9 @@ class Moves:
     rapid: np.ndarray
     feed_mm_min: np.ndarray
     line: np.ndarray
+    #: Whether ``M3`` (constant power) is on at each move: in laser mode GRBL empties its
+    #: planner at a move of no whole step under M3 (``mc_line``'s spindle sync).
+    m3: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Moves:
@@ -304,6 +307,11 @@ class Estimator:
         for ds in moving:
             real |= ds != 0
         line = moves.line.astype(np.int64)
+        if self.settings.laser_mode and moves.m3 is not None:
+            zero_m3 = moves.m3 & ~real
+            if zero_m3.any():
+                sync[line[zero_m3]] = True
+                sync_idx = np.flatnonzero(sync)
         # A sync line between the previous real block and this one: starts from rest.
         after_sync = np.zeros(m, dtype=bool)
         if sync_idx.size:

@@ -34,6 +34,7 @@ class Segments:
     feed_mm_min: np.ndarray
     z1: np.ndarray | None = None
     line: np.ndarray | None = None
+    m3: np.ndarray | None = None  # M3 (constant power) on at the move, for the planner
 
     def __len__(self) -> int:
         return int(self.x0.shape[0])
@@ -41,7 +42,8 @@ class Segments:
     @classmethod
     def empty(cls) -> Segments:
         z = np.zeros(0, dtype=np.float64)
-        return cls(z, z, z, z, z, np.zeros(0, dtype=bool), z, z, np.zeros(0, dtype=np.int64))
+        b = np.zeros(0, dtype=bool)
+        return cls(z, z, z, z, z, b, z, z, np.zeros(0, dtype=np.int64), b)
 
     @classmethod
     def from_lists(
@@ -55,6 +57,7 @@ class Segments:
         feed_mm_min: list[float],
         z1: list[float] | None = None,
         line: list[int] | None = None,
+        m3: list[bool] | None = None,
     ) -> Segments:
         f = np.float64
         return cls(
@@ -67,6 +70,7 @@ class Segments:
             np.asarray(feed_mm_min, dtype=f),
             None if z1 is None else np.asarray(z1, dtype=f),
             None if line is None else np.asarray(line, dtype=np.int64),
+            None if m3 is None else np.asarray(m3, dtype=bool),
         )
 
 

@@ -210,3 +210,11 @@ def test_designs_are_estimated_with_the_controller_settings(tmp_path: Path) -> N
     assert fast.stats["estimate_settings"] == PlannerSettings().as_dollars()
     assert slow.stats["estimate_settings"]["120"] == 50.0
     assert slow.stats["estimated_s"] > fast.stats["estimated_s"] + 0.5
+
+
+def test_a_standing_move_under_m3_empties_the_planner(tmp_path: Path) -> None:
+    # GRBL's mc_line: in laser mode a move of no whole step under M3 syncs the planner (to
+    # set the laser at that point), so the head stops at X10; under M4 it carries on.
+    m4 = _estimate_text(tmp_path, "M4S100\nG1X10F3000\nG1X10\nG1X20\nM5\n")
+    m3 = _estimate_text(tmp_path, "M3S100\nG1X10F3000\nG1X10\nG1X20\nM5\n")
+    assert m3 > m4 + 0.04
