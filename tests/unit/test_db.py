@@ -149,3 +149,82 @@ async def test_migration_removes_plain_tokens_from_the_outbox(tmp_path: Path) ->
         assert token.encode() not in raw
     finally:
         await conn.close()
+
+
+async def test_design_files_migration_keeps_files_and_the_jobs_that_ran_them(
+    tmp_path: Path,
+) -> None:
+    """0005 rebuilds ``files`` (a CHECK constraint cannot change in place): rows, ids and the
+    jobs' links survive, 'dxf' becomes a kind, and foreign keys still act afterwards."""
+    import sqlite3
+
+    conn = await db.connect(tmp_path / "x.db")
+    try:
+        by_name = {m.name: m.version for m in db.bundled_migrations()}
+        before = by_name["design_files"]
+        await db.migrate(conn, [m for m in db.bundled_migrations() if m.version < before])
+        now = "2026-01-01T00:00:00.000Z"
+        await conn.execute(
+            "INSERT INTO users (id, username, email, password_hash, role, status, created_at,"
+            " updated_at) VALUES (1, 'u', 'u@example.test', 'x', 'user', 'active', ?, ?)",
+            (now, now),
+        )
+        await conn.execute(
+            "INSERT INTO projects (id, owner_id, name, laser_json, created_at, updated_at)"
+            " VALUES (1, 1, 'p', '{}', ?, ?)",
+            (now, now),
+        )
+        for fid, kind in ((7, "gcode"), (8, "svg")):
+            await conn.execute(
+                "INSERT INTO files (id, project_id, owner_id, name, kind, size, sha256,"
+                " stored_name, status, created_at, updated_at, warnings_json)"
+                " VALUES (?, 1, 1, 'f', ?, 3, 'h', ?, 'ready', ?, ?, '[\"w\"]')",
+                (fid, kind, f"s{fid}", now, now),
+            )
+        await conn.execute(
+            "INSERT INTO jobs (id, file_id, user_id, state, created_at, updated_at)"
+            " VALUES (1, 7, 1, 'completed', ?, ?)",
+            (now, now),
+        )
+        await conn.commit()
+
+        await db.migrate(conn)
+        async with conn.execute("SELECT id, kind, warnings_json, layers_json FROM files") as cur:
+            assert [tuple(r) for r in await cur.fetchall()] == [
+                (7, "gcode", '["w"]', None),
+                (8, "svg", '["w"]', None),
+            ]
+        async with conn.execute("SELECT file_id FROM jobs") as cur:
+            assert [r[0] for r in await cur.fetchall()] == [7]
+        await conn.execute(
+            "INSERT INTO files (id, project_id, owner_id, name, kind, size, sha256, stored_name,"
+            " status, created_at, updated_at, layers_json, placement_json)"
+            " VALUES (9, 1, 1, 'd', 'dxf', 3, 'h', 's9', 'pending', ?, ?, '[]', '{}')",
+            (now, now),
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO files (project_id, owner_id, name, kind, size, sha256, stored_name,"
+                " status, created_at, updated_at) VALUES (1, 1, 'x', 'pdf', 1, 'h', 'sx',"
+                " 'pending', ?, ?)",
+                (now, now),
+            )
+        await conn.execute("DELETE FROM files WHERE id = 7")
+        async with conn.execute("SELECT file_id FROM jobs") as cur:
+            assert [r[0] for r in await cur.fetchall()] == [None]  # ON DELETE SET NULL acts
+        async with conn.execute("PRAGMA foreign_key_check") as cur:
+            assert await cur.fetchall() == []
+        assert await db.integrity_ok(conn)
+        await conn.commit()
+        other = await db.connect(tmp_path / "x.db")  # a connection opened afterwards
+        try:
+            async with other.execute("SELECT kind FROM files WHERE id = 9") as cur:
+                assert [r[0] for r in await cur.fetchall()] == ["dxf"]
+        finally:
+            await other.close()
+        async with conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'files%'") as cur:
+            assert sorted(r[0] for r in await cur.fetchall()) == [
+                "files", "files_project", "files_status",
+            ]
+    finally:
+        await conn.close()
