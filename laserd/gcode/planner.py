@@ -417,6 +417,12 @@ class Estimator:
         q = np.searchsorted(all_cum, cum - s.rx_buffer_bytes + 1e-9, side="left") - 1 - nh
         # Static per-block data.
         bline = blk["line"]
+        # G4 dwells between a block and the one before it (the planner is empty then).
+        if nb:
+            d_at = D[bline]
+            gap = d_at - np.concatenate(([0.0], d_at[:-1]))
+        else:
+            gap = np.zeros(0)
         length, a, vn, mx = blk["len"], blk["a"], blk["vn"], blk["m"]
         w = 2 * a * length
         S = np.cumsum(w)
@@ -476,9 +482,10 @@ class Estimator:
                 u = U[1:] + S
                 vi2 = np.concatenate(([self._v0_sq], u[:-1]))
                 d, t_dec = _block_time(vi2, u, vn, a, length)
-            # Block times: F_b = max(F_(b-1), push_b) + d_b, a max-plus recurrence (pushes
-            # move with the link times, so this is redone on every pass).
-            Q = np.cumsum(d)
+            # Block times: F_b = max(F_(b-1) + dwells before b, push_b) + d_b, a max-plus
+            # recurrence (the dwells are exact here; pushes move with the link times, so this
+            # is redone on every pass).
+            Q = np.cumsum(gap + d)
             F = np.maximum.accumulate(np.concatenate(([self._last_f], push - (Q - d))))[1:] + Q
             T = F - d
             # When b's exit speed is settled: its deceleration is prepared for the steppers

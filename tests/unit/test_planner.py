@@ -218,3 +218,14 @@ def test_a_standing_move_under_m3_empties_the_planner(tmp_path: Path) -> None:
     m4 = _estimate_text(tmp_path, "M4S100\nG1X10F3000\nG1X10\nG1X20\nM5\n")
     m3 = _estimate_text(tmp_path, "M3S100\nG1X10F3000\nG1X10\nG1X20\nM5\n")
     assert m3 > m4 + 0.04
+
+
+def test_every_dwell_counts_however_many_follow_each_other(tmp_path: Path) -> None:
+    # Each path: travel, laser on, dwell, cut, laser off (as cncjs's example does): every
+    # dwell adds its time, not only the first few (they were resolved one pass at a time).
+    path = "G1X{x}F1500\nM3S80\nG4P0.5\nG1X{x2}F100\nM5\n"
+    body = "".join(path.format(x=10 * i, x2=10 * i + 1) for i in range(1, 9))
+    no_dwell = body.replace("G4P0.5\n", "")
+    assert _estimate_text(tmp_path, body) == pytest.approx(
+        _estimate_text(tmp_path, no_dwell) + 8 * 0.5, abs=0.01
+    )
