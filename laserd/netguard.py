@@ -390,9 +390,9 @@ class GuardedConnection(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        if self.inner is None:
-            return None
-        return self.inner.eof_received()
+        if self.inner is not None:
+            self.inner.eof_received()  # aiohttp's handler returns None: the transport closes
+        return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._release()
@@ -447,8 +447,9 @@ class GuardedSite(web.BaseSite):
 
     @property
     def port(self) -> int:
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        server = self._server  # typed AbstractServer by aiohttp; create_server made a Server
+        if isinstance(server, asyncio.Server) and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
         return self._port
 
 

@@ -25,8 +25,12 @@ import pytest
 
 LASERD = Path(__file__).resolve().parents[2] / "laserd"
 
-#: Modules of the web layer and the wiring (paths relative to ``laserd/``).
-WEB_AND_WIRING = frozenset({"app.py", "serve.py", "keys.py", "webui.py", "reload.py"})
+#: Modules of the web layer and the wiring (paths relative to ``laserd/``). ``netguard.py`` is
+#: the HTTP server's connection guard (caps, request-head deadline, aiohttp's protocol
+#: errors): web layer by nature, beside serve.py which builds the server with it.
+WEB_AND_WIRING = frozenset(
+    {"app.py", "serve.py", "keys.py", "webui.py", "reload.py", "netguard.py"}
+)
 
 
 @dataclass(frozen=True)
