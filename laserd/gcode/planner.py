@@ -162,15 +162,6 @@ def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
     return t + np.where(trap, cruise / vn, 0.0), t_dec
 
 
-def _take(arr: np.ndarray, idx: np.ndarray, default: float) -> np.ndarray:
-    """``arr[idx]`` where ``idx >= 0``, else ``default`` (``idx`` never reaches past the end)."""
-    padded = np.empty(arr.shape[0] + 1)
-    padded[0] = default
-    padded[1:] = arr
-    taken: np.ndarray = padded[np.maximum(idx + 1, 0)]
-    return taken
-
-
 class _RangeMin:
     """Minimum of ``g`` over index ranges of at most ``width`` (a sparse table, built once)."""
 
@@ -458,6 +449,19 @@ class Estimator:
         F = np.zeros(nb)
         d = np.zeros(nb)
         rmq = _RangeMin(G, W) if nb else None
+        # Index tables of the passes, fixed for this batch. ``all_p``/``all_f`` hold a 0 (for
+        # "nothing to wait for"), the kept history, then this batch's values.
+        all_p = np.zeros(nhp + 1 + nl)
+        all_p[1 : nhp + 1] = hist_p
+        q_idx = np.maximum(q + nhp + 1, 0)  # 0: no acknowledgement to wait for
+        all_f = np.zeros(nhf + 1 + nb)
+        all_f[1 : nhf + 1] = hist_f
+        slot_idx = np.where(last_blk >= 0, np.maximum(last_blk - s.planner_blocks + nhf + 1, 0), 0)
+        bslot_idx = np.maximum(blocks_idx - s.planner_blocks + nhf + 1, 0)
+        # a sync line waits for the last block before it (or the last finalised one)
+        sync_wait_idx = prev_blk_of_line[sync_idx] + nhf + 1
+        Cp = C - c
+        Dp = D - ldwell
         prev_e: np.ndarray | None = None
         p_changed = True
         for it in range(_LINK_PASSES):
@@ -492,27 +496,22 @@ class Estimator:
             # a little before it starts; a block that arrives before then still counts.
             decide = np.maximum(T, F - t_dec - PREP_LEAD_S)
             # Lines: arrival A (link), acknowledgement P.
-            all_p = np.concatenate((hist_p, P))
-            Sq = _take(all_p, q + nhp, 0.0)
-            Cp = C - c
+            all_p[nhp + 1 :] = P
+            Sq = all_p[q_idx]
             A = np.maximum.accumulate(np.concatenate(([self._last_a], Sq - Cp)))[1:] + C
-            # Planner slot for the line's last block, sync waits.
-            all_f = np.concatenate((hist_f, F))
-            slot_idx = last_blk - s.planner_blocks
-            slot = np.where(last_blk >= 0, _take(all_f, slot_idx + nhf, 0.0), 0.0)
-            pb = prev_blk_of_line
-            wait = np.where(lsync, _take(F, pb, self._last_f), 0.0)
-            Xl = np.maximum(np.maximum(A, slot), wait)
-            Dp = D - ldwell
-            P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl - Dp)))[1:] + D
-            p_changed = not np.allclose(P_new, P, rtol=0.0, atol=1e-9)
+            # Planner slot for the line's last block, sync waits (sync lines only).
+            all_f[nhf + 1 :] = F
+            Xl = np.maximum(A, all_f[slot_idx], out=Sq)
+            if sync_idx.size:
+                Xl[sync_idx] = np.maximum(Xl[sync_idx], all_f[sync_wait_idx])
+            Xl -= Dp
+            P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:] + D
+            p_changed = P.shape != P_new.shape or float(np.abs(P_new - P).max(initial=0.0)) > 1e-9
             P = P_new
             # Push time of each block: its line's arrival, the previous line's ack, a slot.
             if nb:
-                prevP = np.concatenate(([self._last_p], P[:-1]))
-                bslot_idx = blocks_idx - s.planner_blocks
-                bslot = _take(all_f, bslot_idx + nhf, 0.0)
-                push = np.maximum(np.maximum(A[bline], prevP[bline]), bslot)
+                prev_p = np.concatenate(([self._last_p], P[:-1]))
+                push = np.maximum(np.maximum(A[bline], prev_p[bline]), all_f[bslot_idx])
 
         # How much is final: everything when final, else lines whose blocks have full windows.
         if final or nb == 0:
