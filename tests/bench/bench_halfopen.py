@@ -102,57 +102,59 @@ def run(
             config={"server": {"debug": False, "access_log": False}},
             preexec=limit_nofile(nofile),
         )
-        d.start()
-        d.wait_ready(120)
-        before = health(d.port, 5)
-        log_start = d.log_path.stat().st_size
-        sources = [f"127.0.0.{2 + i}" for i in range(addresses)]
-        held: list[socket.socket] = []
-        reopened = 0
-        for i in range(sockets):
-            s = open_half(d.port, sources[i % addresses])
-            if s is not None:
-                held.append(s)
-        latencies: list[float] = []
-        failures = 0
-        stop = threading.Event()
+        try:
+            d.start()
+            d.wait_ready(120)
+            before = health(d.port, 5)
+            log_start = d.log_path.stat().st_size
+            sources = [f"127.0.0.{2 + i}" for i in range(addresses)]
+            held: list[socket.socket] = []
+            reopened = 0
+            for i in range(sockets):
+                s = open_half(d.port, sources[i % addresses])
+                if s is not None:
+                    held.append(s)
+            latencies: list[float] = []
+            failures = 0
+            stop = threading.Event()
 
-        def probe() -> None:  # /health once a second, apart from the attacker's loop
-            nonlocal failures
-            while not stop.is_set():
-                tick = time.monotonic()
-                latency = health(d.port, 5)
-                if latency is None:
-                    failures += 1
-                else:
-                    latencies.append(latency)
-                stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
+            def probe() -> None:  # /health once a second, apart from the attacker's loop
+                nonlocal failures
+                while not stop.is_set():
+                    tick = time.monotonic()
+                    latency = health(d.port, 5)
+                    if latency is None:
+                        failures += 1
+                    else:
+                        latencies.append(latency)
+                    stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
 
-        prober = threading.Thread(target=probe, daemon=True)
-        prober.start()
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            # Keep the pressure on: whatever the daemon closed is opened again.
-            for j, s in enumerate(held):
-                if is_closed(s):
-                    s.close()
-                    fresh = open_half(d.port, sources[j % addresses])
-                    reopened += 1
-                    if fresh is not None:
-                        held[j] = fresh
-                if time.monotonic() - started >= seconds:
-                    break
-            time.sleep(0.05)
-        stop.set()
-        prober.join()
-        still_open = sum(1 for s in held if not is_closed(s))
-        log_bytes = d.log_path.stat().st_size - log_start
-        if keep_log is not None:
-            keep_log.write_bytes(d.log_path.read_bytes()[:2_000_000])
-        for s in held:
-            s.close()
-        alive = d.poll() is None
-        d.close()
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                # Keep the pressure on: whatever the daemon closed is opened again.
+                for j, s in enumerate(held):
+                    if is_closed(s):
+                        s.close()
+                        fresh = open_half(d.port, sources[j % addresses])
+                        reopened += 1
+                        if fresh is not None:
+                            held[j] = fresh
+                    if time.monotonic() - started >= seconds:
+                        break
+                time.sleep(0.05)
+            stop.set()
+            prober.join()
+            still_open = sum(1 for s in held if not is_closed(s))
+            log_bytes = d.log_path.stat().st_size - log_start
+            if keep_log is not None:
+                keep_log.write_bytes(d.log_path.read_bytes()[:2_000_000])
+            for s in held:
+                s.close()
+            alive = d.poll() is None
+        finally:
+            d.close()  # also when the run fails: no daemon left behind
     return {
         "command": "tests/bench/bench_halfopen.py",
         "sockets": sockets,
