@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laserd.designs import DesignError, convert_file, design_to_gcode
+from laserd.designs.images import image_file_design
 from laserd.errors import InsufficientStorage, OutputTooLarge
 from laserd.gcode import GcodeError, GcodeReport, analyse_gcode
 from laserd.gcode.estimate import estimate_file, estimate_stats
@@ -29,6 +31,7 @@ from laserd.gcode.planner import PlannerSettings
 from laserd.laser import LaserSettings
 from laserd.preview import render_preview
 from laserd.raster import ImageError, RasterReport, image_to_gcode
+from laserd.schemas.designs import Placement
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,9 @@ class ProcessRequest:
     #: The controller's ``$`` values the time estimate uses (defaults when empty).
     planner: dict[str, float] = field(default_factory=dict)
     baudrate: int = 115200
+    #: A design's stored layer settings (API shape) and a design's or image's placement.
+    layers: list[dict[str, Any]] | None = None
+    placement: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +120,8 @@ class ProcessResult:
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    #: A design's layers as read (defaults merged with the stored settings), to keep.
+    layers: list[dict[str, Any]] | None = None
 
 
 class Abandoned(Exception):
@@ -165,6 +173,8 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
     report_progress = _Reporter(req.file_id, req.src)
     report: GcodeReport | RasterReport
     try:
+        if req.kind in ("svg", "dxf") or (req.kind == "image" and req.placement):
+            return _run_design(req, report_progress)
         if req.kind == "gcode":
             report = analyse_gcode(
                 Path(req.src),
@@ -207,6 +217,8 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         return ProcessResult(False, error="the file was deleted while it was processed")
     except GcodeError as exc:
         return ProcessResult(False, error=format_issues(exc))
+    except DesignError as exc:
+        return ProcessResult(False, error=exc.message)
     except (ImageError, OutputTooLarge, InsufficientStorage) as exc:
         return ProcessResult(False, error=exc.message)
     except MemoryError:
@@ -222,6 +234,35 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
     except Exception as exc:
         log.exception("processing file %s failed", req.file_id)
         return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")
+
+
+def _run_design(req: ProcessRequest, report_progress: _Reporter) -> ProcessResult:
+    """An SVG or DXF design, or an image with a placement (rotation, mirror), through the
+    design pipeline, which also draws the preview (each layer in its colour)."""
+    laser = LaserSettings.model_validate(req.laser)
+    common: dict[str, Any] = {
+        "bed_mm": req.bed_mm,
+        "max_power_s": req.max_power_s,
+        "rapid_mm_min": req.rapid_mm_min,
+        "preview_out": Path(req.preview_out),
+        "thumb_out": Path(req.thumb_out),
+        "progress": report_progress,
+        "planner": PlannerSettings.from_dollars(req.planner, req.baudrate),
+        "limits": req.limits(),
+        "laser": laser,
+    }
+    if req.kind == "image":
+        design = image_file_design(Path(req.src), laser, max_megapixels=req.max_megapixels)
+        placement = Placement.model_validate(req.placement)
+        report = design_to_gcode(design, Path(req.gcode_out), placement=placement, **common)
+        report_progress(1.0)
+        return ProcessResult(True, stats=report.stats, warnings=report.warnings)
+    report = convert_file(
+        Path(req.src), req.kind, Path(req.gcode_out), layers=req.layers,
+        placement=req.placement, **common,
+    )  # fmt: skip
+    report_progress(1.0)
+    return ProcessResult(True, stats=report.stats, warnings=report.warnings, layers=report.layers)
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from laserd.api.files_access import readable_file
 from laserd.api.routing import ApiRoutes, path_id
 from laserd.auth.principal import Role
 from laserd.keys import LIBRARY, SETTINGS
-from laserd.schemas.projects import FileOut, PreviewQuery, file_out
+from laserd.schemas.projects import FileOut, FilePatch, PreviewQuery, file_out
 
 routes = ApiRoutes("files")
 
@@ -130,6 +130,25 @@ async def preview(request: web.Request, query: PreviewQuery) -> web.FileResponse
 async def reprocess(request: web.Request) -> FileOut:
     file = await readable_file(request, path_id(request))
     row = await request.app[LIBRARY].reprocess(file["id"])
+    return FileOut.model_validate(file_out(row))
+
+
+@routes.patch(
+    "/files/{id}",
+    role=Role.user,
+    body=FilePatch,
+    response=FileOut,
+    status=202,
+    summary="Change a design's layers or a file's placement, and process it again",
+    errors=(404, 409, 422),
+)
+async def patch_file(request: web.Request, body: FilePatch) -> FileOut:
+    """``layers`` names each changed layer by ``id`` with only the fields that change (svg and
+    dxf files, once read); ``placement`` replaces where an image or design goes on the bed.
+    The file is processed again with them (202); a design placed off the bed fails with its
+    extent and the bed's in ``error``. 409 while a job uses the file."""
+    file = await readable_file(request, path_id(request))
+    row = await request.app[LIBRARY].update_design(file["id"], body.layers, body.placement)
     return FileOut.model_validate(file_out(row))
 
 

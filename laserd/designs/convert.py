@@ -30,6 +30,7 @@ from laserd.designs.layers import RawDesign, apply_layer_settings, build_layers
 from laserd.designs.placement import check_on_bed, place
 from laserd.designs.plan import Plan, Run, plan_design
 from laserd.gcode import analyse_gcode
+from laserd.gcode.output import OutputLimits
 from laserd.gcode.planner import PlannerSettings
 from laserd.laser import LaserSettings, OriginMm
 from laserd.preview import render_preview
@@ -86,6 +87,7 @@ def convert_file(
     thumb_out: FsPath | None = None,
     progress: Progress | None = None,
     planner: PlannerSettings | None = None,
+    limits: OutputLimits | None = None,
 ) -> DesignReport:
     """Read ``src`` and write its G-code (and previews); the processing worker's entry.
     ``planner``: the controller's settings for the time estimate (GRBL laser defaults)."""
@@ -107,6 +109,7 @@ def convert_file(
         thumb_out=thumb_out,
         progress=progress,
         planner=planner,
+        limits=limits,
     )
 
 
@@ -125,6 +128,7 @@ def design_to_gcode(
     progress: Progress | None = None,
     optimise: bool = True,
     planner: PlannerSettings | None = None,
+    limits: OutputLimits | None = None,
 ) -> DesignReport:
     """Plan a (parsed or generated) design and write its G-code to ``gcode_out`` atomically."""
     gcode_out = FsPath(gcode_out)
@@ -150,6 +154,7 @@ def design_to_gcode(
             rapid_mm_min=rapid_mm_min,
             progress=_scaled(progress, READ_SHARE, READ_SHARE + WRITE_SHARE),
             planner=planner,
+            limits=limits,
         )
         if preview_out is not None:
             render_preview(

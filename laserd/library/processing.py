@@ -246,6 +246,8 @@ class Processing:
             reserve_bytes=s.storage.min_free_mb * 1024 * 1024,
             planner=self.profile.dollars,
             baudrate=self.profile.baudrate,
+            layers=row.get("layers"),
+            placement=row.get("placement"),
         )
         from laserd.processing import run_processing
 
@@ -293,7 +295,8 @@ class Processing:
             await self._write_until_done(
                 file_id,
                 lambda: files_store.mark_done(
-                    self._conn, file_id, stats=done.stats, warnings=done.warnings
+                    self._conn, file_id, stats=done.stats, warnings=done.warnings,
+                    layers=done.layers,
                 ),
             )
         else:

@@ -36,6 +36,7 @@ from laserd.laser import LaserSettings
 from laserd.library.budget import check_output_budget
 from laserd.library.processing import Processing
 from laserd.library.uploads import artefacts, check_free_space, receive, remove_paths
+from laserd.schemas.designs import LayerPatch, LayerSettings, Placement, apply_layer_patches
 from laserd.settings import Settings
 from laserd.store import files as files_store
 from laserd.store import projects as projects_store
@@ -193,6 +194,57 @@ class FileLibrary:
             await files_store.mark_pending(self._conn, file_id, laser.model_dump(mode="json"))
             self._processing.enqueue(file_id)
         return await self._get(file_id)
+
+    async def update_design(
+        self, file_id: int, layers: list[LayerPatch] | None, placement: Placement | None
+    ) -> Row:
+        """``PATCH /files/{id}``: change some layers of a design and/or the placement of a
+        design or image, then process it again with them (409 while a job uses the file).
+
+        422 for layers of a file that is no design, a layer id the design does not have, a
+        merged layer that is invalid, or a placement for G-code (run as written); 409
+        ``file_not_ready`` for layers of a design that has not been read yet.
+        """
+        async with self.lock:
+            row = await self._get(file_id)
+            await self._check_reprocess(row)
+            new_layers = None
+            if layers:
+                new_layers = self._merged_layers(row, layers)
+            if placement is not None and row["kind"] == "gcode":
+                raise errors.ValidationFailed.field(
+                    "placement", "G-code files run as written; only images and designs are placed"
+                )
+            await files_store.mark_pending(
+                self._conn,
+                file_id,
+                layers=new_layers,
+                placement=placement.model_dump(mode="json") if placement else None,
+            )
+            self._processing.enqueue(file_id)
+        return await self._get(file_id)
+
+    @staticmethod
+    def _merged_layers(row: Row, patches: list[LayerPatch]) -> list[dict[str, Any]]:
+        if row["kind"] not in ("svg", "dxf"):
+            raise errors.ValidationFailed.field("layers", "only designs (svg, dxf) have layers")
+        if row.get("layers") is None:
+            raise errors.Conflict(
+                "The design has not been read yet; change its layers once it is processed.",
+                code="file_not_ready",
+            )
+        current = [LayerSettings.model_validate(x) for x in row["layers"]]
+        known = {layer.id for layer in current}
+        for i, patch in enumerate(patches):
+            if patch.id not in known:
+                raise errors.ValidationFailed.field(
+                    f"layers[{i}].id", f"the file has no layer {patch.id}"
+                )
+        try:
+            merged = apply_layer_patches(current, patches)
+        except ValueError as exc:  # a merged layer out of range (pydantic's ValidationError)
+            raise errors.ValidationFailed.field("layers", str(exc).splitlines()[0]) from exc
+        return [layer.model_dump(mode="json") for layer in merged]
 
     async def check_settings(self, project_id: int, laser: LaserSettings) -> None:
         """422 ``output_too_large`` when an image of the project could make too much G-code

@@ -27,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from laserd import errors
+from laserd.designs.sniff import HEAD_BYTES, design_kind
 from laserd.gcode.sniff import GcodeSniffer
 from laserd.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Bytes kept from the start of an upload for the image signatures.
-SNIFF_BYTES = 64
+#: Bytes kept from the start of an upload for the image signatures and the design sniff (an
+#: SVG's root element can follow an XML declaration, comments and a DOCTYPE).
+SNIFF_BYTES = HEAD_BYTES
 #: Bytes gathered before one hand-over to the writer thread (hashing and writing).
 FLUSH_BYTES = 1 << 20
 MAX_NAME_CHARS = 120
@@ -78,19 +80,23 @@ def _image_type(head: bytes) -> str | None:
 #: What the 415 answer lists as accepted.
 ACCEPTED_TYPES = (
     "G-code (text of G-code commands, under any file name: .gcode .gco .g .nc .cnc .ngc .tap "
-    ".txt ...) or an image (PNG, JPEG, BMP, GIF, WebP, TIFF)"
+    ".txt ...), an image (PNG, JPEG, BMP, GIF, WebP, TIFF) or a vector design (SVG, DXF)"
 )
 
 
 def detect_kind(head: bytes, sniffer: GcodeSniffer) -> tuple[str, str]:
     """``(kind, stored extension)`` from the content alone, else 415 saying why.
 
-    Images by their signature in ``head``; G-code by :class:`~laserd.gcode.sniff.GcodeSniffer`
+    Images by their signature in ``head``; SVG and DXF designs by their start
+    (:mod:`laserd.designs.sniff`); G-code by :class:`~laserd.gcode.sniff.GcodeSniffer`
     (fed the whole upload as it streamed). The client's file name plays no part.
     """
     ext = _image_type(head)
     if ext is not None:
         return "image", ext
+    design = design_kind(head)
+    if design is not None:
+        return design, f".{design}"
     verdict = sniffer.verdict()
     if verdict.gcode:
         return "gcode", ".gcode"

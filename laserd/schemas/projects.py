@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from laserd.laser import LaserSettings
 from laserd.schemas.common import MAX_ID, Page, PageQuery, StrictModel
+from laserd.schemas.designs import LayerPatch, LayerSettings, Placement
 
 #: One line of printable text with something visible in it.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
@@ -110,7 +111,7 @@ class FileOut(BaseModel):
     project_id: int
     owner_id: int
     name: str = Field(description="the uploaded name, sanitised; never a path on the server")
-    kind: Literal["gcode", "image", "svg"]
+    kind: Literal["gcode", "image", "svg", "dxf"]
     size: int
     sha256: str
     status: Literal["pending", "processing", "ready", "failed"]
@@ -118,9 +119,24 @@ class FileOut(BaseModel):
     error: str | None
     stats: FileStats | None
     warnings: list[str] = Field(default_factory=list)
+    layers: list[LayerSettings] | None = Field(
+        None, description="a design's layers (svg, dxf) once read; null for other kinds"
+    )
+    placement: Placement | None = Field(
+        None, description="where an image or design goes on the bed; null: as drawn / laser"
+    )
     created_at: str
     updated_at: str
     processed_at: str | None
+
+
+class FilePatch(StrictModel):
+    """``PATCH /files/{id}``: changed layer fields (by ``id``) and/or a new placement."""
+
+    layers: list[LayerPatch] | None = Field(
+        None, max_length=1000, description="each: the layer's id and only the fields to change"
+    )
+    placement: Placement | None = Field(None, description="replaces the file's placement")
 
 
 class FilePage(Page[FileOut]):
@@ -156,6 +172,8 @@ def file_out(row: dict[str, Any]) -> dict[str, Any]:
         "error": row["error"],
         "stats": _public_stats(row["stats"]),
         "warnings": row.get("warnings") or [],
+        "layers": row.get("layers"),
+        "placement": row.get("placement"),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "processed_at": row["processed_at"],

@@ -16,7 +16,8 @@ from laserd.db import count_rows, utcnow
 
 COLUMNS = (
     "id, project_id, owner_id, name, kind, size, sha256, stored_name, status, progress, error,"
-    " stats_json, laser_json, warnings_json, created_at, updated_at, processed_at"
+    " stats_json, laser_json, warnings_json, layers_json, placement_json, created_at,"
+    " updated_at, processed_at"
 )
 #: Job states in which a job still needs its file.
 ACTIVE_JOB_STATES = ("queued", "waiting_start", "running", "paused")
@@ -28,6 +29,8 @@ def decode(row: aiosqlite.Row | dict[str, Any]) -> dict[str, Any]:
     out["stats"] = json.loads(out.pop("stats_json") or "null")
     out["laser"] = json.loads(out.pop("laser_json") or "null")
     out["warnings"] = json.loads(out.pop("warnings_json", None) or "[]")
+    out["layers"] = json.loads(out.pop("layers_json", None) or "null")
+    out["placement"] = json.loads(out.pop("placement_json", None) or "null")
     return out
 
 
@@ -95,14 +98,23 @@ async def unfinished_ids(conn: aiosqlite.Connection) -> list[int]:
 
 
 async def mark_pending(
-    conn: aiosqlite.Connection, file_id: int, laser: dict[str, Any] | None = None
+    conn: aiosqlite.Connection,
+    file_id: int,
+    laser: dict[str, Any] | None = None,
+    *,
+    layers: list[dict[str, Any]] | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> None:
-    """Queue (again): clears the previous result; a new laser snapshot when given."""
+    """Queue (again): clears the previous result; a new laser snapshot, layer settings or
+    placement when given (one statement: a reader never sees the settings without the
+    pending status)."""
     sets = "status = 'pending', progress = 0, error = NULL, updated_at = ?"
     args: list[Any] = [utcnow()]
-    if laser is not None:
-        sets += ", laser_json = ?"
-        args.append(json.dumps(laser))
+    for column, value in (("laser_json", laser), ("layers_json", layers),
+                          ("placement_json", placement)):  # fmt: skip
+        if value is not None:
+            sets += f", {column} = ?"
+            args.append(json.dumps(value))
     await conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*args, file_id))
 
 
@@ -127,13 +139,18 @@ async def mark_done(
     *,
     stats: dict[str, Any],
     warnings: list[str],
+    layers: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Ready with its result; a design's ``layers`` (defaults merged with the stored ones)."""
     now = utcnow()
     await conn.execute(
         "UPDATE files SET status = 'ready', progress = 1, error = NULL, stats_json = ?,"
-        " warnings_json = ?, updated_at = ?, processed_at = ? WHERE id = ?",
-        (json.dumps(stats), json.dumps(warnings), now, now, file_id),
-    )
+        " warnings_json = ?, layers_json = coalesce(?, layers_json), updated_at = ?,"
+        " processed_at = ? WHERE id = ?",
+        (json.dumps(stats), json.dumps(warnings),
+         json.dumps(layers) if layers is not None else None, now, now, file_id),
+    )  # fmt: skip
+
 
 
 async def mark_failed(conn: aiosqlite.Connection, file_id: int, error: str) -> None:

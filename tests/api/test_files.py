@@ -159,7 +159,8 @@ async def test_png_named_gcode_is_an_image(client: Any, user: Account) -> None:
         ("data.gcode", bytes(range(256)) * 8),  # binary with a G-code extension
         ("notes.txt", b"Shopping list\nmilk\neggs\n"),  # text that is not G-code
         ("shopping.gcode", b"; my list\nmilk\neggs\nG1 butter\n"),  # a G-code name, not G-code
-        ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"></svg>'),
+        # an SVG name on a web page (real SVGs are designs: tests/api/test_designs.py)
+        ("drawing.svg", b"<html><body><svg></svg></body></html>"),
     ],
 )
 async def test_unknown_types_are_refused(

@@ -51,6 +51,7 @@ EXPECTED = {
     ("GET", "/files/{id}/gcode"): "user",
     ("GET", "/files/{id}/preview.png"): "user",
     ("POST", "/files/{id}/process"): "user",
+    ("PATCH", "/files/{id}"): "user",
     ("DELETE", "/files/{id}"): "user",
     ("GET", "/machine"): "guest",
     ("POST", "/machine/home"): "user",
