@@ -9,20 +9,26 @@ entry answers 404 (no existence leak), except to admins. LightBurn ``.clb`` libr
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
 from laserd import errors
+from laserd.api.files_access import readable_file
+from laserd.api.projects import owned_project
 from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
 from laserd.auth.principal import Principal, Role
-from laserd.keys import AUDIT, DB
+from laserd.keys import AUDIT, DB, LIBRARY, SETTINGS
 from laserd.materials import starter
 from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
 from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
+from laserd.materials.testgrid import TestGridRequest, grid_gcode
 from laserd.origin import current_origin
 from laserd.schemas.materials import (
+    FileGrid,
     ImportQuery,
     ImportResult,
     MaterialCreate,
@@ -31,7 +37,9 @@ from laserd.schemas.materials import (
     MaterialPatch,
     MaterialQuery,
     RestoreResult,
+    TestGridOut,
 )
+from laserd.schemas.projects import file_out
 from laserd.store import materials as store
 
 routes = ApiRoutes("materials")
@@ -330,3 +338,83 @@ async def delete_material(request: web.Request) -> None:
         await _audit_shared(
             request, "material_deleted", f"material:{row['id']}", {"name": row["name"]}
         )
+
+
+# ---------------------------------------------------------------- test grids
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@routes.post(
+    "/projects/{id}/test-grid",
+    role=Role.user,
+    body=TestGridRequest,
+    response=TestGridOut,
+    status=201,
+    summary="Make a power × speed test grid in the project, ready to run",
+    errors=(404, 413, 422, 507),
+)
+async def make_test_grid(request: web.Request, body: TestGridRequest) -> TestGridOut:
+    """Cells of power rising to the right and speed rising upwards, each burnt at its own
+    values and labelled with them; placed (``placement``, default: the bed's origin) and
+    checked against the bed (422 ``off_bed``). The answer is the new file, processed like any
+    upload, with ``grid`` listing every cell; ``GET /files/{id}/grid`` gives it again later.
+
+    The file is G-code generated through the design pipeline (a design file of the grid, with
+    one layer per cell, follows once design uploads are processed in the daemon).
+    """
+    project = await owned_project(request, path_id(request))
+    settings = request.app[SETTINGS]
+    bed = (settings.machine.bed_mm.x, settings.machine.bed_mm.y)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    loop = asyncio.get_running_loop()
+    gcode, grid = await loop.run_in_executor(
+        None,
+        functools.partial(
+            grid_gcode,
+            body,
+            bed_mm=bed,
+            max_power_s=settings.processing.max_power_s,
+            work_dir=settings.tmp_dir,
+        ),
+    )
+    powers = {c["power_pct"] for c in grid.cells}
+    speeds = {c["speed_mm_min"] for c in grid.cells}
+    name = f"test-grid {body.operation} {len(powers)}x{len(speeds)}.gcode"
+    row = await request.app[LIBRARY].accept(project, _one_chunk(gcode), name)
+    cells = [{k: c[k] for k in ("row", "col", "power_pct", "speed_mm_min")} for c in grid.cells]
+    await store.insert_grid(
+        request.app[DB],
+        file_id=row["id"],
+        operation=body.operation,
+        request=body.model_dump(mode="json"),
+        cells=cells,
+    )
+    return TestGridOut.model_validate(
+        {**file_out(row), "operation": body.operation, "grid": cells}
+    )
+
+
+@routes.get(
+    "/files/{id}/grid",
+    role=Role.user,
+    response=FileGrid,
+    summary="The cells of a test-grid file (404 for other files)",
+    errors=(404,),
+)
+async def file_grid(request: web.Request) -> FileGrid:
+    file = await readable_file(request, path_id(request))
+    grid = await store.get_grid(request.app[DB], file["id"])
+    if grid is None:
+        raise errors.NotFound("This file is not a test grid.")
+    req = grid["request"]
+    air = req.get("air_assist")
+    return FileGrid(
+        file_id=file["id"],
+        operation=grid["operation"],
+        passes=req.get("passes", 1),
+        air_assist=air if air is not None else grid["operation"] == "cut",
+        grid=grid["cells"],
+    )

@@ -1,9 +1,9 @@
 """Make a material test grid from the command line: ``python -m laserd.materials test-grid``.
 
-Writes the grid's G-code (and a preview PNG with ``--preview``) through the design pipeline
-and prints every cell's values as JSON. Until design files carry the grid in the daemon
-(``POST /projects/{id}/test-grid``), this is how to burn one: upload the G-code to a project,
-run it, pick the best cell, and save its values as a material.
+Writes the grid's G-code (and a preview PNG with ``--preview``, the grid as an SVG design
+with ``--svg``) through the design pipeline and prints every cell's values as JSON: the same
+grid ``POST /projects/{id}/test-grid`` makes in the daemon, for trying settings without it or
+for another sender.
 
 Ranges are ``MIN:MAX:STEPS`` (power in %, speed in mm/min), for example::
 

@@ -15,13 +15,17 @@ each, so the maker who picks the best cell gets its exact values back.
 from __future__ import annotations
 
 import colorsys
+import shutil
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from laserd.designs.geometry import Design, Path
+from laserd.designs.geometry import Design
+from laserd.designs.geometry import Path as DesignPath
 from laserd.materials.hershey import text_strokes, text_width
 from laserd.schemas.designs import FillSettings, LayerSettings, Operation, Placement
 
@@ -68,7 +72,7 @@ class TestGridRequest(_Strict):
 
     __test__: ClassVar[bool] = False  # a model, not a pytest test class
 
-    operation: Operation = Field(description="fill, score or cut")
+    operation: Literal["fill", "score", "cut"] = Field(description="what every cell does")
     power_pct: PowerRange
     speed_mm_min: SpeedRange
     cell_mm: float = Field(10.0, ge=2, le=100, description="side of each square cell")
@@ -85,11 +89,6 @@ class TestGridRequest(_Strict):
     )
     placement: Placement | None = None
 
-    @model_validator(mode="after")
-    def _operation(self) -> TestGridRequest:
-        if self.operation not in (Operation.fill, Operation.score, Operation.cut):
-            raise ValueError("operation must be fill, score or cut")
-        return self
 
 
 @dataclass(slots=True)
@@ -143,8 +142,9 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
     band = h * (2 + 2 * LINE_GAP) if req.labels else 0.0
     pitch_x = req.cell_mm + req.gap_mm
     pitch_y = req.cell_mm + band + req.gap_mm
-    air = req.air_assist if req.air_assist is not None else req.operation is Operation.cut
-    paths: list[Path] = []
+    operation = Operation(req.operation)
+    air = req.air_assist if req.air_assist is not None else operation is Operation.cut
+    paths: list[DesignPath] = []
     layers: list[LayerSettings] = []
     cells: list[dict[str, Any]] = []
     labels: list[np.ndarray] = []
@@ -159,7 +159,7 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
                     id=layer_id,
                     color=cell_color(layer_id - 1, n, taken),
                     name=f"{_fmt(power)}% {_fmt(speed)} mm/min",
-                    operation=req.operation,
+                    operation=operation,
                     speed_mm_min=speed,
                     power_pct=power,
                     passes=req.passes,
@@ -168,7 +168,7 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
                 )
             )
             paths.append(
-                Path(
+                DesignPath(
                     _square(x, y, req.cell_mm),
                     closed=True,
                     layer=layer_id,
@@ -196,11 +196,32 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
                 order=-1,
             )
         )
-        paths += [Path(s, closed=False, layer=label_id, source="label") for s in labels]
+        paths += [DesignPath(s, closed=False, layer=label_id, source="label") for s in labels]
     width = len(powers) * pitch_x - req.gap_mm
     height = len(speeds) * pitch_y - req.gap_mm
     design = Design(paths=paths, layers=layers, width_mm=width, height_mm=height)
     return TestGrid(design=design, cells=cells, width_mm=width, height_mm=height)
+
+
+def grid_gcode(
+    req: TestGridRequest, *, bed_mm: tuple[float, float], max_power_s: int, work_dir: Path
+) -> tuple[bytes, TestGrid]:
+    """The grid, placed and checked against the bed, as G-code ready to run (worker thread).
+
+    Raises :class:`laserd.designs.DesignError` (422) when the placed grid leaves the bed.
+    """
+    from laserd.designs import design_to_gcode  # the planner pulls in numpy-heavy modules
+
+    grid = build_test_grid(req)
+    work = Path(tempfile.mkdtemp(prefix=".grid-", dir=work_dir))
+    try:
+        out = work / "grid.gcode"
+        design_to_gcode(
+            grid.design, out, bed_mm=bed_mm, max_power_s=max_power_s, placement=req.placement
+        )
+        return out.read_bytes(), grid
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def grid_svg(grid: TestGrid) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import BaseModel, Field
 
 from laserd.materials.model import (
@@ -11,7 +13,7 @@ from laserd.materials.model import (
     OperationSettings,
 )
 from laserd.schemas.common import Page, PageQuery, StrictModel
-from laserd.schemas.projects import NAME_PATTERN
+from laserd.schemas.projects import NAME_PATTERN, FileOut
 
 THICKNESS = Field(None, gt=0, le=1000, description="sheet thickness in mm; null: any or none")
 
@@ -93,3 +95,27 @@ class ImportResult(BaseModel):
 
 class RestoreResult(BaseModel):
     created: int = Field(description="starter materials put back")
+
+
+class GridCell(BaseModel):
+    row: int = Field(description="0 at the bottom; speed rises with the row")
+    col: int = Field(description="0 at the left; power rises with the column")
+    power_pct: float
+    speed_mm_min: float
+
+
+class TestGridOut(FileOut):
+    """The generated file (as ``GET /files/{id}``) with the grid it burns."""
+
+    __test__: ClassVar[bool] = False  # a model, not a pytest test class
+
+    operation: Literal["fill", "score", "cut"]
+    grid: list[GridCell]
+
+
+class FileGrid(BaseModel):
+    file_id: int
+    operation: Literal["fill", "score", "cut"]
+    passes: int
+    air_assist: bool
+    grid: list[GridCell]

@@ -186,3 +186,39 @@ async def mark_starter_seeded(conn: aiosqlite.Connection) -> None:
     await conn.execute(
         "UPDATE material_library SET starter_seeded_at = ? WHERE id = 1", (utcnow(),)
     )
+
+
+# ---------------------------------------------------------------------------- test grids
+
+
+async def insert_grid(
+    conn: aiosqlite.Connection,
+    *,
+    file_id: int,
+    operation: str,
+    request: dict[str, Any],
+    cells: list[dict[str, Any]],
+) -> None:
+    await conn.execute(
+        "INSERT INTO test_grids (file_id, operation, request_json, cells_json, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (file_id, operation, json.dumps(request), json.dumps(cells), utcnow()),
+    )
+
+
+async def get_grid(conn: aiosqlite.Connection, file_id: int) -> dict[str, Any] | None:
+    async with conn.execute(
+        "SELECT file_id, operation, request_json, cells_json, created_at FROM test_grids"
+        " WHERE file_id = ?",
+        (file_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return {
+        "file_id": row["file_id"],
+        "operation": row["operation"],
+        "request": json.loads(row["request_json"]),
+        "cells": json.loads(row["cells_json"]),
+        "created_at": row["created_at"],
+    }

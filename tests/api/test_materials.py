@@ -492,3 +492,79 @@ async def test_changes_to_the_shared_library_are_audited(
         ("material_updated", target, admin.username),
         ("material_created", target, admin.username),
     ]
+
+
+# ---------------------------------------------------------------- test grids
+
+GRID = {
+    "operation": "fill",
+    "power_pct": {"min": 10, "max": 100, "steps": 10},
+    "speed_mm_min": {"min": 500, "max": 5000, "steps": 10},
+    "placement": {"x_mm": 20, "y_mm": 20},
+}
+
+
+async def test_a_test_grid_is_a_ready_to_run_file_that_remembers_its_cells(
+    client: Any, user: Account, make_account: Any
+) -> None:
+    from tests.api.test_files import processed
+
+    project = await (
+        await client.post(f"{API}/projects", json={"name": "Grid"}, headers=user.headers)
+    ).json()
+    r = await client.post(
+        f"{API}/projects/{project['id']}/test-grid", json=GRID, headers=user.headers
+    )
+    assert r.status == 201, await r.text()
+    body = await r.json()
+    assert body["project_id"] == project["id"] and body["kind"] == "gcode"
+    assert body["operation"] == "fill" and len(body["grid"]) == 100
+    assert body["grid"][0] == {"row": 0, "col": 0, "power_pct": 10, "speed_mm_min": 500}
+    assert body["grid"][-1] == {"row": 9, "col": 9, "power_pct": 100, "speed_mm_min": 5000}
+    file = await processed(client, user, body["id"])
+    assert file["status"] == "ready" and not file["warnings"], file
+    lb = file["stats"]["laser_bounds"]
+    assert lb["xmin"] >= 20 and lb["ymin"] >= 20
+    r = await client.get(f"{API}/files/{body['id']}/gcode", headers=user.headers)
+    text = await r.text()
+    for cell in body["grid"]:
+        assert f"F{int(cell['speed_mm_min'])}" in text and f"S{int(cell['power_pct'] * 10)}" in text
+    r = await client.get(f"{API}/files/{body['id']}/grid", headers=user.headers)
+    again = await r.json()
+    assert again["grid"] == body["grid"] and again["operation"] == "fill"
+    assert again["passes"] == 1 and again["air_assist"] is False
+    # someone else sees neither the project nor the grid
+    other = await make_account("user")
+    r = await client.post(
+        f"{API}/projects/{project['id']}/test-grid", json=GRID, headers=other.headers
+    )
+    assert r.status == 404
+    assert (await client.get(f"{API}/files/{body['id']}/grid", headers=other.headers)).status == 404
+
+
+async def test_test_grid_refusals(client: Any, user: Account, guest: Account) -> None:
+    project = await (
+        await client.post(f"{API}/projects", json={"name": "Grid"}, headers=user.headers)
+    ).json()
+    url = f"{API}/projects/{project['id']}/test-grid"
+    r = await client.post(
+        url, json={**GRID, "placement": {"x_mm": 350, "y_mm": 20}}, headers=user.headers
+    )
+    assert r.status == 422 and (await error_of(r))["code"] == "off_bed"
+    r = await client.post(
+        url, json={**GRID, "power_pct": {"min": 50, "max": 10, "steps": 3}}, headers=user.headers
+    )
+    assert r.status == 422 and (await error_of(r))["details"][0]["field"].startswith("power_pct")
+    r = await client.post(url, json={**GRID, "operation": "image"}, headers=user.headers)
+    assert r.status == 422
+    assert (await client.post(url, json=GRID, headers=guest.headers)).status == 403
+    r = await client.get(f"{API}/projects/{project['id']}/files", headers=user.headers)
+    assert (await r.json())["total"] == 0  # nothing half-made
+    # an ordinary file has no grid
+    r = await client.post(
+        f"{API}/projects/{project['id']}/files",
+        data=upload(b"G0 X1\nM5\n", "a.gcode"),
+        headers=user.headers,
+    )
+    file = await r.json()
+    assert (await client.get(f"{API}/files/{file['id']}/grid", headers=user.headers)).status == 404

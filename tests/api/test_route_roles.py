@@ -84,6 +84,8 @@ EXPECTED = {
     ("POST", "/materials/import"): "user",
     ("GET", "/materials/export.clb"): "guest",
     ("POST", "/materials/starter"): "admin",
+    ("POST", "/projects/{id}/test-grid"): "user",  # a file in one of your projects
+    ("GET", "/files/{id}/grid"): "user",
     ("GET", "/ws"): "public",  # authenticates with its first message
     # debug mode only (and only on a loopback address)
     ("GET", "/debug/outbox"): "public",

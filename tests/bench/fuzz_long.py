@@ -88,6 +88,8 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     f"PATCH {API}/materials/{{id}}": ("422",),  # same, on the merged settings
     # The content decides: empty, not a LightBurn library, or hostile XML (422).
     f"POST {API}/materials/import": ("422",),
+    # ranges' min <= max (one step: min == max) and the placed grid on the bed
+    f"POST {API}/projects/{{id}}/test-grid": ("422",),
     f"POST {API}/machine/console": ("422",),  # GRBL's line rules (real-time characters)
     # The content decides: empty (422) or neither G-code nor a supported image (415).
     f"POST {API}/projects/{{id}}/files": ("415", "422"),

@@ -173,3 +173,47 @@ def test_new_project_starts_from_a_material(daemon: Daemon, new_page: Any) -> No
     assert project["name"] == "Slate coasters" and project["material"]["matches"] is True
     assert project["laser"]["speed_mm_min"] == 15000
     watch.check()
+
+
+def test_test_grid_from_form_to_saved_material(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Grid for birch"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    page.get_by_text("Material test grid").click()
+    form = page.get_by_role("form", name="Test grid")
+    form.get_by_label("Operation").select_option("score")
+    form.get_by_label("Power steps").fill("4")
+    form.get_by_label("Speed steps").fill("3")
+    form.get_by_label("Lowest speed (mm/min)").fill("600")
+    form.get_by_label("Highest speed (mm/min)").fill("1800")
+    # the preview follows the form before anything is made
+    expect(form.locator(".grid-preview rect")).to_have_count(12)
+    expect(form.locator("figcaption")).to_contain_text("12 cells")
+    form.get_by_label("Lowest power (%)").fill("90")
+    form.get_by_label("Highest power (%)").fill("30")
+    form.get_by_role("button", name="Make test grid").click()
+    expect(
+        page.locator(f"#{form.get_by_label('Lowest power (%)').get_attribute('id')}-err")
+    ).to_have_text("Must not exceed the highest power.")
+    form.get_by_label("Lowest power (%)").fill("30")
+    form.get_by_label("Highest power (%)").fill("90")
+    form.get_by_role("button", name="Make test grid").click()
+    expect(page.locator(".toast", has_text="Test grid made")).to_be_visible()
+    detail = page.locator(".detail")
+    expect(detail.get_by_role("heading", name="test-grid score 4x3.gcode")).to_be_visible()
+    cells = detail.locator(".grid-cells button")
+    expect(cells).to_have_count(12)
+    expect(cells.first).to_have_text("30%1800")  # top-left: lowest power, highest speed
+    expect(detail.locator(".badge", has_text="Ready")).to_be_visible(timeout=60_000)
+    detail.get_by_role("button", name="Save the cell at 70 % and 1200 mm/min as a material").click()
+    saver = page.get_by_role("form", name="Save cell as material")
+    saver.get_by_label("Material name").fill("Birch score")
+    saver.get_by_label("Thickness (mm, optional)").fill("3")
+    saver.get_by_role("button", name="Save as material").click()
+    expect(page.locator(".toast", has_text="Saved as material: Birch score")).to_be_visible()
+    m = daemon.api("GET", "/materials?q=Birch%20score", token=token)["items"][0]
+    assert m["thickness_mm"] == 3 and m["settings"]["score"]["power_pct"] == 70
+    assert m["settings"]["score"]["speed_mm_min"] == 1200
+    watch.check()

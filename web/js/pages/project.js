@@ -7,6 +7,7 @@ import { clearErrors, field, formError, h, mount, setEnabled, setText, setVar, s
 import { ACTIVE_JOB_STATES, bedSize, bytes, duration, machineKey, mm, pct, when } from "../format.js";
 import { jogPanel } from "../jog.js";
 import { laserFieldset } from "../laser_form.js";
+import { gridPanel, testGridForm } from "../testgrid.js";
 import { live } from "../live.js";
 import { can, getState, subscribe } from "../store.js";
 
@@ -326,10 +327,13 @@ export async function render(view, { id }) {
       f.status === "ready" ? [" · ", downloadLink("G-code", `/files/${encodeURIComponent(f.id)}/gcode`, `${f.name.replace(/\.[^.]+$/, "")}.gcode`)] : null);
 
     if (can.control() && f.status === "ready") detailJog = jogPanel({ fileId: f.id, fileName: f.name });
+    const gridSlot = h("div", { class: "grid-slot" });
     mount(detail,
       h("h2", { id: "detail-h", tabindex: "-1" }, f.name),
       h("div", { class: "detail-grid" }, previewBox, h("div", {}, facts, failure, warnings, actions, runReason, downloads)),
+      gridSlot,
       detailJog?.el);
+    if (f.kind === "gcode" && can.control()) gridPanel(f, gridSlot);
     paintRun(getState());
   }
 
@@ -414,6 +418,11 @@ export async function render(view, { id }) {
         h("section", { class: "panel", "aria-labelledby": "files-h" }, h("h2", { id: "files-h" }, "Files"), emptyFiles, list)),
       h("div", { class: "col" }, detail)),
     h("details", { class: "panel disclosure settings" }, h("summary", {}, h("span", { class: "h2" }, "Project and laser settings")), settingsForm),
+    can.control() ? h("details", { class: "panel disclosure test-grid" }, h("summary", {}, h("span", { class: "h2" }, "Material test grid")),
+      testGridForm(id, (file) => {
+        upsert(file, true);
+        choose(file.id);
+      })) : null,
   );
   await loadFiles();
   const first = [...rows.values()].find((e) => e.file.status === "ready");
