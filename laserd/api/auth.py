@@ -298,13 +298,14 @@ async def me(request: web.Request) -> UserOut:
     body=ProfilePatch,
     response=UserOut,
     summary="Change the caller's email or full name",
-    errors=(409, 422),
+    errors=(409, 422, 423),
 )
 async def patch_me(request: web.Request, body: ProfilePatch) -> UserOut:
     """Role and status are not changeable here (unknown fields are refused with 422).
     A new email address needs ``current_password`` (422 on that field when missing or
-    wrong), is unverified until confirmed again, and spends every outstanding reset and
-    verification token of the account."""
+    wrong; 423 once too many wrong ones from this address locked it out of the account, as
+    for sign-in), is unverified until confirmed again, and spends every outstanding reset
+    and verification token of the account."""
     user = await _accounts(request).update_profile(
         principal(request),
         email=body.email,
@@ -319,12 +320,14 @@ async def patch_me(request: web.Request, body: ProfilePatch) -> UserOut:
     role=Role.guest,
     body=ChangePasswordIn,
     summary="Change the caller's password (other logins end; API keys unless asked not to)",
-    errors=(422,),
+    errors=(422, 423),
 )
 async def change_password(request: web.Request, body: ChangePasswordIn) -> None:
     """Other logins end. ``revoke_api_keys`` (default true) revokes every API key too:
     changing the password is how a signed-in owner recovers from a stolen token, and a key
-    minted with it would otherwise outlive that. ``GET /auth/api-keys`` lists what is left."""
+    minted with it would otherwise outlive that. ``GET /auth/api-keys`` lists what is left.
+    A wrong ``current_password`` counts as a failed sign-in from this address (423 once
+    locked out), so a stolen access token cannot guess the password here unthrottled."""
     await _accounts(request).change_password(
         principal(request),
         current=body.current_password,
