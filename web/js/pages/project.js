@@ -5,6 +5,7 @@ import * as API from "../api.js";
 import { go } from "../app.js";
 import { clearErrors, field, formError, h, mount, setEnabled, setText, setVar, showApiError, toast } from "../dom.js";
 import { ACTIVE_JOB_STATES, bedSize, bytes, duration, machineKey, mm, pct, when } from "../format.js";
+import { designPanel } from "../design_panel.js";
 import { jogPanel } from "../jog.js";
 import { laserFieldset } from "../laser_form.js";
 import { gridPanel, testGridForm } from "../testgrid.js";
@@ -164,7 +165,7 @@ export async function render(view, { id }) {
       loadImage(img, key, path);
       thumb.append(img);
     } else {
-      thumb.append(h("span", { class: "thumb-empty", "aria-hidden": "true" }, file.kind === "image" ? "IMG" : "G"));
+      thumb.append(h("span", { class: "thumb-empty", "aria-hidden": "true" }, ({ image: "IMG", svg: "SVG", dxf: "DXF" })[file.kind] || "G"));
     }
     const select = h("button", { type: "button", class: "btn btn-small" }, "Open");
     select.setAttribute("aria-label", `Open ${file.name}`);
@@ -328,9 +329,12 @@ export async function render(view, { id }) {
 
     if (can.control() && f.status === "ready") detailJog = jogPanel({ fileId: f.id, fileName: f.name });
     const gridSlot = h("div", { class: "grid-slot" });
+    const settled = f.status === "ready" || f.status === "failed";
+    const design = settled ? designPanel(f, { canEdit: can.control(), onSaved: (updated) => upsert(updated) }) : null;
     mount(detail,
       h("h2", { id: "detail-h", tabindex: "-1" }, f.name),
       h("div", { class: "detail-grid" }, previewBox, h("div", {}, facts, failure, warnings, actions, runReason, downloads)),
+      design,
       gridSlot,
       detailJog?.el);
     if (f.kind === "gcode" && can.control()) gridPanel(f, gridSlot);

@@ -1,0 +1,74 @@
+"""Design files in headless Chromium against a real laserd: the layers panel and placement."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ADMIN
+from tests.browser.harness import Daemon
+from tests.browser.test_ui import LONG_S, sign_in
+
+pytestmark = pytest.mark.browser
+
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="100mm" height="80mm" viewBox="0 0 100 80">'
+    b'<rect x="10" y="10" width="60" height="40" stroke="#ff0000" fill="none"/>'
+    b'<circle cx="30" cy="30" r="8" stroke="#ff0000" fill="none"/>'
+    b'<path d="M 20 60 L 80 60" stroke="#0000ff" fill="none"/></svg>'
+)
+
+
+def test_layers_panel_edits_layers_and_placement(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Box lid"}, token=token)
+    f = daemon.upload(token, project["id"], "lid.svg", SVG, "image/svg+xml")
+    daemon.wait_file_ready(token, f["id"])
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    row = page.locator("li.file", has_text="lid.svg")
+    expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    row.click()
+    panel = page.locator("form.design-panel")
+    expect(panel.get_by_role("heading", name="Layers and placement")).to_be_visible()
+    red_op = panel.get_by_label("Operation of Stroke #ff0000")
+    blue_op = panel.get_by_label("Operation of Stroke #0000ff")
+    expect(red_op).to_have_value("cut")
+    expect(blue_op).to_have_value("score")
+    # The swatch shows the layer's colour (set through CSSOM, no inline style attribute).
+    swatch = panel.locator("tr[data-layer] .swatch").first
+    colour = page.evaluate("(el) => getComputedStyle(el).backgroundColor", swatch.element_handle())
+    assert colour == "rgb(255, 0, 0)"
+    # Validation as you type: a power above 100 % disables saving and says why.
+    power = panel.get_by_label("Power of Stroke #ff0000 (%)")
+    power.fill("150")
+    save = panel.get_by_role("button", name="Save and re-process")
+    expect(save).to_be_disabled()
+    expect(panel.locator(".reason")).to_have_text("Some values are out of range.")
+    power.fill("80")
+    expect(save).to_be_enabled()
+    # Cut-only settings show for cut layers, not for score ones.
+    expect(panel.get_by_label("Kerf of Stroke #ff0000 (mm)")).to_be_visible()
+    expect(panel.get_by_label("Kerf of Stroke #0000ff (mm)")).to_be_hidden()
+    blue_op.select_option("off")
+    panel.get_by_label("X (mm)").fill("100")
+    expect(save).to_be_disabled()  # X without Y
+    expect(panel.locator(".reason")).to_have_text("Give both X and Y, or neither.")
+    panel.get_by_label("Y (mm)").fill("50")
+    panel.get_by_label("Rotation (°)").fill("90")
+    save.click()
+    expect(page.locator(".toast", has_text="processed again")).to_be_visible()
+    file = daemon.wait_file_ready(token, f["id"])
+    layers = {lay["color"]: lay for lay in file["layers"]}
+    assert layers["#ff0000"]["power_pct"] == 80 and layers["#0000ff"]["operation"] == "off"
+    assert file["placement"]["x_mm"] == 100 and file["placement"]["rotation_deg"] == 90
+    assert file["stats"]["laser_bounds"]["xmin"] == pytest.approx(100, abs=0.5)
+    # The page follows: ready again, with the saved values in the panel.
+    expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    expect(panel.get_by_label("Operation of Stroke #0000ff")).to_have_value("off")
+    expect(page.locator(".detail")).to_contain_text(re.compile(r"X 100(\.0)? …"))
+    watch.check()
