@@ -36,6 +36,7 @@ from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth_ctx import auth_ctx
+from laserd.bridge.discovery_ctx import discovery_ctx
 from laserd.events import EventHub
 from laserd.hardware import Hardware, hardware_from_settings
 from laserd.keys import DB, HARDWARE, HUB, SERVER_SECRET, SETTINGS, STARTED_MONO
@@ -83,6 +84,7 @@ CONTEXTS: list[Context] = [
     auth_ctx,
     link_ctx,
     estimates_ctx,  # the controller's $$ settings → time estimates of ready files
+    discovery_ctx,  # mDNS: announced in the background, withdrawn at stop
     jobs_ctx,  # exits first: stops a running job and the laser
 ]
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-
     from laserd.auth.ratelimits import RateLimits
     from laserd.auth.service import Authenticator
     from laserd.auth.setup import SetupCode
+    from laserd.bridge.discovery import Discovery
     from laserd.grbl.link import GrblLink
     from laserd.grbl.simulator import SimulatedGrbl
     from laserd.hardware import Hardware
@@ -54,3 +55,4 @@ SAFETY: web.AppKey[SafetySupervisor] = web.AppKey("safety")
 MACHINE: web.AppKey[Machine] = web.AppKey("machine")
 JOBS: web.AppKey[JobRunner] = web.AppKey("jobs")
 SETUP_CODE: web.AppKey[SetupCode] = web.AppKey("setup_code")
+DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")

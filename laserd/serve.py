@@ -29,6 +29,7 @@ from aiohttp import web
 
 from laserd import systemd
 from laserd.app import create_app
+from laserd.bridge.discovery import host_name
 from laserd.db import MigrationError
 from laserd.keys import HUB
 from laserd.logs import setup_logging
@@ -129,6 +130,12 @@ class Daemon:
                 f"(local: http://127.0.0.1:{self.settings.server.port}/)",
                 flush=True,
             )
+            if self.settings.discovery.enabled:
+                print(
+                    f"on the LAN (mDNS): http://{host_name(self.settings.discovery.name)}:"
+                    f"{self.settings.server.port}/",
+                    flush=True,
+                )
             self.watchdog = systemd.LoopWatchdog.from_env(self.notifier, self.env)
             self.notifier.ready(self.status.text())
             if self.watchdog is not None:

@@ -8,6 +8,7 @@ interlock pin would otherwise leave a lid unwatched).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -211,6 +212,31 @@ class SafetySettings(_Section):
         return value
 
 
+class DiscoverySettings(_Section):
+    enabled: bool = Field(True, description="announce laserd on the LAN by mDNS/DNS-SD")
+    name: str = Field(
+        "laserd",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$",
+        description="service name; the host is announced as <name>.local",
+    )
+    interfaces: list[str] = Field(
+        default_factory=list,
+        description="addresses to announce on (empty: every interface)",
+    )
+    address_poll_s: float = Field(
+        5, gt=0, le=3600, description="how often the host's addresses are checked for changes"
+    )
+
+    @field_validator("interfaces")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_address(item)  # ValueError names the bad address
+        return value
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -220,6 +246,7 @@ class Settings(_Section):
     mail: MailSettings = Field(default_factory=MailSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     # Derived paths: one place that says where things live inside the state folder.
     @property

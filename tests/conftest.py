@@ -25,6 +25,8 @@ def make_settings(state_dir: Path, **sections: dict[str, Any]) -> Settings:
         "storage": {"state_dir": str(state_dir)},
         "auth": {"bcrypt_rounds": 4},
         "server": {"debug": True, "access_log": False},
+        # No mDNS announcement from every test app; tests/unit/test_discovery.py turns it on.
+        "discovery": {"enabled": False},
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)

@@ -13,7 +13,7 @@ from laserd.api.openapi import build_openapi
 from laserd.api.routing import ApiRoutes
 from laserd.auth.principal import Role
 from laserd.db import integrity_ok
-from laserd.keys import DB, LINK, ROUTE_SPECS, STARTED_MONO
+from laserd.keys import DB, DISCOVERY, LINK, ROUTE_SPECS, STARTED_MONO
 from laserd.schemas import Health
 
 routes = ApiRoutes("system")
@@ -36,7 +36,13 @@ async def health(request: web.Request) -> Health:
         uptime_s=round(time.monotonic() - app[STARTED_MONO], 3),
         db="ok" if db_ok else "error",
         machine=machine,
+        host=_mdns_host(app),
     )
+
+
+def _mdns_host(app: web.Application) -> str | None:
+    discovery = app.get(DISCOVERY)
+    return discovery.announcement.host if discovery is not None else None
 
 
 _last_db_check: dict[int, float] = {}

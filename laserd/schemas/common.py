@@ -54,3 +54,6 @@ class Health(BaseModel):
     uptime_s: float
     db: Literal["ok", "error"]
     machine: str = Field(description="machine state, e.g. idle, run, alarm, disconnected")
+    host: str | None = Field(
+        None, description="the mDNS host name announced on the LAN (laserd.local), if any"
+    )

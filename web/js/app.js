@@ -195,8 +195,24 @@ API.onTokenChange((tok) => {
   }
 });
 
+// The name laserd announces on the LAN (mDNS), so people learn the address to bookmark.
+async function showLanHost() {
+  try {
+    const health = await API.api("GET", "/health", undefined, { auth: false });
+    const el = document.getElementById("lan-host");
+    if (health?.host && el) {
+      const port = location.port ? `:${location.port}` : "";
+      el.textContent = `${health.host}${port}`;
+      el.hidden = false;
+    }
+  } catch {
+    /* not announced, or not answering: the header simply leaves it out */
+  }
+}
+
 async function boot() {
   frame();
+  showLanHost();
   // Both at once: the refresh cookie (if any) is tried while asking whether setup is needed,
   // which saves a round trip on every page load; the dashboard module loads meanwhile too.
   const wanted = parseHash().page;
