@@ -189,7 +189,7 @@ def test_name_becomes_a_dns_label() -> None:
 
 
 def test_bad_settings_name_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="discovery.interfaces"):
+    with pytest.raises(ConfigError, match=r"discovery\.interfaces"):
         make_settings(tmp_path, discovery={"interfaces": ["not-an-address"]})
-    with pytest.raises(ConfigError, match="discovery.name"):
+    with pytest.raises(ConfigError, match=r"discovery\.name"):
         make_settings(tmp_path, discovery={"name": "bad/name"})
