@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +23,21 @@ SVG = (
 )
 
 
-def test_layers_panel_edits_layers_and_placement(daemon: Daemon, new_page: Any) -> None:
+def test_layers_panel_edits_layers_and_placement(
+    daemon: Daemon, new_page: Any, tmp_path: Path
+) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     project = daemon.api("POST", "/projects", {"name": "Box lid"}, token=token)
-    f = daemon.upload(token, project["id"], "lid.svg", SVG, "image/svg+xml")
-    daemon.wait_file_ready(token, f["id"])
     page, watch = new_page()
     sign_in(page, daemon, *ADMIN)
     page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    (tmp_path / "lid.svg").write_bytes(SVG)
+    page.set_input_files("#file-input", str(tmp_path / "lid.svg"))  # uploaded like any file
     row = page.locator("li.file", has_text="lid.svg")
     expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    expect(row.locator(".file-meta")).to_contain_text("svg")
+    files = daemon.api("GET", f"/projects/{project['id']}/files", token=token)["items"]
+    f = next(x for x in files if x["name"] == "lid.svg")
     row.click()
     panel = page.locator("form.design-panel")
     expect(panel.get_by_role("heading", name="Layers and placement")).to_be_visible()

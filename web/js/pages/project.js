@@ -76,11 +76,11 @@ export async function render(view, { id }) {
   }
 
   // ------------------------------------------------------------------ upload
-  const fileInput = h("input", { type: "file", id: "file-input", multiple: true, class: "sr-only", accept: ".gcode,.gco,.g,.nc,.cnc,.ngc,.gc,.tap,.txt,.svg,image/png,image/jpeg,image/bmp,image/gif,image/webp,image/tiff" });
+  const fileInput = h("input", { type: "file", id: "file-input", multiple: true, class: "sr-only", accept: ".gcode,.gco,.g,.nc,.cnc,.ngc,.gc,.tap,.txt,.svg,.svgz,.dxf,image/png,image/jpeg,image/bmp,image/gif,image/webp,image/tiff" });
   const uploads = h("ul", { class: "uploads", "aria-live": "polite" });
   const drop = h("div", { class: "dropzone", id: "dropzone" },
-    h("p", { class: "drop-title" }, "Drop images or G-code here"),
-    h("p", { class: "muted" }, "PNG, JPEG, BMP, GIF, WebP, TIFF, or G-code under any name (.gcode .gco .nc .cnc .tap …)"),
+    h("p", { class: "drop-title" }, "Drop designs, images or G-code here"),
+    h("p", { class: "muted" }, "SVG and DXF designs; PNG, JPEG, BMP, GIF, WebP, TIFF; or G-code under any name (.gcode .gco .nc .cnc .tap …)"),
     h("label", { for: "file-input", class: "btn btn-primary" }, "Choose files"), fileInput);
   for (const ev of ["dragenter", "dragover"]) {
     drop.addEventListener(ev, (e) => {
