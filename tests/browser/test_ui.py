@@ -426,6 +426,37 @@ def test_profile_and_password_change(daemon: Daemon, new_page: Any) -> None:
     watch.check()
 
 
+def test_changing_the_email_asks_for_the_password(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    user = {"username": "mover", "email": "mover@example.org", "password": "move secret 1"}
+    daemon.api("POST", "/users", {**user, "role": "user", "status": "active"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, "mover", "move secret 1")
+    page.get_by_role("link", name="Account", exact=True).click()
+    confirm = page.get_by_label("Your password (to change the email)")
+    expect(confirm).to_be_hidden()  # the name alone needs no password
+    page.get_by_label("Email", exact=True).fill("moved@example.org")
+    expect(confirm).to_be_visible()
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("is required to change the email address")).to_be_visible()
+    confirm.fill("not my password")
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("is not correct")).to_be_visible()
+    assert (
+        daemon.api("GET", "/auth/me", token=daemon.login("mover", "move secret 1"))["email"]
+        == "mover@example.org"
+    )
+    confirm.fill("move secret 1")
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.locator(".toast", has_text="Profile saved")).to_be_visible()
+    expect(confirm).to_be_hidden()
+    assert (
+        daemon.api("GET", "/auth/me", token=daemon.login("mover", "move secret 1"))["email"]
+        == "moved@example.org"
+    )
+    watch.check()
+
+
 def test_account_page_says_which_api_keys_remain(daemon: Daemon, new_page: Any) -> None:
     token = daemon.admin_token  # type: ignore[attr-defined]
     user = {"username": "keyholder", "email": "keyholder@example.org", "password": "old secret 1"}
