@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(settings, args.config)
     if args.command == "simulate":
-        from laserd.grbl.simulator import run_simulator_cli
+        from laserd.grbl.sim import run_simulator_cli
 
         return run_simulator_cli(settings)
     if args.command == "create-admin":

@@ -17,7 +17,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from laserd.settings import Settings
 
 if TYPE_CHECKING:
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
 
 
 class GpioPin(Protocol):
@@ -83,7 +83,7 @@ def drive_simulated_pin(pin: GpioPin, level: bool) -> bool:
 
 
 def simulated_hardware(settings: Settings) -> Hardware:
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
 
     sim = SimulatedGrbl(
         time_scale=settings.simulator.time_scale,

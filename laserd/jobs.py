@@ -27,6 +27,7 @@ from laserd import errors
 from laserd.auth.principal import Principal
 from laserd.db import utcnow
 from laserd.events import EventHub
+from laserd.grbl.controller import Alarm
 from laserd.grbl.errors import (
     ControllerReset,
     GrblAlarm,
@@ -152,6 +153,11 @@ def controller_number(link: GrblLink, key: str) -> float | None:
         return None
 
 
+def alarm_details(alarm: Alarm | None) -> dict[str, Any] | None:
+    """The controller's alarm as the API shows it (``{"code", "message"}``, API.md)."""
+    return None if alarm is None else {"code": alarm.code, "message": alarm.message}
+
+
 #: The observed pace corrects the model fully once the model says this much time has run.
 PACE_FULL_WEIGHT_S = 30.0
 
@@ -272,12 +278,12 @@ class JobRunner:
             raise errors.Unavailable("The controller is not connected.")
         state = link.state
         if state == MachineState.ALARM:
-            alarm = link.alarm or {}
+            alarm = link.alarm
             raise errors.MachineAlarm(
                 "The controller is in alarm"
-                + (f" ({alarm.get('message')})" if alarm.get("message") else "")
+                + (f" ({alarm.message})" if alarm is not None and alarm.message else "")
                 + "; home or unlock it first.",
-                details=alarm or None,
+                details=alarm_details(alarm),
             )
         laser_mode = controller_number(link, "$32")
         if laser_mode != 1:
@@ -564,8 +570,8 @@ class JobRunner:
             if status.state == MachineState.IDLE:
                 return
             if status.state == MachineState.ALARM:
-                alarm = self._link.alarm or {}
-                raise _End("failed", f"controller alarm: {alarm.get('message', 'alarm')}")
+                alarm = self._link.alarm
+                raise _End("failed", f"controller alarm: {alarm.message if alarm else 'alarm'}")
             await asyncio.sleep(0.1)
 
     def _progress(self, a: ActiveJob) -> Callable[[StreamProgress], None]:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-
     from laserd.auth.setup import SetupCode
     from laserd.bridge.discovery import Discovery
     from laserd.grbl.link import GrblLink
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
     from laserd.hardware import Hardware
     from laserd.jobs import JobRunner
     from laserd.library.processing import Processing
     from laserd.library.service import FileLibrary
-    from laserd.machine import Machine
+    from laserd.machine_control import Machine
     from laserd.safety import SafetySupervisor
     from laserd.store.audit import AuditLog
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from laserd.grbl.link import GrblLink, LineListener
+from laserd.events import EventHub
+from laserd.grbl.controller import SerialLine
+from laserd.grbl.link import GrblLink
 from laserd.jobs import JobRunner
 from laserd.keys import (
     AUDIT,
@@ -30,7 +32,7 @@ from laserd.keys import (
     SETTINGS,
     SIMULATOR,
 )
-from laserd.machine import Machine
+from laserd.machine_control import Machine
 from laserd.safety import SafetySupervisor
 from laserd.settings import ConfigError
 
@@ -91,14 +93,21 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
         await safety.close()
 
 
-def _console_feed(app: web.Application) -> LineListener:
-    hub = app[HUB]
+class ConsoleFeed:
+    """The admins' view of the wire (the ``log`` WebSocket event): raw lines, without the
+    status reports and streamed job lines that would flood it."""
+
     admins = frozenset({"admin"})
 
-    def on_line(direction: str, line: str) -> None:
-        hub.publish("log", {"direction": direction, "line": line}, audience=admins)
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
 
-    return on_line
+    def __call__(self, event: SerialLine) -> None:
+        if event.status or event.stream:
+            return
+        self._hub.publish(
+            "log", {"direction": event.direction, "line": event.line}, audience=self.admins
+        )
 
 
 async def link_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -122,11 +131,13 @@ async def link_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[LINK] = link
     app[_REALTIME].link = link
-    link.add_line_listener(_console_feed(app))
+    feed = ConsoleFeed(app[HUB])
+    app[HUB].on(SerialLine, feed)
     await link.start()
     try:
         yield
     finally:
+        app[HUB].off(SerialLine, feed)
         app[_REALTIME].link = None
         await link.close()
         if sim is not None:
@@ -146,15 +157,11 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await jobs.start()
     app[JOBS] = jobs
-    machine = Machine(
-        link=app[LINK],
-        safety=app[SAFETY],
-        jobs=jobs,
-    )
+    machine = Machine(link=app[LINK], safety=app[SAFETY], jobs=jobs, hub=app[HUB])
     app[MACHINE] = machine
-    app[LINK].add_snapshot_provider(machine.extras)
     try:
         yield
     finally:
+        machine.close()
         await jobs.close()
         app[SAFETY].disarm()

@@ -31,6 +31,7 @@ from laserd import systemd
 from laserd.app import create_app
 from laserd.bridge.discovery import host_name
 from laserd.db import MigrationError
+from laserd.events import Event
 from laserd.keys import HUB
 from laserd.logs import setup_logging
 from laserd.netguard import (
@@ -97,7 +98,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.notifier.status("starting: database, safety outputs, controller")
         self.app = create_app(self.settings)
-        self.app[HUB].add_listener(self.status)
+        self.app[HUB].on(Event, self.status)
         install_resource_handler(loop)
         check_descriptor_budget(self.settings.server)
         handler_kwargs = serving_kwargs(self.settings.server)

@@ -298,7 +298,7 @@ def describe_status(machine: Mapping[str, Any] | None, job: Mapping[str, Any] | 
 class StatusReporter:
     """Keeps ``STATUS=`` current from hub events (``machine`` and ``job``).
 
-    Registered with ``EventHub.add_listener``; called on the loop for every event, it only
+    Subscribed to :class:`laserd.events.Event` on the bus; called on the loop for each, it only
     sends a datagram when the line it would show changes (machine snapshots arrive at 5-10 Hz,
     the text changes far less often).
     """

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from laserd.machine import FRAME_MAX_POWER_PCT
+from laserd.machine_control import FRAME_MAX_POWER_PCT
 from laserd.schemas.common import MAX_ID, PageQuery, StrictModel
 
 JobState = Literal[

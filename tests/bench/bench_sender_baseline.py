@@ -35,7 +35,7 @@ import serial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from laserd.grbl.simulator import SimulatedGrbl
+from laserd.grbl.sim import SimulatedGrbl
 from tests.bench.rasterlines import payload_bytes, raster_lines
 
 RX_BUFFER_BYTES = 128

@@ -38,8 +38,9 @@ import serial
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from laserd.events import EventHub
+from laserd.grbl.controller import ControllerChanged
 from laserd.grbl.link import GrblLink, iter_file_lines
-from laserd.grbl.simulator import SimulatedGrbl
+from laserd.grbl.sim import SimulatedGrbl
 from tests.bench.bench_sender_baseline import send_and_wait
 from tests.bench.rasterlines import payload_bytes, raster_lines, write_raster_file
 
@@ -130,7 +131,7 @@ async def stream_with_link(port: str, path: Path, sim: SimHandle,
         nonlocal statuses
         statuses += 1
 
-    hub.add_listener(count)
+    hub.on(ControllerChanged, count)
     link = GrblLink(port, args.baud, hub=hub, banner_timeout_s=0.5)
     await link.start()
     await link.connect()

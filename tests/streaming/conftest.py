@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from laserd.grbl.simulator import SimulatedGrbl
+from laserd.grbl.sim import SimulatedGrbl
 
 FAST_TIME_SCALE = 100.0
 BANNER = "Grbl 1.1h ['$' for help]"

@@ -19,9 +19,10 @@ import tty
 import pytest
 
 from laserd.events import EventHub
+from laserd.grbl.controller import SerialLine
 from laserd.grbl.errors import GrblAlarm, GrblError, LineRefused, LinkDown
 from laserd.grbl.link import GrblLink
-from laserd.grbl.protocol import RT
+from laserd.grbl.protocol import RT, Position
 
 BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
 
@@ -166,9 +167,8 @@ async def test_handshake_reads_settings_and_build_info(make_peer):
         assert link.build_options is not None and link.build_options.rx_buffer_bytes == 128
         assert peer.lines[:2] == ["$$", "$I"]
         assert RT.RESET not in peer.realtime  # the banner came: no reset needed
-        snap = link.snapshot()
-        assert snap["mpos"] == {"x": 1.0, "y": 2.0, "z": 0.0}
-        assert snap["connected"] is True and snap["port"] == peer.path
+        assert link.status is not None and link.status.mpos == Position(1.0, 2.0, 0.0)
+        assert link.connected is True and link.port == peer.path
     finally:
         await link.close()
 
@@ -248,7 +248,7 @@ async def test_alarm_mid_stream_fails_it(make_peer):
         with pytest.raises(GrblAlarm) as info:
             await link.stream([(i, f"G1X{i}") for i in range(1, 1001)])
         assert info.value.alarm_code == 1
-        assert link.alarm is not None and link.alarm["code"] == 1
+        assert link.alarm is not None and link.alarm.code == 1
         assert link.state == "alarm"
     finally:
         await link.close()
@@ -334,12 +334,17 @@ async def test_learns_the_receive_buffer_from_build_options(make_peer):
 
 async def test_line_listener_sees_console_traffic_not_status(make_peer):
     peer = make_peer()
-    link = await _link(peer)
+    hub = EventHub()
+    link = await _link(peer, hub=hub)
     seen: list[tuple[str, str]] = []
     everything: list[tuple[str, str]] = []
-    link.add_line_listener(lambda d, line: seen.append((d, line)))
-    link.add_line_listener(lambda d, line: everything.append((d, line)),
-                           include_status=True, include_stream=True)
+
+    def console(e: SerialLine) -> None:
+        if not (e.status or e.stream):
+            seen.append((e.direction, e.line))
+
+    hub.on(SerialLine, console)
+    hub.on(SerialLine, lambda e: everything.append((e.direction, e.line)))
     try:
         assert await link.command("$$") == ["$0=10", "$30=1000", "$32=1"]
         await link.stream([(1, "G0 X1"), (2, "G0 X2")])

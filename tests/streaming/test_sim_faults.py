@@ -12,7 +12,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
     from tests.streaming.conftest import PtyClient
 
 BANNER = "Grbl 1.1h ['$' for help]"

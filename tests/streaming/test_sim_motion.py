@@ -17,7 +17,7 @@ from laserd.grbl.sim.record import SimRecord
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
     from tests.streaming.conftest import PtyClient
 
 BANNER = "Grbl 1.1h ['$' for help]"

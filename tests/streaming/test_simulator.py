@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from conftest import PtyClient
 
-    from laserd.grbl.simulator import SimulatedGrbl
+    from laserd.grbl.sim import SimulatedGrbl
 
 BANNER = "Grbl 1.1h ['$' for help]"
 
@@ -214,7 +214,7 @@ def test_run_simulator_cli(tmp_path: Path, make_client: Callable[..., PtyClient]
     )
     code = (
         "import sys; from laserd.settings import load_settings;"
-        "from laserd.grbl.simulator import run_simulator_cli;"
+        "from laserd.grbl.sim import run_simulator_cli;"
         f"sys.exit(run_simulator_cli(load_settings({str(config)!r}, env={{}})))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

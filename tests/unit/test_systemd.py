@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from laserd import systemd
-from laserd.events import EventHub
+from laserd.events import Event, EventHub
 from laserd.logs import ContextFilter, request_id_var
 
 
@@ -145,7 +145,7 @@ def test_status_reporter_follows_hub_and_sends_only_changes(notify_sock):
     path, sock = notify_sock
     hub = EventHub()
     reporter = systemd.StatusReporter(systemd.Notifier(path))
-    hub.add_listener(reporter)
+    hub.on(Event, reporter)
     for _ in range(5):
         hub.publish("machine", {"connected": True, "state": "Idle", "job": None})
     hub.publish("job", {"id": 3, "state": "running", "progress": 0.5})

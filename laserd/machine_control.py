@@ -1,4 +1,8 @@
-"""Machine control outside jobs: home, unlock, reset, jog, frame, overrides, console, settings.
+"""Machine control outside jobs: home, unlock, reset, jog, frame, overrides, console, settings;
+and the ``machine`` snapshot the API shows (``GET /machine`` and the WebSocket event).
+
+The link (:mod:`laserd.grbl.link`) reports typed changes on the bus; :class:`Machine` composes
+them with the interlocks, the active job and framing into the API's shape and publishes it.
 
 Every motion here is refused while a job is active (409 ``machine_busy``), while the
 controller is disconnected (503) and — where it needs it — in alarm (409 ``machine_alarm``).
@@ -17,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 from laserd import errors
 from laserd.auth.principal import Principal
 from laserd.console_policy import INERT, check_console_line
+from laserd.events import EventHub
+from laserd.grbl.controller import ControllerChanged
 from laserd.grbl.link import GrblLink
-from laserd.grbl.protocol import RT, MachineState
-from laserd.jobs import STEERABLE, controller_number
+from laserd.grbl.protocol import RT, MachineState, Position
+from laserd.jobs import STEERABLE, alarm_details, controller_number
 from laserd.machine_use import Claim, MachineUse
 
 if TYPE_CHECKING:  # for the types only: no new import at run time
@@ -37,6 +43,10 @@ def _fmt(value: float) -> str:
     """Trimmed decimal for G-code words (``12.5``, ``3``, ``-0.125``)."""
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+def _xyz(pos: Position) -> dict[str, float]:
+    return {"x": pos.x, "y": pos.y, "z": pos.z}
 
 
 def override_bytes(
@@ -58,26 +68,50 @@ def override_bytes(
 class Machine:
     """Manual control of the machine; plain collaborators, never the app."""
 
-    def __init__(self, *, link: GrblLink, safety: SafetySupervisor, jobs: JobRunner) -> None:
+    def __init__(
+        self, *, link: GrblLink, safety: SafetySupervisor, jobs: JobRunner, hub: EventHub
+    ) -> None:
         self._link = link
+        self._hub = hub
         self._safety = safety
         self._jobs = jobs
         #: The job runner's owner of "the machine is in use" (laserd.machine_use): every use
         #: below takes a claim right after its checks, with no await in between.
         self.use: MachineUse = jobs.use
         self._frame_task: asyncio.Task[None] | None = None
+        hub.on(ControllerChanged, self._on_controller)
 
     # ------------------------------------------------------------------ state
 
-    def snapshot(self) -> dict[str, Any]:
-        """``GET /machine``: the link's part, the interlocks and the active job."""
-        snap = self._link.snapshot()
-        snap.update(self.extras())
-        return snap
+    def close(self) -> None:
+        self._hub.off(ControllerChanged, self._on_controller)
 
-    def extras(self) -> dict[str, Any]:
+    def _on_controller(self, change: ControllerChanged) -> None:
+        """Every change the link reports (status 5-10 times a second) goes out to clients."""
+        self._hub.publish("machine", self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """``GET /machine`` (API.md): the controller, the interlocks and the active job."""
+        link = self._link
+        connected = link.connected
+        status = link.status if connected else None
         open_names = self._safety.open_interlocks()
         return {
+            "state": link.state,
+            "connected": connected,
+            "port": link.port,
+            "firmware": link.firmware,
+            "mpos": _xyz(status.mpos) if status else None,
+            "wpos": _xyz(status.wpos) if status else None,
+            "feed": status.feed if status else None,
+            "power": status.power if status else None,
+            "overrides": {
+                "feed": status.overrides.feed,
+                "rapid": status.overrides.rapid,
+                "power": status.overrides.power,
+            } if status else None,
+            "buffer": {"planner": status.planner_free, "rx": status.rx_free} if status else None,
+            "alarm": alarm_details(link.alarm),
             "interlocks": {"ok": not open_names, "open": open_names},
             "job": self._jobs.snapshot(),
             "framing": self.framing,
@@ -101,11 +135,11 @@ class Machine:
 
     def _require_not_alarm(self) -> None:
         if self._link.state == MachineState.ALARM:
-            alarm = self._link.alarm or {}
+            alarm = self._link.alarm
             raise errors.MachineAlarm(
-                f"The controller is in alarm ({alarm.get('message', 'alarm')}); "
+                f"The controller is in alarm ({alarm.message if alarm else 'alarm'}); "
                 "home or unlock it first.",
-                details=alarm or None,
+                details=alarm_details(alarm),
             )
 
     def _require_no_estop(self) -> None:
