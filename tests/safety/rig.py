@@ -96,7 +96,7 @@ class Rig:
         self.trips: list[tuple[str, str, str]] = []
         self.audits: list[tuple[str, dict[str, Any]]] = []
         self.supervisors: list[SafetySupervisor] = []
-        hub.add_listener(self.events.append)
+        hub.on(Event, self.events.append)
 
     async def audit(self, event: str, details: dict[str, Any]) -> None:
         self.audits.append((event, details))
