@@ -87,6 +87,25 @@ class ActiveJob:
     last_persist: float = 0.0
     persist_task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Time spent paused (the ETA's observed pace counts only the time the machine ran).
+    paused_s: float = 0.0
+    paused_since: float | None = None
+
+    def mark_paused(self) -> None:
+        if self.paused_since is None:
+            self.paused_since = time.monotonic()
+
+    def mark_resumed(self) -> None:
+        if self.paused_since is not None:
+            self.paused_s += time.monotonic() - self.paused_since
+            self.paused_since = None
+
+    def running_s(self, elapsed_s: float) -> float:
+        """``elapsed_s`` without the pauses."""
+        paused = self.paused_s
+        if self.paused_since is not None:
+            paused += time.monotonic() - self.paused_since
+        return max(0.0, elapsed_s - paused)
     #: The job's hold on the machine (laserd.machine_use), from its acceptance to its end.
     claim: Claim | None = None
 
@@ -135,7 +154,7 @@ def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, 
         view["estimated_s"] = active.estimated_s
     if active is not None and view["state"] in ("running", "paused"):
         view["eta_s"] = _eta(
-            view["elapsed_s"],
+            active.running_s(view["elapsed_s"]),
             progress,
             active.estimated_s,
             lines=(int(view["lines_acked"]), int(view["lines_total"])),
@@ -385,6 +404,7 @@ class JobRunner:
         if not self._link.pause():
             raise errors.Unavailable("The controller is not connected.")
         a.state, a.pause_reason = "paused", "user"
+        a.mark_paused()
         # Nothing needs the beam while paused; resume raises the output again.
         self._safety.disarm()
         self._publish(a)
@@ -408,6 +428,7 @@ class JobRunner:
             raise
         reason = a.pause_reason
         a.state, a.pause_reason = "running", None
+        a.mark_resumed()
         self._publish(a)
         await self._persist(a)
         await self._record("job_resumed", who, a, {"pause_reason": reason})
@@ -444,6 +465,7 @@ class JobRunner:
         reason = f"interlock:{name}"
         if action == "pause" and a.state in ("running", "paused"):
             a.state, a.pause_reason = "paused", reason
+            a.mark_paused()
             self._publish(a)
             asyncio.get_running_loop().create_task(self._persist(a))
         elif action == "fail" or a.state in ("queued", "waiting_start"):

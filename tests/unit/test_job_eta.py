@@ -57,3 +57,27 @@ def test_without_a_table_the_old_rule_applies() -> None:
     assert _eta(10.0, 0.5, 100.0) == pytest.approx(10.0)
     assert _eta(1.0, 0.01, 100.0) == pytest.approx(99.0)
     assert _eta(1.0, 0.01, None) is None
+
+
+def test_time_spent_paused_does_not_count_as_slow_pace(raster, monkeypatch) -> None:
+    from laserd import jobs
+
+    est, table = raster
+    acked = est.lines // 2
+    model_done = est.elapsed_at(acked)
+    clock = [1000.0]
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    active = jobs.ActiveJob(row={"id": 1}, path="x", estimated_s=est.total_s,
+                            air_assist=False, checkpoints=table)  # fmt: skip
+    active.mark_paused()
+    clock[0] += 600.0  # ten minutes paused (lid open)
+    active.mark_resumed()
+    elapsed = model_done + 600.0  # on pace while running
+    assert active.running_s(elapsed) == pytest.approx(model_done)
+    eta = _eta(active.running_s(elapsed), 0.5, est.total_s, lines=(acked, est.lines),
+               checkpoints=table)  # fmt: skip
+    assert eta == pytest.approx(est.total_s - model_done, abs=0.2)
+    # while paused, the pause so far is left out too
+    active.mark_paused()
+    clock[0] += 30.0
+    assert active.running_s(elapsed + 30.0) == pytest.approx(model_done)
