@@ -69,10 +69,18 @@ class Machine:
     """Manual control of the machine; plain collaborators, never the app."""
 
     def __init__(
-        self, *, link: GrblLink, safety: SafetySupervisor, jobs: JobRunner, hub: EventHub
+        self,
+        *,
+        link: GrblLink,
+        safety: SafetySupervisor,
+        jobs: JobRunner,
+        hub: EventHub,
+        bed_mm: tuple[float, float] | None = None,
     ) -> None:
         self._link = link
         self._hub = hub
+        #: The bed's size (``[machine] bed_mm``), for the UI's bed view of placed files.
+        self._bed_mm = bed_mm
         self._safety = safety
         self._jobs = jobs
         #: The job runner's owner of "the machine is in use" (laserd.machine_use): every use
@@ -115,6 +123,7 @@ class Machine:
             "interlocks": {"ok": not open_names, "open": open_names},
             "job": self._jobs.snapshot(),
             "framing": self.framing,
+            "bed_mm": {"x": self._bed_mm[0], "y": self._bed_mm[1]} if self._bed_mm else None,
         }
 
     @property

@@ -157,7 +157,13 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await jobs.start()
     app[JOBS] = jobs
-    machine = Machine(link=app[LINK], safety=app[SAFETY], jobs=jobs, hub=app[HUB])
+    machine = Machine(
+        link=app[LINK],
+        safety=app[SAFETY],
+        jobs=jobs,
+        hub=app[HUB],
+        bed_mm=(settings.machine.bed_mm.x, settings.machine.bed_mm.y),
+    )
     app[MACHINE] = machine
     try:
         yield

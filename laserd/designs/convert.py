@@ -27,7 +27,7 @@ from laserd.designs.errors import DesignError
 from laserd.designs.flatten import DEFAULT_TOLERANCE_MM
 from laserd.designs.geometry import Design, ImageItem
 from laserd.designs.layers import RawDesign, apply_layer_settings, build_layers
-from laserd.designs.placement import check_on_bed, place
+from laserd.designs.placement import check_on_bed, place, placed_box
 from laserd.designs.plan import Plan, Run, plan_design
 from laserd.gcode import analyse_gcode
 from laserd.gcode.output import OutputLimits
@@ -170,6 +170,11 @@ def design_to_gcode(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     box = placed.bounds()
+    source_box = design.bounds()
+    if source_box is not None:
+        x0, y0, x1, y1 = placed_box(source_box, placement)
+        report.stats["design_box"] = {"xmin": round(x0, 4), "xmax": round(x1, 4),
+                                      "ymin": round(y0, 4), "ymax": round(y1, 4)}  # fmt: skip
     info: dict[str, Any] = {
         "document_mm": {"width": round(design.width_mm, 4), "height": round(design.height_mm, 4)},
         "paths": len(design.paths),

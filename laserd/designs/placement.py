@@ -54,6 +54,21 @@ def placement_matrix(
     return matrix
 
 
+def placed_box(
+    box: tuple[float, float, float, float], placement: Placement | None
+) -> tuple[float, float, float, float]:
+    """The bounds of the design's box after ``placement``: what ``x_mm``/``y_mm`` place
+    (its lower-left corner) and what the UI's bed view drags."""
+    if placement is None:
+        return box
+    m = placement_matrix(box, placement)
+    xmin, ymin, xmax, ymax = box
+    corners = np.array([[xmin, ymin, 1], [xmax, ymin, 1], [xmax, ymax, 1], [xmin, ymax, 1]])
+    placed = (corners @ m.T)[:, :2]
+    lo, hi = placed.min(axis=0), placed.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
 def place(design: Design, placement: Placement | None) -> Design:
     """The design moved onto the bed (a copy); the document position without a placement."""
     box = design.bounds()

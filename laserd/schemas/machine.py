@@ -73,6 +73,11 @@ class JobOut(BaseModel):
     pause_reason: str | None
 
 
+class BedMm(BaseModel):
+    x: float
+    y: float
+
+
 class MachineOut(BaseModel):
     state: str
     connected: bool
@@ -88,6 +93,7 @@ class MachineOut(BaseModel):
     interlocks: InterlockSummary
     job: JobOut | None
     framing: bool
+    bed_mm: BedMm | None = Field(None, description="the bed's size ([machine] bed_mm)")
 
 
 class ReplyLines(BaseModel):

@@ -104,6 +104,11 @@ class FileStats(BaseModel):
     laser_bounds: Bounds | None = Field(
         None, description="extent of the burning moves alone (no travel, no overscan)"
     )
+    design_box: Bounds | None = Field(
+        None,
+        description="designs and placed images: the placed box whose lower-left corner is "
+        "placement.x_mm/y_mm (all the design's geometry, turned as placed)",
+    )
 
 
 class FileOut(BaseModel):

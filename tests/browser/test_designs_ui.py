@@ -78,3 +78,44 @@ def test_layers_panel_edits_layers_and_placement(
     expect(panel.get_by_label("Operation of Stroke #0000ff")).to_have_value("off")
     expect(page.locator(".detail")).to_contain_text(re.compile(r"X 100(\.0)? …"))
     watch.check()
+
+
+def test_bed_view_drags_the_design_and_saves_its_place(daemon: Daemon, new_page: Any) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Coasters"}, token=token)
+    f = daemon.upload(token, project["id"], "coaster.svg", SVG, "image/svg+xml")
+    daemon.wait_file_ready(token, f["id"])
+    bed = daemon.api("GET", "/machine", token=token)["bed_mm"]
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    page.locator("li.file", has_text="coaster.svg").click()
+    view = page.locator("svg.bed-view")
+    expect(view).to_be_visible()
+    view.scroll_into_view_if_needed()
+    box = view.bounding_box()
+    scale = min(box["width"] / bed["x"], box["height"] / bed["y"])  # px per mm (meet)
+    item = page.locator("svg.bed-view .bed-file .bed-box")
+    start = item.bounding_box()
+    # Drag the design 50 mm right and 30 mm up (screen Y runs down).
+    x0, y0 = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 25 * scale, y0 - 15 * scale, steps=4)
+    page.mouse.move(x0 + 50 * scale, y0 - 30 * scale, steps=4)
+    page.mouse.up()
+    panel = page.locator("form.design-panel")
+    design_box = daemon.api("GET", f"/files/{f['id']}", token=token)["stats"]["design_box"]
+    x = float(panel.get_by_label("X (mm)").input_value())
+    y = float(panel.get_by_label("Y (mm)").input_value())
+    assert x == pytest.approx(design_box["xmin"] + 50, abs=1.5)
+    assert y == pytest.approx(design_box["ymin"] + 30, abs=1.5)
+    # The arrow keys nudge it by 1 mm.
+    page.locator("svg.bed-view .bed-file").press("ArrowRight")
+    assert float(panel.get_by_label("X (mm)").input_value()) == pytest.approx(x + 1, abs=0.11)
+    panel.get_by_role("button", name="Save and re-process").click()
+    expect(page.locator(".toast", has_text="processed again")).to_be_visible()
+    file = daemon.wait_file_ready(token, f["id"])
+    assert file["stats"]["design_box"]["xmin"] == pytest.approx(x + 1, abs=0.2)
+    assert file["stats"]["design_box"]["ymin"] == pytest.approx(y, abs=0.2)
+    watch.check()

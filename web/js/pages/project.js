@@ -330,7 +330,10 @@ export async function render(view, { id }) {
     if (can.control() && f.status === "ready") detailJog = jogPanel({ fileId: f.id, fileName: f.name });
     const gridSlot = h("div", { class: "grid-slot" });
     const settled = f.status === "ready" || f.status === "failed";
-    const design = settled ? designPanel(f, { canEdit: can.control(), onSaved: (updated) => upsert(updated) }) : null;
+    const others = [...rows.values()].map((e) => e.file).filter((o) => String(o.id) !== String(f.id) && o.status === "ready");
+    const design = settled ? designPanel(f, {
+      canEdit: can.control(), bed: getState().machine?.bed_mm, others, onSaved: (updated) => upsert(updated),
+    }) : null;
     mount(detail,
       h("h2", { id: "detail-h", tabindex: "-1" }, f.name),
       h("div", { class: "detail-grid" }, previewBox, h("div", {}, facts, failure, warnings, actions, runReason, downloads)),
