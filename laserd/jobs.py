@@ -41,6 +41,7 @@ from laserd.grbl.protocol import MachineState, Overrides
 from laserd.logs import job_id_var
 from laserd.machine_use import Claim, MachineUse
 from laserd.planner_settings import CHECKPOINTS_KEY, elapsed_at
+from laserd.safety.supervisor import Trip
 from laserd.settings import Settings
 from laserd.store import jobs as store
 
@@ -247,13 +248,13 @@ class JobRunner:
         ids = await store.mark_interrupted(self._conn)
         for job_id in ids:
             log.warning("job %d was active when laserd stopped: marked interrupted", job_id)
-        self._safety.add_trip_listener(self._on_trip)
+        self._hub.on(Trip, self._on_trip)
         return ids
 
     async def close(self) -> None:
         """Shutdown: stop a running job safely and record it as cancelled (``shutdown``)."""
         self._closing = True
-        self._safety.remove_trip_listener(self._on_trip)
+        self._hub.off(Trip, self._on_trip)
         active = self._active
         if active is None:
             return
@@ -457,8 +458,9 @@ class JobRunner:
 
     # ------------------------------------------------------------------ interlocks
 
-    def _on_trip(self, name: str, kind: str, action: str) -> None:
+    def _on_trip(self, trip: Trip) -> None:
         """Called on the loop after the reflex already stopped the beam."""
+        name, action = trip.name, trip.action
         a = self._active
         if a is None or a.state in TERMINAL:
             return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -33,7 +32,7 @@ from laserd.keys import (
     SIMULATOR,
 )
 from laserd.machine_control import Machine
-from laserd.safety import SafetySupervisor
+from laserd.safety import SafetyAudit, SafetySupervisor
 from laserd.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -64,16 +63,19 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = RealtimeWriter()
     app[_REALTIME] = writer
 
-    async def record(event: str, details: dict[str, Any]) -> None:
+    async def record(entry: SafetyAudit) -> None:
         # Looked up at the time of the event: the supervisor starts before the audit log
         # exists (its outputs must be safe before anything else) and may outlive it at exit.
         audit = app.get(AUDIT)
         if audit is not None:
-            await audit.record(event, details=details, actor_name="safety", target="safety")
+            await audit.record(
+                entry.event, details=entry.details, actor_name="safety", target="safety"
+            )
 
+    app[HUB].on(SafetyAudit, record)
     try:
         safety = SafetySupervisor(
-            settings.safety, hardware.pin_factory, writer, app[HUB], audit=record
+            settings.safety, hardware.pin_factory, writer, app[HUB]
         )
     except ConfigError:
         raise
@@ -91,6 +93,7 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await safety.close()
+        app[HUB].off(SafetyAudit, record)
 
 
 class ConsoleFeed:

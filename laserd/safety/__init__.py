@@ -14,7 +14,7 @@ from laserd.safety.inputs import (
     reflex_for,
 )
 from laserd.safety.outputs import LaserEnable, Relay
-from laserd.safety.supervisor import CYCLE_START, SafetySupervisor, Trip
+from laserd.safety.supervisor import CYCLE_START, SafetyAudit, SafetySupervisor, Trip
 
 __all__ = [
     "ACTION_FAIL",
@@ -25,6 +25,7 @@ __all__ = [
     "Interlock",
     "LaserEnable",
     "Relay",
+    "SafetyAudit",
     "SafetySupervisor",
     "StartButton",
     "Trip",

@@ -7,8 +7,9 @@ Two paths, kept apart on purpose (DESIGN.md, "Safety is a reflex, not a request"
   laser-enable output and writes one real-time byte through the link's thread-safe writer.
   It logs nothing, takes no lock, awaits nothing, and does not need the event loop, so a
   stalled loop cannot delay it.
-* The **record** runs on the event loop afterwards: the ``interlock`` event, the trip
-  listeners (the job runner pauses or fails its job), the audit entry.
+* The **record** runs on the event loop afterwards, as events on the bus
+  (:mod:`laserd.events`): the ``interlock`` client event, the :class:`Trip` (the job runner
+  pauses or fails its job) and a :class:`SafetyAudit` (the audit log records it).
 
 Returning to safe is never a reflex: it is confirmed on the loop after the input has read
 safe for its debounce time, and nothing resumes by itself.
@@ -17,10 +18,10 @@ safe for its debounce time, and nothing resumes by itself.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,17 +37,22 @@ log = logging.getLogger(__name__)
 
 #: ``realtime(byte) -> bool``: writes one real-time byte straight to the serial line.
 RealtimeWriter = Callable[[int], bool]
-#: ``listener(name, kind, action)``; may return an awaitable, which is run as a task.
-TripListener = Callable[[str, str, str], Any]
-#: ``audit(event, details)``: the audit store.
-AuditWriter = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 CYCLE_START = 0x7E  # "~": only ever sent by the job runner, through :meth:`resume`.
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyAudit:
+    """An entry for the audit log (actor and target ``safety``), emitted on the bus."""
+
+    event: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Trip:
-    """What one trip did; handed to the loop after the reflex, kept as ``last_trip``."""
+    """What one trip did; handed to the loop after the reflex, kept as ``last_trip`` and
+    emitted on the bus (the job runner pauses or fails its job)."""
 
     name: str
     kind: str
@@ -61,7 +67,7 @@ class SafetySupervisor:
 
     Collaborators are plain objects (never the app): ``pin_factory`` is a gpiozero pin
     factory (``MockFactory()`` when simulating), ``realtime`` the GRBL link's thread-safe
-    real-time writer, ``hub`` the event hub, ``audit`` an optional async audit writer.
+    real-time writer, ``hub`` the event bus (what it has to say after a reflex goes there).
     ``poll_s`` is the period of the backstop that re-reads every input on the loop, in case
     an edge was never reported (see :meth:`_watch`).
     """
@@ -73,7 +79,6 @@ class SafetySupervisor:
         realtime: RealtimeWriter,
         hub: EventHub,
         clock: Callable[[], float] = time.monotonic,
-        audit: AuditWriter | None = None,
         poll_s: float = 0.05,
     ) -> None:
         self._settings = settings
@@ -82,7 +87,6 @@ class SafetySupervisor:
         self._realtime = realtime
         self._hub = hub
         self._clock = clock
-        self._audit = audit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._started = False
@@ -91,8 +95,6 @@ class SafetySupervisor:
         self._wall_offset_s = time.time() - now
         self._trip_epoch = 0
         self._last_safe_at: float | None = None
-        self._listeners: list[TripListener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._start_waiters: set[asyncio.Future[bool]] = set()
         self._exhaust_off: asyncio.TimerHandle | None = None
         self.last_trip: Trip | None = None
@@ -165,10 +167,8 @@ class SafetySupervisor:
             if not fut.done():
                 fut.set_result(False)
         self._close_devices()
-        if self._tasks:
-            _done, pending = await asyncio.wait(tuple(self._tasks), timeout=5)
-            for task in pending:
-                task.cancel()
+        with contextlib.suppress(TimeoutError):  # the audit entries of the last events
+            await asyncio.wait_for(self._hub.drain(), 5)
 
     def _close_devices(self) -> None:
         for inp in self.interlocks:
@@ -237,13 +237,7 @@ class SafetySupervisor:
             inp.action,
         )
         self._publish(inp)
-        for fn in tuple(self._listeners):
-            try:
-                result = fn(inp.name, inp.kind.value, inp.action)
-                if inspect.isawaitable(result):
-                    self._spawn(result, "trip listener")
-            except Exception:
-                log.exception("trip listener %r failed for %s", fn, inp.name)
+        self._hub.emit(trip)
         self._audit_later(
             "interlock_tripped",
             {
@@ -309,32 +303,8 @@ class SafetySupervisor:
     def _publish(self, inp: Interlock | StartButton) -> None:
         self._hub.publish("interlock", self._describe(inp, with_pin=False))
 
-    def _spawn(self, awaitable: Awaitable[Any], what: str) -> None:
-        async def run() -> None:
-            try:
-                await awaitable
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("safety: %s failed", what)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _audit_later(self, event: str, details: dict[str, Any]) -> None:
-        if self._audit is not None:
-            self._spawn(self._audit(event, details), f"audit {event}")
-
-    # ------------------------------------------------------------------ listeners
-
-    def add_trip_listener(self, fn: TripListener) -> None:
-        """``fn(name, kind, action)`` on the loop after each trip; action "pause" or "fail"."""
-        self._listeners.append(fn)
-
-    def remove_trip_listener(self, fn: TripListener) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
+        self._hub.emit(SafetyAudit(event, details))
 
     # ------------------------------------------------------------------ gates
 

@@ -154,6 +154,42 @@ async def test_debug_gpio_drives_an_input_and_is_admin_only(client, admin, user)
     assert r.status == 404
 
 
+
+async def test_a_trip_reaches_the_audit_log_and_the_machine_snapshot_through_the_bus(
+    client, admin
+) -> None:
+    """The safety supervisor says what a trip did as typed events on the bus: the audit log
+    (subscribed in safety_ctx) records it, and the machine snapshot Machine publishes on the
+    next controller change shows the open interlock."""
+    ws = await client.ws_connect("/api/v1/ws")
+    await ws.send_json({"type": "auth", "token": admin.token})
+    assert (await ws.receive_json())["type"] == "hello"
+    client.app[SAFETY].drive("lid", False)
+
+    async def audited() -> list[dict[str, Any]]:
+        while True:
+            r = await client.get("/api/v1/audit?event=interlock", headers=admin.headers)
+            items = (await r.json())["items"]
+            if items:
+                return items
+            await asyncio.sleep(0.05)
+
+    items = await asyncio.wait_for(audited(), 10)
+    assert items[0]["event"] == "interlock_tripped" and items[0]["actor"] == "safety"
+    assert items[0]["details"]["name"] == "lid" and items[0]["details"]["byte_sent"] is True
+
+    async def snapshot_with_lid_open() -> dict[str, Any]:
+        while True:
+            msg = await ws.receive_json()
+            if msg["type"] == "machine" and msg["interlocks"]["open"] == ["lid"]:
+                return msg
+
+    snap = await asyncio.wait_for(snapshot_with_lid_open(), 10)
+    assert snap["interlocks"]["ok"] is False and snap["connected"] is True
+    assert set(snap) - {"type"} == set(await (await client.get(
+        "/api/v1/machine", headers=admin.headers)).json())
+    await ws.close()
+
 # --------------------------------------------------------------------------- WebSocket
 
 

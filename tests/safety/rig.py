@@ -14,7 +14,7 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory
 
 from laserd.events import Event, EventHub
-from laserd.safety import SafetySupervisor
+from laserd.safety import SafetyAudit, SafetySupervisor, Trip
 from laserd.settings import SafetySettings
 
 
@@ -97,9 +97,11 @@ class Rig:
         self.audits: list[tuple[str, dict[str, Any]]] = []
         self.supervisors: list[SafetySupervisor] = []
         hub.on(Event, self.events.append)
+        hub.on(SafetyAudit, self.audit)
+        hub.on(Trip, lambda t: self.trips.append((t.name, t.kind, t.action)))
 
-    async def audit(self, event: str, details: dict[str, Any]) -> None:
-        self.audits.append((event, details))
+    async def audit(self, entry: SafetyAudit) -> None:
+        self.audits.append((entry.event, entry.details))
 
     def build(
         self, *, clock: Callable[[], float] = time.monotonic, **safety: Any
@@ -107,9 +109,8 @@ class Rig:
         safety.setdefault("resume_delay_s", 0)
         settings = SafetySettings.model_validate(safety)
         sup = SafetySupervisor(
-            settings, self.factory, self.line.realtime, self.hub, clock=clock, audit=self.audit
+            settings, self.factory, self.line.realtime, self.hub, clock=clock
         )
-        sup.add_trip_listener(lambda name, kind, action: self.trips.append((name, kind, action)))
         self.supervisors.append(sup)
         return sup
 

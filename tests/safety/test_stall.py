@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+from laserd.safety import Trip
 from tests.safety.rig import LASER_PIN, LID, Rig, until
 
 
@@ -14,7 +15,7 @@ async def test_reflex_while_the_event_loop_is_stalled(rig: Rig) -> None:
     sup.arm()
     laser = rig.pin(LASER_PIN)
     listener_ns: list[int] = []
-    sup.add_trip_listener(lambda *_: listener_ns.append(time.perf_counter_ns()))
+    rig.hub.on(Trip, lambda _: listener_ns.append(time.perf_counter_ns()))
 
     stalled = threading.Event()
     window: dict[str, int] = {}

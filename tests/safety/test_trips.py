@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 
 import pytest
 
 from laserd.errors import InterlockOpen, NotFound
+from laserd.safety import Trip
 from laserd.settings import ConfigError
 from tests.safety.rig import COOLANT, CUSTOM, ESTOP, KEY, LASER_PIN, LID, Rig, in_thread, until
 
@@ -160,18 +162,19 @@ async def test_a_realtime_writer_that_raises_does_not_stop_the_record(rig: Rig) 
     assert rig.trips == [("lid", "lid", "pause")]
 
 
-async def test_an_async_trip_listener_is_run(rig: Rig) -> None:
+async def test_an_async_trip_handler_is_run(rig: Rig) -> None:
     sup = await rig.started(interlocks=[LID])
     seen: list[str] = []
 
-    async def listener(name: str, kind: str, action: str) -> None:
-        seen.append(f"{kind}:{name}:{action}")
+    async def handler(trip: Trip) -> None:
+        await asyncio.sleep(0)
+        seen.append(f"{trip.kind}:{trip.name}:{trip.action}")
 
-    sup.add_trip_listener(listener)
+    rig.hub.on(Trip, handler)
     in_thread(lambda: sup.drive("lid", False))
     await until(lambda: seen)
     assert seen == ["lid:lid:pause"]
-    sup.remove_trip_listener(listener)
+    rig.hub.off(Trip, handler)
 
 
 async def test_snapshot_and_summary(rig: Rig) -> None:
