@@ -25,7 +25,7 @@ from laserd.keys import AUDIT, DB, LIBRARY, SETTINGS
 from laserd.materials import starter
 from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
 from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
-from laserd.materials.testgrid import TestGridRequest, grid_gcode
+from laserd.materials.testgrid import TestGridRequest, grid_design_file
 from laserd.origin import current_origin
 from laserd.schemas.materials import (
     FileGrid,
@@ -359,31 +359,28 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 async def make_test_grid(request: web.Request, body: TestGridRequest) -> TestGridOut:
     """Cells of power rising to the right and speed rising upwards, each burnt at its own
     values and labelled with them; placed (``placement``, default: the bed's origin) and
-    checked against the bed (422 ``off_bed``). The answer is the new file, processed like any
-    upload, with ``grid`` listing every cell; ``GET /files/{id}/grid`` gives it again later.
-
-    The file is G-code generated through the design pipeline (a design file of the grid, with
-    one layer per cell, follows once design uploads are processed in the daemon).
+    checked against the bed (422 ``off_bed``). The answer is the new design file (SVG, one
+    layer per cell with that cell's settings, the labels on a score layer), processed like any
+    upload and placed or changed like any design, with ``grid`` listing every cell;
+    ``GET /files/{id}/grid`` gives it again later.
     """
     project = await owned_project(request, path_id(request))
     settings = request.app[SETTINGS]
     bed = (settings.machine.bed_mm.x, settings.machine.bed_mm.y)
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     loop = asyncio.get_running_loop()
-    gcode, grid = await loop.run_in_executor(
-        None,
-        functools.partial(
-            grid_gcode,
-            body,
-            bed_mm=bed,
-            max_power_s=settings.processing.max_power_s,
-            work_dir=settings.tmp_dir,
-        ),
+    svg, grid = await loop.run_in_executor(
+        None, functools.partial(grid_design_file, body, bed_mm=bed)
     )
     powers = {c["power_pct"] for c in grid.cells}
     speeds = {c["speed_mm_min"] for c in grid.cells}
-    name = f"test-grid {body.operation} {len(powers)}x{len(speeds)}.gcode"
-    row = await request.app[LIBRARY].accept(project, _one_chunk(gcode), name)
+    name = f"test-grid {body.operation} {len(powers)}x{len(speeds)}.svg"
+    row = await request.app[LIBRARY].accept(
+        project,
+        _one_chunk(svg),
+        name,
+        layers=[layer.model_dump(mode="json") for layer in grid.design.layers],
+        placement=body.placement.model_dump(mode="json") if body.placement else None,
+    )
     cells = [{k: c[k] for k in ("row", "col", "power_pct", "speed_mm_min")} for c in grid.cells]
     await store.insert_grid(
         request.app[DB],
@@ -392,9 +389,7 @@ async def make_test_grid(request: web.Request, body: TestGridRequest) -> TestGri
         request=body.model_dump(mode="json"),
         cells=cells,
     )
-    return TestGridOut.model_validate(
-        {**file_out(row), "operation": body.operation, "grid": cells}
-    )
+    return TestGridOut.model_validate({**file_out(row), "operation": body.operation, "grid": cells})
 
 
 @routes.get(

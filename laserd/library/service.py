@@ -143,13 +143,21 @@ class FileLibrary:
         check_free_space(self._settings, incoming_bytes)
 
     async def accept(
-        self, project: Row, source: AsyncIterable[bytes], filename: str | None
+        self,
+        project: Row,
+        source: AsyncIterable[bytes],
+        filename: str | None,
+        *,
+        layers: list[dict[str, Any]] | None = None,
+        placement: dict[str, Any] | None = None,
     ) -> Row:
         """Store an upload from ``source`` into ``project`` and queue it for processing.
 
         413/415/422/507 as :func:`laserd.library.uploads.receive` decides; an image whose
         G-code at the project's settings could be too big is 422 ``output_too_large``. On any
-        refusal nothing stays on disk or in the database.
+        refusal nothing stays on disk or in the database. ``layers`` and ``placement`` (a
+        design laserd made itself, such as a material test grid) are stored before the first
+        processing, so it runs with them.
         """
         settings = self._settings
         upload = await receive(settings, source, filename)
@@ -172,6 +180,8 @@ class FileLibrary:
                     sha256=upload.sha256,
                     stored_name=upload.stored_name,
                     laser=laser.model_dump(mode="json"),
+                    layers=layers,
+                    placement=placement,
                 )
                 self._processing.enqueue(row["id"])
         except BaseException:

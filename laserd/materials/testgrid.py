@@ -15,10 +15,7 @@ each, so the maker who picks the best cell gets its exact values back.
 from __future__ import annotations
 
 import colorsys
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -88,7 +85,6 @@ class TestGridRequest(_Strict):
         None, gt=0, le=100_000, description="labels' speed; default: the grid's highest"
     )
     placement: Placement | None = None
-
 
 
 @dataclass(slots=True)
@@ -203,25 +199,22 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
     return TestGrid(design=design, cells=cells, width_mm=width, height_mm=height)
 
 
-def grid_gcode(
-    req: TestGridRequest, *, bed_mm: tuple[float, float], max_power_s: int, work_dir: Path
+def grid_design_file(
+    req: TestGridRequest, *, bed_mm: tuple[float, float]
 ) -> tuple[bytes, TestGrid]:
-    """The grid, placed and checked against the bed, as G-code ready to run (worker thread).
+    """The grid as an SVG design file and the grid itself, placed and checked against the bed
+    first (worker thread): :class:`laserd.designs.DesignError` (422 ``off_bed``) refuses it
+    before anything is stored.
 
-    Raises :class:`laserd.designs.DesignError` (422) when the placed grid leaves the bed.
+    The file's layers, read back by :mod:`laserd.designs`, have the grid's own ids (cells 1..n
+    in order, labels n + 1), so ``[layer.model_dump() for layer in grid.design.layers]`` are
+    its layer settings as they are.
     """
-    from laserd.designs import design_to_gcode  # the planner pulls in numpy-heavy modules
+    from laserd.designs.placement import check_on_bed, place
 
     grid = build_test_grid(req)
-    work = Path(tempfile.mkdtemp(prefix=".grid-", dir=work_dir))
-    try:
-        out = work / "grid.gcode"
-        design_to_gcode(
-            grid.design, out, bed_mm=bed_mm, max_power_s=max_power_s, placement=req.placement
-        )
-        return out.read_bytes(), grid
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    check_on_bed(place(grid.design, req.placement), bed_mm)
+    return grid_svg(grid), grid
 
 
 def grid_svg(grid: TestGrid) -> bytes:
@@ -246,13 +239,11 @@ def grid_svg(grid: TestGrid) -> bytes:
             out.append(f'<polygon points="{pts}" fill="{layer.color}" stroke="none"/>')
         elif path.closed:
             out.append(
-                f'<polygon points="{pts}" fill="none" stroke="{layer.color}"'
-                ' stroke-width="0.1"/>'
+                f'<polygon points="{pts}" fill="none" stroke="{layer.color}" stroke-width="0.1"/>'
             )
         else:
             out.append(
-                f'<polyline points="{pts}" fill="none" stroke="{layer.color}"'
-                ' stroke-width="0.1"/>'
+                f'<polyline points="{pts}" fill="none" stroke="{layer.color}" stroke-width="0.1"/>'
             )
     out.append("</svg>")
     return ("\n".join(out) + "\n").encode("utf-8")

@@ -51,15 +51,24 @@ async def insert(
     sha256: str,
     stored_name: str,
     laser: dict[str, Any],
+    layers: list[dict[str, Any]] | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A new upload, ``pending`` processing with a snapshot of its project's laser settings."""
+    """A new upload, ``pending`` processing with a snapshot of its project's laser settings
+    (and, for a design made by laserd itself such as a material test grid, its layer settings
+    and placement from the start)."""
     now = utcnow()
     cur = await conn.execute(
         "INSERT INTO files (project_id, owner_id, name, kind, size, sha256, stored_name, status,"
-        " progress, laser_json, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-        (project_id, owner_id, name, kind, size, sha256, stored_name, json.dumps(laser), now, now),
-    )
+        " progress, laser_json, layers_json, placement_json, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+        (
+            project_id, owner_id, name, kind, size, sha256, stored_name, json.dumps(laser),
+            None if layers is None else json.dumps(layers),
+            None if placement is None else json.dumps(placement),
+            now, now,
+        ),
+    )  # fmt: skip
     row = await get(conn, int(cur.lastrowid or 0))
     assert row is not None
     return row

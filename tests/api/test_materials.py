@@ -517,12 +517,21 @@ async def test_a_test_grid_is_a_ready_to_run_file_that_remembers_its_cells(
     )
     assert r.status == 201, await r.text()
     body = await r.json()
-    assert body["project_id"] == project["id"] and body["kind"] == "gcode"
+    assert body["project_id"] == project["id"] and body["kind"] == "svg"
+    assert body["name"] == "test-grid fill 10x10.svg"
     assert body["operation"] == "fill" and len(body["grid"]) == 100
     assert body["grid"][0] == {"row": 0, "col": 0, "power_pct": 10, "speed_mm_min": 500}
     assert body["grid"][-1] == {"row": 9, "col": 9, "power_pct": 100, "speed_mm_min": 5000}
     file = await processed(client, user, body["id"])
     assert file["status"] == "ready" and not file["warnings"], file
+    # a design file: one layer per cell with that cell's settings, labels on a score layer
+    layers = {lay["id"]: lay for lay in file["layers"]}
+    assert len(layers) == 101 and file["placement"]["x_mm"] == 20
+    for n, cell in enumerate(body["grid"], start=1):
+        lay = layers[n]
+        assert lay["operation"] == "fill", lay
+        assert (lay["power_pct"], lay["speed_mm_min"]) == (cell["power_pct"], cell["speed_mm_min"])
+    assert layers[101]["operation"] == "score" and layers[101]["name"] == "labels"
     lb = file["stats"]["laser_bounds"]
     assert lb["xmin"] >= 20 and lb["ymin"] >= 20
     r = await client.get(f"{API}/files/{body['id']}/gcode", headers=user.headers)

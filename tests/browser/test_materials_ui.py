@@ -202,7 +202,7 @@ def test_test_grid_from_form_to_saved_material(daemon: Daemon, new_page: Any) ->
     form.get_by_role("button", name="Make test grid").click()
     expect(page.locator(".toast", has_text="Test grid made")).to_be_visible()
     detail = page.locator(".detail")
-    expect(detail.get_by_role("heading", name="test-grid score 4x3.gcode")).to_be_visible()
+    expect(detail.get_by_role("heading", name="test-grid score 4x3.svg")).to_be_visible()
     cells = detail.locator(".grid-cells button")
     expect(cells).to_have_count(12)
     expect(cells.first).to_have_text("30%1800")  # top-left: lowest power, highest speed

@@ -340,7 +340,7 @@ export async function render(view, { id }) {
       design,
       gridSlot,
       detailJog?.el);
-    if (f.kind === "gcode" && can.control()) gridPanel(f, gridSlot);
+    if (can.control() && f.kind === "svg") gridPanel(f, gridSlot); // test grids are SVG designs
     paintRun(getState());
   }
 
