@@ -2,8 +2,9 @@
 
 One way to hear about things. A producer calls :meth:`EventHub.emit` with a typed event (a
 dataclass: :class:`laserd.grbl.controller.ControllerChanged`, :class:`SettingsChanged` and
-:class:`SerialLine` from the link, :class:`laserd.safety.Trip` and :class:`SafetyAudit`-like
-records from the safety supervisor, ...); whoever cares subscribes by type with
+:class:`SerialLine` from the link; :class:`laserd.safety.Trip` and
+:class:`laserd.safety.SafetyAudit` from the safety supervisor; :class:`Event`, a message for
+WebSocket clients); whoever cares subscribes by type with
 :meth:`EventHub.on` (a subscription to a base class hears its subclasses). Handlers run on the
 event loop, synchronously, in subscription order; one that returns an awaitable has it run as
 a task; one that raises is logged and never breaks the producer. ``emit`` never blocks and

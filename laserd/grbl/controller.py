@@ -87,6 +87,9 @@ class ControllerState:
         self.settings: dict[str, str] = {}
         self.alarm: Alarm | None = None
         self.build_options: BuildOptions | None = None
+        #: Settings whose value changed since :meth:`take_changed` (one report per command:
+        #: a ``$$`` listing is some 35 lines).
+        self._changed: set[str] = set()
         self._waiters: list[tuple[StatusPredicate, asyncio.Future[MachineStatus]]] = []
 
     @property
@@ -124,25 +127,26 @@ class ControllerState:
         self.version = msg.version
         self.firmware = f"Grbl {msg.version}"
 
-    def on_setting(self, msg: SettingLine) -> bool:
-        """A ``$N=value`` line of a ``$$`` listing; True when the value is new."""
-        if msg.name.startswith("N"):
-            return False  # a startup block, not a setting
-        return self._set(f"${msg.name}", msg.value)
+    def on_setting(self, msg: SettingLine) -> None:
+        """A ``$N=value`` line of a ``$$`` listing."""
+        if not msg.name.startswith("N"):  # else a startup block, not a setting
+            self._set(f"${msg.name}", msg.value)
 
-    def on_written(self, line: str) -> str | None:
-        """A ``$N=value`` command succeeded: the key whose value is new, else None."""
+    def on_written(self, line: str) -> None:
+        """A command succeeded: when it was ``$N=value``, the controller holds that now."""
         m = _SET_RE.match(line)
-        if m is None:
-            return None
-        key = f"${m.group(1)}"
-        return key if self._set(key, m.group(2)) else None
+        if m is not None:
+            self._set(f"${m.group(1)}", m.group(2))
 
-    def _set(self, key: str, value: str) -> bool:
-        if self.settings.get(key) == value:
-            return False
-        self.settings[key] = value
-        return True
+    def take_changed(self) -> frozenset[str]:
+        """The settings whose value changed since the last call."""
+        changed, self._changed = frozenset(self._changed), set()
+        return changed
+
+    def _set(self, key: str, value: str) -> None:
+        if self.settings.get(key) != value:
+            self.settings[key] = value
+            self._changed.add(key)
 
     # ------------------------------------------------------------------ connection
 

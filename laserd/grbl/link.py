@@ -302,9 +302,10 @@ class GrblLink:
         except TimeoutError:
             fut.cancel()
             raise LinkTimeout(f"No answer to {text!r} within {timeout_s:g} s.") from None
-        key = self._ctl.on_written(text)
-        if key is not None:
-            self._settings_changed(frozenset({key}))
+        self._ctl.on_written(text)
+        changed = self._ctl.take_changed()  # from this $N=v, or the $$ listing it answered
+        if changed:
+            self._emit(SettingsChanged(dict(self._ctl.settings), changed))
         return replies
 
     async def wait_for_status(
@@ -414,8 +415,7 @@ class GrblLink:
 
     def _on_info(self, msg: object) -> None:
         if isinstance(msg, SettingLine):
-            if self._ctl.on_setting(msg):
-                self._settings_changed(frozenset({f"${msg.name}"}))
+            self._ctl.on_setting(msg)
         elif isinstance(msg, BuildOptions):
             self._ctl.build_options = msg
             if self._learn_rx and msg.rx_buffer_bytes:
@@ -471,9 +471,6 @@ class GrblLink:
 
     def _changed(self, cause: str) -> None:
         self._emit(ControllerChanged(cause))
-
-    def _settings_changed(self, keys: frozenset[str]) -> None:
-        self._emit(SettingsChanged(dict(self._ctl.settings), keys))
 
     def _tell_rx(self, line: str) -> None:
         oldest = self._sender.oldest()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from laserd.grbl.controller import SettingsChanged
 from laserd.keys import DB, HUB, LIBRARY, LINK, PROCESSING, SETTINGS
 from laserd.library.processing import Processing
 from laserd.library.service import FileLibrary
-
-#: How often the controller's settings are compared with those the estimates used.
-SETTINGS_POLL_S = 2.0
 
 
 async def processing_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -31,19 +27,17 @@ async def processing_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def estimates_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context (after the link): follows the controller's ``$$`` settings, which the
-    link reads on every connect, so estimates use the machine's real limits."""
-    service, link = app[PROCESSING], app[LINK]
+    link reads on every connect (and keeps when ``$N=v`` is written), so estimates use the
+    machine's real limits. The link reports them as :class:`SettingsChanged` on the bus."""
+    service, link, hub = app[PROCESSING], app[LINK], app[HUB]
 
-    async def watch() -> None:
-        while True:
-            if link.connected:
-                service.controller_settings(link.settings)
-            await asyncio.sleep(SETTINGS_POLL_S)
+    def on_settings(change: SettingsChanged) -> None:
+        service.controller_settings(dict(change.settings))
 
-    task = asyncio.create_task(watch(), name="estimate-settings-watch")
+    hub.on(SettingsChanged, on_settings)
+    if link.settings:  # read before this context subscribed
+        service.controller_settings(link.settings)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        hub.off(SettingsChanged, on_settings)

@@ -19,7 +19,7 @@ import tty
 import pytest
 
 from laserd.events import EventHub
-from laserd.grbl.controller import SerialLine
+from laserd.grbl.controller import SerialLine, SettingsChanged
 from laserd.grbl.errors import GrblAlarm, GrblError, LineRefused, LinkDown
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, Position
@@ -328,6 +328,32 @@ async def test_learns_the_receive_buffer_from_build_options(make_peer):
     link = await _link(peer, rx_buffer_bytes=64)
     try:
         assert link.rx_buffer_bytes == 128  # from [OPT:VL,15,128]
+    finally:
+        await link.close()
+
+
+async def test_settings_changes_are_reported_once_per_command(make_peer):
+    """The handshake's ``$$`` listing is one SettingsChanged (not one per line); writing a
+    ``$N=v`` reports that key; writing the same value again, or re-reading an unchanged
+    listing, reports nothing (the time estimates re-estimate files on each report)."""
+    peer = make_peer()
+    hub = EventHub()
+    changes: list[SettingsChanged] = []
+    hub.on(SettingsChanged, changes.append)
+    link = await _link(peer, hub=hub)
+    try:
+        assert [c.changed for c in changes] == [frozenset({"$0", "$30", "$32"})]
+        assert changes[0].settings == {"$0": "10", "$30": "1000", "$32": "1"}
+        await link.command("$30=500")
+        assert changes[-1].changed == frozenset({"$30"})
+        assert changes[-1].settings["$30"] == "500" == link.settings["$30"]
+        await link.command("$30=500")
+        await link.command("G4P0")
+        assert len(changes) == 2
+        await link.command("$$")  # the peer lists $30=1000 again: a change back
+        assert changes[-1].changed == frozenset({"$30"}) and len(changes) == 3
+        await link.command("$$")
+        assert len(changes) == 3
     finally:
         await link.close()
 
