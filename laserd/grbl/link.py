@@ -1,5 +1,8 @@
 """The serial link to a GRBL 1.1 controller: the handshake, status polling, and one API.
 
+(Over 500 lines on purpose: about 480 of code, the rest this docstring, which documents the
+one API the job runner and machine control use; the work itself lives in the three parts.)
+
 :class:`GrblLink` composes three parts and is what the rest of laserd talks to:
 
 - :class:`~laserd.grbl.connection.SerialConnection`: the port, its supervision and reconnect,
@@ -13,12 +16,10 @@ It reports what changed as typed events on the bus (:mod:`laserd.events`):
 and :class:`~laserd.grbl.controller.SerialLine`. It knows nothing of the API's shapes: the
 ``machine`` snapshot is composed by :class:`laserd.machine_control.Machine`.
 
-Every line (console commands, ``$`` commands, jog and
-job lines) goes through one FIFO queue and is sent with *character counting*: the bytes in
-flight never exceed the controller's receive buffer, and each ``ok``/``error:N`` frees the
-oldest line. Real-time bytes (``?`` ``!`` ``~`` 0x18 0x84 0x85 overrides) bypass the queue and
-asyncio entirely: :meth:`GrblLink.realtime` writes them straight to the file descriptor, from
-any thread, so the safety supervisor reaches the controller even while the event loop stalls.
+Every line goes through one counted queue (the sender); real-time bytes (``?`` ``!`` ``~``
+0x18, overrides) bypass it and asyncio: :meth:`GrblLink.realtime` is one write on the port's
+descriptor from any thread, so the safety supervisor reaches the controller while the loop
+stalls.
 
 Lifecycle: ``await link.start()`` launches a supervisor task that opens the port (when
 ``autoconnect``), performs the handshake (banner, else soft reset and banner; then ``$$`` and
@@ -77,14 +78,8 @@ from laserd.grbl.controller import (
     ControllerState,
     SerialLine,
     SettingsChanged,
-)
-from laserd.grbl.errors import (
-    GrblAlarm,
-    GrblError,
-    LinkDown,
-    LinkTimeout,
-    StreamCancelled,
-)
+)  # fmt: skip
+from laserd.grbl.errors import GrblAlarm, GrblError, LinkDown, LinkTimeout, StreamCancelled
 from laserd.grbl.protocol import (
     MOVING_STATES,
     RT,
