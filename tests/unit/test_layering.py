@@ -6,6 +6,9 @@
 * ``laserd/auth/`` never imports ``laserd.serve``.
 * Nothing below the web layer imports ``laserd.api`` either (that would bring aiohttp back in
   through the side door): the same modules as the first rule may.
+* ``laserd/grbl/`` (the protocol layer, item 4) knows nothing above it: not the API's models,
+  the job runner, machine control, the stores, the library or the safety supervisor. It
+  reports typed changes on the bus; ``Machine`` composes the API's ``machine`` snapshot.
 
 Every import counts: at module level, inside a function (the "local import to avoid a cycle"
 kind) and under ``TYPE_CHECKING`` (a signature that names ``web.Request`` ties the module to
@@ -54,6 +57,10 @@ def _outside_web_and_wiring(rel: str) -> bool:
     )
 
 
+#: What the protocol layer (``laserd/grbl/``) must not import.
+ABOVE_GRBL = ("api", "schemas", "jobs", "machine_control", "machine_ctx", "store", "library",
+              "safety", "keys", "app")  # fmt: skip
+
 RULES = (
     Rule(
         "aiohttp only in the web layer and the wiring", _outside_web_and_wiring, _under("aiohttp")
@@ -64,6 +71,11 @@ RULES = (
         "laserd.api only from the web layer and the wiring",
         _outside_web_and_wiring,
         _under("laserd.api"),
+    ),
+    Rule(
+        "the protocol layer knows nothing above it",
+        lambda rel: rel.startswith("grbl/"),
+        lambda name: any(_under(f"laserd.{above}")(name) for above in ABOVE_GRBL),
     ),
 )
 
@@ -173,7 +185,11 @@ def test_imports_are_found_wherever_they_stand(
 
 
 def test_the_rules_catch_what_they_forbid() -> None:
-    aiohttp_rule, store_rule, auth_rule, api_rule = RULES
+    aiohttp_rule, store_rule, auth_rule, api_rule, grbl_rule = RULES
+    assert grbl_rule.applies("grbl/link.py") and grbl_rule.applies("grbl/sim/runner.py")
+    assert grbl_rule.forbidden("laserd.schemas.machine") and grbl_rule.forbidden("laserd.jobs")
+    assert grbl_rule.forbidden("laserd.machine_control") and not grbl_rule.applies("jobs.py")
+    assert not grbl_rule.forbidden("laserd.events") and not grbl_rule.forbidden("laserd.errors")
     assert api_rule.applies("auth/cli.py") and api_rule.forbidden("laserd.api.routing")
     assert not api_rule.applies("keys.py") and not api_rule.forbidden("laserd.apikeys")
     assert aiohttp_rule.applies("store/users.py") and aiohttp_rule.applies("jobs.py")
