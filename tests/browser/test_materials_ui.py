@@ -217,3 +217,59 @@ def test_test_grid_from_form_to_saved_material(daemon: Daemon, new_page: Any) ->
     assert m["thickness_mm"] == 3 and m["settings"]["score"]["power_pct"] == 70
     assert m["settings"]["score"]["speed_mm_min"] == 1200
     watch.check()
+
+
+LID = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="100mm" height="80mm" viewBox="0 0 100 80">'
+    b'<rect x="10" y="10" width="60" height="40" stroke="#ff0000" fill="none"/>'
+    b'<path d="M 20 60 L 80 60" stroke="#0000ff" fill="none"/></svg>'
+)
+
+
+def test_design_layer_takes_a_material_and_says_when_changed(
+    daemon: Daemon, new_page: Any, tmp_path: Path
+) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Lid from birch"}, token=token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    (tmp_path / "lid.svg").write_bytes(LID)
+    page.set_input_files("#file-input", str(tmp_path / "lid.svg"))
+    row = page.locator("li.file", has_text="lid.svg")
+    expect(row).to_have_attribute("data-status", "ready", timeout=120_000)
+    row.click()
+    panel = page.locator("form.design-panel")
+    picker = panel.get_by_label("Material for Stroke #ff0000")
+    # the cut layer is offered materials with cut settings only
+    expect(picker.locator("option", has_text="Birch plywood 3\u00a0mm · diode")).to_have_count(1)
+    expect(picker.locator("option", has_text="Slate")).to_have_count(0)
+    picker.select_option(label="Birch plywood 3\u00a0mm · diode")
+    speed = panel.get_by_label("Speed of Stroke #ff0000 (mm/min)")
+    expect(speed).to_have_value("300")
+    expect(panel.get_by_label("Passes of Stroke #ff0000")).to_have_value("2")
+    expect(panel.get_by_label("Air assist for Stroke #ff0000")).to_be_checked()
+    status = panel.locator("tr[data-layer='1'] .material-status")
+    expect(status).to_have_text("As in the material.")
+    panel.get_by_label("Power of Stroke #ff0000 (%)").fill("95")
+    expect(status).to_have_text("Changed since.")
+    panel.get_by_label("Power of Stroke #ff0000 (%)").fill("100")
+    expect(status).to_have_text("As in the material.")
+    panel.get_by_role("button", name="Save and re-process").click()
+    expect(page.locator(".toast", has_text="processed again")).to_be_visible()
+    files = daemon.api("GET", f"/projects/{project['id']}/files", token=token)["items"]
+    file = daemon.wait_file_ready(token, files[0]["id"])
+    birch = next(
+        m
+        for m in daemon.api("GET", "/materials?q=Birch", token=token)["items"]
+        if m["name"] == "Birch plywood" and m["laser_type"] == "diode"
+    )
+    layer = next(lay for lay in file["layers"] if lay["color"] == "#ff0000")
+    assert layer["material_id"] == birch["id"]
+    assert (layer["speed_mm_min"], layer["passes"], layer["air_assist"]) == (300, 2, True)
+    # after the reload of the panel the layer still says where its settings came from
+    expect(row).to_have_attribute("data-status", "ready", timeout=120_000)
+    expect(page.locator("form.design-panel tr[data-layer='1'] .material-status")).to_have_text(
+        "As in the material."
+    )
+    watch.check()

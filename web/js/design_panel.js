@@ -4,6 +4,7 @@
 
 import * as API from "./api.js";
 import { clearErrors, field, formError, h, setEnabled, setText, setVar, showApiError, toast } from "./dom.js";
+import { layerMaterial, loadMaterials } from "./layer_material.js";
 
 const OPERATIONS = [
   ["cut", "Cut"], ["score", "Score"], ["fill", "Fill"], ["image", "Image"], ["off", "Off"],
@@ -17,7 +18,7 @@ function num(name, value, { min, max, step = "any", label }) {
   });
 }
 
-function layerRow(layer) {
+function layerRow(layer, materials) {
   const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
   setVar(swatch, "--swatch", layer.color);
   const op = h("select", { name: `op-${layer.id}`, "aria-label": `Operation of ${layer.name || layer.color}` },
@@ -40,11 +41,14 @@ function layerRow(layer) {
   const cutOnly = h("span", { class: "layer-extra cut-only" }, "kerf ", controls.kerf_mm, " tabs ", controls.tabs_count, " × ", controls.tabs_width, " mm");
   const fillOnly = h("span", { class: "layer-extra fill-only" }, "every ", controls.interval, " mm at ", controls.angle, "° ",
     h("label", {}, controls.crosshatch, " cross"));
+  const picker = layerMaterial(layer, controls, materials);
   const row = h("tr", { dataset: { layer: String(layer.id) } },
     h("td", {}, swatch, " ", h("span", { class: "layer-name" }, label)),
-    h("td", {}, op), h("td", {}, controls.speed_mm_min), h("td", {}, controls.power_pct),
+    h("td", {}, op), h("td", {}, picker.el), h("td", {}, controls.speed_mm_min), h("td", {}, controls.power_pct),
     h("td", {}, controls.passes), h("td", {}, controls.air_assist), h("td", {}, controls.order),
     h("td", {}, cutOnly, fillOnly));
+  row.addEventListener("input", () => picker.paint());
+  row.addEventListener("change", () => picker.paint());
   const showExtras = () => {
     cutOnly.hidden = op.value !== "cut";
     fillOnly.hidden = !(op.value === "fill" || op.value === "image");
@@ -52,11 +56,11 @@ function layerRow(layer) {
   };
   op.addEventListener("change", showExtras);
   showExtras();
-  return { layer, row, controls };
+  return { layer, row, controls, picker };
 }
 
 /** The changes of one layer row against the file's layer, in the API's shape (or null). */
-function layerChanges({ layer, controls: c }) {
+function layerChanges({ layer, controls: c, picker }) {
   const out = { id: layer.id };
   const number = (el) => (el.value === "" ? null : Number(el.value));
   const set = (key, value, old) => { if (value !== null && value !== old) out[key] = value; };
@@ -69,9 +73,9 @@ function layerChanges({ layer, controls: c }) {
   set("kerf_mm", number(c.kerf_mm), layer.kerf_mm);
   const tabs = { count: number(c.tabs_count), width_mm: number(c.tabs_width) };
   if (tabs.count !== layer.tabs?.count || tabs.width_mm !== layer.tabs?.width_mm) out.tabs = tabs;
-  const fill = { ...layer.fill, interval_mm: number(c.interval), angle_deg: number(c.angle), crosshatch: c.crosshatch.checked };
-  if (fill.interval_mm !== layer.fill?.interval_mm || fill.angle_deg !== layer.fill?.angle_deg
-      || fill.crosshatch !== layer.fill?.crosshatch) out.fill = fill;
+  const fill = { ...layer.fill, ...picker.fill(), interval_mm: number(c.interval), angle_deg: number(c.angle), crosshatch: c.crosshatch.checked };
+  if (Object.keys(fill).some((k) => fill[k] !== layer.fill?.[k])) out.fill = fill;
+  if (picker.materialId() !== (layer.material_id ?? null)) out.material_id = picker.materialId();
   return Object.keys(out).length > 1 ? out : null;
 }
 
@@ -201,13 +205,14 @@ export function designPanel(file, { onSaved, canEdit, bed = null, others = [] })
   const isDesign = file.kind === "svg" || file.kind === "dxf";
   if (!isDesign && file.kind !== "image") return null;
   const form = h("form", { class: "design-panel", novalidate: true, "aria-labelledby": `design-h-${file.id}` });
-  const rows = isDesign && Array.isArray(file.layers) ? file.layers.map(layerRow) : [];
+  const materials = isDesign ? loadMaterials() : Promise.resolve([]);
+  const rows = isDesign && Array.isArray(file.layers) ? file.layers.map((l) => layerRow(l, materials)) : [];
   const placement = placementFields(file.placement);
   const save = h("button", { type: "submit", class: "btn btn-primary" }, "Save and re-process");
   const reason = h("p", { class: "reason", "aria-live": "polite" });
   const table = rows.length ? h("div", { class: "layers-wrap" }, h("table", { class: "layers" },
     h("caption", {}, "Layers"),
-    h("thead", {}, h("tr", {}, ["Layer", "Operation", "Speed (mm/min)", "Power (%)", "Passes", "Air", "Order", ""]
+    h("thead", {}, h("tr", {}, ["Layer", "Operation", "Material", "Speed (mm/min)", "Power (%)", "Passes", "Air", "Order", ""]
       .map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.map((r) => r.row)))) : (isDesign ? h("p", { class: "muted" }, "The layers appear once the design has been read.") : null);
 
