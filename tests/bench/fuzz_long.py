@@ -84,8 +84,6 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     f"POST {API}/auth/api-keys": ("422",),  # a role above the caller's own
     f"POST {API}/projects": ("422",),  # laser settings' cross-field rules
     f"PATCH {API}/projects/{{id}}": ("422",),  # same, on the merged settings
-    # a design's placement: x and y together, on the bed; layer ids the file has (422)
-    f"PATCH {API}/files/{{id}}": ("422",),
     f"POST {API}/materials": ("422",),  # at least one operation; image power min <= max
     f"PATCH {API}/materials/{{id}}": ("422",),  # same, on the merged settings
     # The content decides: empty, not a LightBurn library, or hostile XML (422).
