@@ -217,7 +217,11 @@ async def import_materials(request: web.Request, query: ImportQuery) -> ImportRe
         outcome = await loop.run_in_executor(None, import_library, data)
     except ClbError as exc:
         raise errors.ValidationFailed.field("file", str(exc)) from None
-    items = [{**item, "owner_id": who.user_id, "shared": query.shared} for item in outcome.items]
+    laser_type = query.laser_type.value if query.laser_type else None
+    items = [
+        {**item, "owner_id": who.user_id, "shared": query.shared, "laser_type": laser_type}
+        for item in outcome.items
+    ]
     if items:
         await store.insert_many(request.app[DB], items)
         if query.shared:

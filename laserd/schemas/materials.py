@@ -77,6 +77,9 @@ class MaterialQuery(PageQuery):
 
 class ImportQuery(StrictModel):
     shared: bool = Field(False, description="import into the shared library (admins only)")
+    laser_type: LaserType | None = Field(
+        None, description="the machine the library is for (a .clb file does not say)"
+    )
 
 
 class SkippedEntry(BaseModel):

@@ -275,11 +275,13 @@ async def test_import_into_the_shared_library_is_for_admins(
     url = f"{API}/materials/import?shared=true"
     r = await client.post(url, data=upload(CLB), headers=user.headers)
     assert r.status == 403
-    r = await client.post(url, data=upload(CLB), headers=admin.headers)
+    r = await client.post(f"{url}&laser_type=co2", data=upload(CLB), headers=admin.headers)
     assert r.status == 201
     other = await make_account("user")
     shared = [m for m in (await listing(client, other))["items"] if m["name"] == "Birch ply"]
-    assert len(shared) == 2 and all(m["shared"] for m in shared)
+    assert len(shared) == 2 and all(m["shared"] and m["laser_type"] == "co2" for m in shared)
+    r = await client.post(f"{url}&laser_type=plasma", data=upload(CLB), headers=admin.headers)
+    assert r.status == 422
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

@@ -96,6 +96,7 @@ def test_import_reports_skipped_entries_and_export_downloads(
     open_materials(page, daemon)
     clb = tmp_path / "shop.clb"
     clb.write_bytes(CLB)
+    page.get_by_label("Imported library is for").select_option("co2")
     page.locator("#clb-file").set_input_files(str(clb))
     report = page.locator(".import-report")
     expect(report).to_contain_text("Imported 1 material from shop.clb.")
@@ -105,6 +106,7 @@ def test_import_reports_skipped_entries_and_export_downloads(
     page.get_by_label("Search").fill("cherry")
     expect(page.locator(".materials-table tbody tr")).to_have_count(1)
     expect(page.locator(".materials-table tbody tr").first).to_contain_text("600\u00a0mm/min")
+    expect(page.locator(".materials-table tbody tr").first).to_contain_text("CO₂")
 
     bad = tmp_path / "evil.clb"
     bad.write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><LightBurnLibrary>&a;</LightBurnLibrary>')

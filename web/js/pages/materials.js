@@ -111,13 +111,14 @@ export async function render(view) {
   // ---------------------------------------------------------------- import and export
   const fileInput = h("input", { type: "file", accept: ".clb,application/xml,text/xml", class: "sr-only", id: "clb-file", "aria-label": "LightBurn library file" });
   const sharedImport = h("input", { type: "checkbox", name: "shared_import" });
+  const importLaser = h("select", { name: "import_laser_type" }, LASER_TYPES.map(([v, t]) => h("option", { value: v }, t)));
   const report = h("div", { class: "import-report", "aria-live": "polite" });
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files?.[0];
     if (!file) return;
     report.replaceChildren(h("p", { class: "muted" }, `Importing ${file.name}…`));
     try {
-      const path = `/materials/import${sharedImport.checked ? "?shared=true" : ""}`;
+      const path = `/materials/import${API.qs({ shared: sharedImport.checked ? "true" : "", laser_type: importLaser.value })}`;
       const result = await API.upload(path, file);
       const ignored = Object.entries(result.ignored_fields || {});
       report.replaceChildren(
@@ -166,7 +167,9 @@ export async function render(view) {
     h("div", { class: "panel stack" },
       h("div", { class: "row" }, newBtn, can.control() ? importBtn : null, exportBtn, restoreBtn),
       can.control() ? fileInput : null,
-      can.admin() ? field("Import into the shared library", sharedImport) : null,
+      can.control() ? h("div", { class: "form-grid" },
+        field("Imported library is for", importLaser, { hint: "A .clb file does not say which laser its values suit." }),
+        can.admin() ? field("Import into the shared library", sharedImport) : null) : null,
       report),
     editorSlot,
     h("section", { class: "panel", "aria-label": "Material list" },
