@@ -21,7 +21,8 @@ def placement_matrix(
 
     ``box`` is ``(xmin, ymin, xmax, ymax)`` of the geometry. Scale (aspect kept when one side
     is given), mirror and rotation happen about the box's centre; then the rotated box's
-    lower-left corner goes to (``x_mm``, ``y_mm``), or stays where the document had the box.
+    lower-left corner goes to (``x_mm``, ``y_mm``); an axis without its coordinate keeps the
+    document's position.
     """
     xmin, ymin, xmax, ymax = box
     w, h = xmax - xmin, ymax - ymin
@@ -46,10 +47,8 @@ def placement_matrix(
     corners = np.array([[xmin, ymin, 1], [xmax, ymin, 1], [xmax, ymax, 1], [xmin, ymax, 1]])
     placed = corners @ m.T
     lo = placed[:, :2].min(axis=0)
-    if placement.x_mm is not None and placement.y_mm is not None:
-        tx, ty = placement.x_mm, placement.y_mm
-    else:
-        tx, ty = xmin, ymin
+    tx = placement.x_mm if placement.x_mm is not None else xmin
+    ty = placement.y_mm if placement.y_mm is not None else ymin
     matrix: np.ndarray = affine(e=tx - lo[0], f=ty - lo[1]) @ m
     return matrix
 

@@ -13,7 +13,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _COLOR = re.compile(r"^#[0-9a-f]{6}$")
 
@@ -137,8 +137,9 @@ class LayerPatch(_Strict):
     material_id: int | None = Field(None, ge=1)
 
     def apply(self, layer: LayerSettings) -> LayerSettings:
-        """``layer`` with this patch's fields set (validated as a whole again)."""
-        changes = self.model_dump(exclude_unset=True, exclude={"id"})
+        """``layer`` with this patch's fields set (validated as a whole again); a field given
+        as null is left as it is."""
+        changes = self.model_dump(exclude_unset=True, exclude_none=True, exclude={"id"})
         return LayerSettings.model_validate({**layer.model_dump(), **changes})
 
 
@@ -167,8 +168,8 @@ class Placement(_Strict):
     ``height_mm`` (one of them alone keeps the aspect ratio; neither keeps the document's
     size), mirrored left-right with ``mirror_x``, rotated counter-clockwise by ``rotation_deg``
     about its centre, and then moved so that the lower-left corner of the rotated box's
-    bounds is at (``x_mm``, ``y_mm``). Without ``x_mm``/``y_mm`` the design keeps its document
-    position: the page's lower-left corner at the bed's origin.
+    bounds is at (``x_mm``, ``y_mm``). Without ``x_mm`` (or ``y_mm``) the box keeps its
+    document position along that axis: the page's lower-left corner at the bed's origin.
     """
 
     x_mm: float | None = Field(None, ge=-10_000, le=10_000)
@@ -177,9 +178,3 @@ class Placement(_Strict):
     height_mm: float | None = Field(None, gt=0, le=10_000)
     rotation_deg: float = Field(0.0, ge=-360, le=360)
     mirror_x: bool = False
-
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> Placement:
-        if (self.x_mm is None) != (self.y_mm is None):
-            raise ValueError("give both x_mm and y_mm, or neither")
-        return self

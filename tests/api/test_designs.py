@@ -138,7 +138,7 @@ async def test_patch_refusals(client: Any, user: Account, make_account: Any) -> 
     assert err["code"] == "validation_error" and "no layer 99" in err["message"]
     r = await _patch(client, user, file["id"], {"layers": [{"id": 1, "power_pct": 500}]})
     assert r.status == 422
-    r = await _patch(client, user, file["id"], {"placement": {"x_mm": 5}})  # y missing
+    r = await _patch(client, user, file["id"], {"placement": {"rotation_deg": 1000}})
     assert r.status == 422
     r = await _patch(client, user, file["id"], {"colour": "red"})
     assert r.status == 422

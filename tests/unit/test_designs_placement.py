@@ -60,9 +60,11 @@ def test_without_position_the_document_position_stays() -> None:
     assert d.bounds() == pytest.approx((5, 5, 45, 25))
 
 
-def test_position_needs_both_coordinates() -> None:
-    with pytest.raises(ValueError, match="both x_mm and y_mm"):
-        Placement(x_mm=3)
+def test_one_coordinate_moves_along_its_axis_only() -> None:
+    d = place(_design(), Placement(x_mm=100))
+    assert d.bounds() == pytest.approx((100, 5, 120, 15))
+    d = place(_design(), Placement(y_mm=40))
+    assert d.bounds() == pytest.approx((5, 40, 25, 50))
 
 
 def test_off_the_bed_is_refused_with_the_numbers(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ function placementFields(placement) {
     mirror_x: h("input", { type: "checkbox", name: "mirror_x", checked: p.mirror_x }),
   };
   const box = h("div", { class: "placement-grid" },
-    field("X (mm)", controls.x_mm, { hint: "lower-left corner; empty: as drawn" }),
+    field("X (mm)", controls.x_mm, { hint: "lower-left corner; empty: where it is drawn" }),
     field("Y (mm)", controls.y_mm),
     field("Width (mm)", controls.width_mm, { hint: "one side alone keeps the aspect ratio" }),
     field("Height (mm)", controls.height_mm),
@@ -218,9 +218,7 @@ export function designPanel(file, { onSaved, canEdit, bed = null, others = [] })
 
   const check = () => {
     const valid = [...form.querySelectorAll("input")].every((el) => el.checkValidity());
-    const p = placement.value();
-    const pairOk = ("x_mm" in p) === ("y_mm" in p);
-    const why = !valid ? "Some values are out of range." : !pairOk ? "Give both X and Y, or neither." : "";
+    const why = valid ? "" : "Some values are out of range.";
     for (const el of form.querySelectorAll("input")) el.toggleAttribute("aria-invalid", !el.checkValidity());
     setEnabled(save, canEdit && !why, why, reason);
     return !why;
@@ -238,6 +236,7 @@ export function designPanel(file, { onSaved, canEdit, bed = null, others = [] })
     const before = file.placement || {};
     const changed = Object.keys({ ...p, ...before }).some((k) => (p[k] ?? null) !== (before[k] ?? null))
       && !(file.placement === null && Object.keys(p).length === 2 && p.rotation_deg === 0 && !p.mirror_x);
+
     if (changed) body.placement = p;
     if (!Object.keys(body).length) {
       toast("Nothing changed.", "info");
