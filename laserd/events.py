@@ -2,7 +2,7 @@
 
 One way to hear about things. A producer calls :meth:`EventHub.emit` with a typed event (a
 dataclass: :class:`laserd.grbl.controller.ControllerChanged`, :class:`SettingsChanged` and
-:class:`SerialLine` from the link; :class:`laserd.safety.Trip` and
+:class:`WireLine` from the link; :class:`laserd.safety.Trip` and
 :class:`laserd.safety.SafetyAudit` from the safety supervisor; :class:`Event`, a message for
 WebSocket clients); whoever cares subscribes by type with
 :meth:`EventHub.on` (a subscription to a base class hears its subclasses). Handlers run on the

@@ -97,8 +97,9 @@ async def safety_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 class ConsoleFeed:
-    """The admins' view of the wire (the ``log`` WebSocket event): raw lines, without the
-    status reports and streamed job lines that would flood it."""
+    """The admins' view of the wire (the ``log`` WebSocket event): console traffic only
+    (:class:`SerialLine`), not the status reports and streamed job lines that would flood
+    it (those are other kinds of :class:`~laserd.grbl.controller.WireLine`)."""
 
     admins = frozenset({"admin"})
 
@@ -106,8 +107,6 @@ class ConsoleFeed:
         self._hub = hub
 
     def __call__(self, event: SerialLine) -> None:
-        if event.status or event.stream:
-            return
         self._hub.publish(
             "log", {"direction": event.direction, "line": event.line}, audience=self.admins
         )

@@ -2,7 +2,7 @@
 
 :class:`ControllerState` is fed the parsed messages the link receives and answers what the
 controller is doing now. It reports what changed as typed values (:class:`ControllerChanged`,
-:class:`SettingsChanged`, :class:`SerialLine`), which the link emits on the event bus
+:class:`SettingsChanged`, :class:`WireLine`), which the link emits on the event bus
 (:mod:`laserd.events`); the shape the API shows (``GET /machine``) is composed above this
 layer, by :class:`laserd.machine_control.Machine`.
 """
@@ -63,15 +63,30 @@ class SettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class SerialLine:
-    """One raw line on the wire: ``direction`` ``"rx"`` (received) or ``"tx"`` (sent)."""
+class WireLine:
+    """One raw line on the wire: ``direction`` ``"rx"`` (received) or ``"tx"`` (sent).
+
+    Emitted as one of three kinds, so a subscriber picks by type what it can keep up with
+    (subscribe to ``WireLine`` for all of them); the link builds none that nobody hears.
+    """
 
     direction: str
     line: str
-    #: A status report (``<Idle|...>``): many a second.
-    status: bool = False
-    #: A streamed job line or the ``ok`` answering one: thousands a minute.
-    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SerialLine(WireLine):
+    """Console traffic: commands, their replies and the controller's push messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLine(WireLine):
+    """A status report (``<Idle|...>``): 5-10 a second."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLine(WireLine):
+    """A streamed job line or the ``ok`` answering it: thousands a minute."""
 
 
 class ControllerState:

@@ -13,7 +13,7 @@ one API the job runner and machine control use; the work itself lives in the thr
 
 It reports what changed as typed events on the bus (:mod:`laserd.events`):
 :class:`~laserd.grbl.controller.ControllerChanged`, :class:`~laserd.grbl.controller.SettingsChanged`
-and :class:`~laserd.grbl.controller.SerialLine`. It knows nothing of the API's shapes: the
+and :class:`~laserd.grbl.controller.WireLine`. It knows nothing of the API's shapes: the
 ``machine`` snapshot is composed by :class:`laserd.machine_control.Machine`.
 
 Every line goes through one counted queue (the sender); real-time bytes (``?`` ``!`` ``~``
@@ -78,6 +78,9 @@ from laserd.grbl.controller import (
     ControllerState,
     SerialLine,
     SettingsChanged,
+    StatusLine,
+    StreamLine,
+    WireLine,
 )  # fmt: skip
 from laserd.grbl.errors import GrblAlarm, GrblError, LinkDown, LinkTimeout, StreamCancelled
 from laserd.grbl.protocol import (
@@ -383,21 +386,17 @@ class GrblLink:
     # ------------------------------------------------------------------ receive
 
     def _on_line(self, line: str) -> None:
-        hub = self._hub
-        tell = hub is not None and hub.wants(SerialLine)
         if line == "ok":
-            if tell:
-                self._tell_rx(line)
+            self._tell_rx(line)
             self._sender.ack(None)
             return
         msg = parse_line(line)
         if isinstance(msg, StatusReport):
             self._on_status(msg)
-            if tell:
-                self._emit(SerialLine("rx", line, status=True))
+            if self._hub is not None and self._hub.wants(StatusLine):
+                self._hub.emit(StatusLine("rx", line))
             return
-        if tell:
-            self._tell_rx(line)
+        self._tell_rx(line)
         if isinstance(msg, ErrorReply):
             self._sender.ack(msg)
         elif isinstance(msg, AlarmMsg):
@@ -468,15 +467,30 @@ class GrblLink:
         self._emit(ControllerChanged(cause))
 
     def _tell_rx(self, line: str) -> None:
+        """A received line, as the kind of the line it answers (a streamed one or not)."""
+        hub = self._hub
+        if hub is None:
+            return
         oldest = self._sender.oldest()
-        self._emit(SerialLine("rx", line, stream=oldest is not None and oldest.stream is not None))
+        kind: type[WireLine] = (
+            StreamLine if oldest is not None and oldest.stream is not None else SerialLine
+        )
+        if hub.wants(kind):
+            hub.emit(kind("rx", line))
 
     def _on_sent(self, sent: list[QueuedLine]) -> None:
         hub = self._hub
-        if hub is None or not hub.wants(SerialLine):
+        if hub is None:
+            return
+        console, stream = hub.wants(SerialLine), hub.wants(StreamLine)
+        if not (console or stream):
             return
         for item in sent:
-            hub.emit(SerialLine("tx", item.text, stream=item.stream is not None))
+            if item.stream is None:
+                if console:
+                    hub.emit(SerialLine("tx", item.text))
+            elif stream:
+                hub.emit(StreamLine("tx", item.text))
 
     # ------------------------------------------------------------------ connection
 

@@ -19,7 +19,7 @@ import tty
 import pytest
 
 from laserd.events import EventHub
-from laserd.grbl.controller import SerialLine, SettingsChanged
+from laserd.grbl.controller import SerialLine, SettingsChanged, WireLine
 from laserd.grbl.errors import GrblAlarm, GrblError, LineRefused, LinkDown
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, Position
@@ -365,12 +365,8 @@ async def test_line_listener_sees_console_traffic_not_status(make_peer):
     seen: list[tuple[str, str]] = []
     everything: list[tuple[str, str]] = []
 
-    def console(e: SerialLine) -> None:
-        if not (e.status or e.stream):
-            seen.append((e.direction, e.line))
-
-    hub.on(SerialLine, console)
-    hub.on(SerialLine, lambda e: everything.append((e.direction, e.line)))
+    hub.on(SerialLine, lambda e: seen.append((e.direction, e.line)))
+    hub.on(WireLine, lambda e: everything.append((e.direction, e.line)))
     try:
         assert await link.command("$$") == ["$0=10", "$30=1000", "$32=1"]
         await link.stream([(1, "G0 X1"), (2, "G0 X2")])
