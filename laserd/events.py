@@ -110,6 +110,9 @@ class EventHub:
         self._handlers: dict[type, list[Handler]] = {}
         #: Handlers per concrete event type (its own and its bases'), built on first emit.
         self._routes: dict[type, tuple[Handler, ...]] = {}
+        #: Bumped on every subscribe/unsubscribe: a hot path may cache :meth:`wants` until
+        #: it changes (the link does, per received line).
+        self.generation = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
@@ -125,12 +128,14 @@ class EventHub:
         """Call ``fn(event)`` on the loop for every emitted event that is a ``kind``."""
         self._handlers.setdefault(kind, []).append(fn)
         self._routes.clear()
+        self.generation += 1
 
     def off(self, kind: type[E], fn: Callable[[E], object]) -> None:
         handlers = self._handlers.get(kind, [])
         if fn in handlers:
             handlers.remove(fn)
             self._routes.clear()
+            self.generation += 1
 
     def wants(self, kind: type) -> bool:
         """Whether anyone hears ``kind`` (lets a hot path skip building the event)."""

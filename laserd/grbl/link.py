@@ -80,7 +80,6 @@ from laserd.grbl.controller import (
     SettingsChanged,
     StatusLine,
     StreamLine,
-    WireLine,
 )  # fmt: skip
 from laserd.grbl.errors import GrblAlarm, GrblError, LinkDown, LinkTimeout, StreamCancelled
 from laserd.grbl.protocol import (
@@ -145,6 +144,10 @@ class GrblLink:
         self._ctl = ControllerState()
         self._banner_waiter: asyncio.Future[Banner] | None = None
         self._poller: asyncio.Task[None] | None = None
+        #: Which kinds of WireLine anyone hears (console, status, stream), as of the hub's
+        #: subscription generation ``_heard_gen``: checked per line, so cached.
+        self._heard = (False, False, False)
+        self._heard_gen = -1
 
     # ------------------------------------------------------------------ properties
 
@@ -385,18 +388,30 @@ class GrblLink:
 
     # ------------------------------------------------------------------ receive
 
+    def _heard_kinds(self) -> tuple[bool, bool, bool]:
+        """Whether anyone hears console, status and stream lines (cached per subscription
+        generation of the hub: this runs for every line)."""
+        hub = self._hub
+        if hub is not None and hub.generation != self._heard_gen:
+            self._heard_gen = hub.generation
+            self._heard = (hub.wants(SerialLine), hub.wants(StatusLine), hub.wants(StreamLine))
+        return self._heard
+
     def _on_line(self, line: str) -> None:
+        console, status, stream = self._heard_kinds()
         if line == "ok":
-            self._tell_rx(line)
+            if console or stream:
+                self._tell_rx(line, console, stream)
             self._sender.ack(None)
             return
         msg = parse_line(line)
         if isinstance(msg, StatusReport):
             self._on_status(msg)
-            if self._hub is not None and self._hub.wants(StatusLine):
-                self._hub.emit(StatusLine("rx", line))
+            if status:
+                self._emit(StatusLine("rx", line))
             return
-        self._tell_rx(line)
+        if console or stream:
+            self._tell_rx(line, console, stream)
         if isinstance(msg, ErrorReply):
             self._sender.ack(msg)
         elif isinstance(msg, AlarmMsg):
@@ -466,31 +481,25 @@ class GrblLink:
     def _changed(self, cause: str) -> None:
         self._emit(ControllerChanged(cause))
 
-    def _tell_rx(self, line: str) -> None:
+    def _tell_rx(self, line: str, console: bool, stream: bool) -> None:
         """A received line, as the kind of the line it answers (a streamed one or not)."""
-        hub = self._hub
-        if hub is None:
-            return
         oldest = self._sender.oldest()
-        kind: type[WireLine] = (
-            StreamLine if oldest is not None and oldest.stream is not None else SerialLine
-        )
-        if hub.wants(kind):
-            hub.emit(kind("rx", line))
+        if oldest is not None and oldest.stream is not None:
+            if stream:
+                self._emit(StreamLine("rx", line))
+        elif console:
+            self._emit(SerialLine("rx", line))
 
     def _on_sent(self, sent: list[QueuedLine]) -> None:
-        hub = self._hub
-        if hub is None:
-            return
-        console, stream = hub.wants(SerialLine), hub.wants(StreamLine)
+        console, _, stream = self._heard_kinds()
         if not (console or stream):
             return
         for item in sent:
             if item.stream is None:
                 if console:
-                    hub.emit(SerialLine("tx", item.text))
+                    self._emit(SerialLine("tx", item.text))
             elif stream:
-                hub.emit(StreamLine("tx", item.text))
+                self._emit(StreamLine("tx", item.text))
 
     # ------------------------------------------------------------------ connection
 
