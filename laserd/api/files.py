@@ -15,9 +15,10 @@ from aiohttp import web
 
 from laserd import errors
 from laserd.api.files_access import readable_file
+from laserd.api.materials import expand_layer_materials
 from laserd.api.routing import ApiRoutes, path_id
 from laserd.auth.principal import Role
-from laserd.keys import LIBRARY, SETTINGS
+from laserd.keys import DB, LIBRARY, SETTINGS
 from laserd.schemas.projects import FileOut, FilePatch, PreviewQuery, file_out
 
 routes = ApiRoutes("files")
@@ -144,11 +145,13 @@ async def reprocess(request: web.Request) -> FileOut:
 )
 async def patch_file(request: web.Request, body: FilePatch) -> FileOut:
     """``layers`` names each changed layer by ``id`` with only the fields that change (svg and
-    dxf files, once read); ``placement`` replaces where an image or design goes on the bed.
+    dxf files, once read); a layer given only a ``material_id`` takes that material's settings
+    for its operation; ``placement`` replaces where an image or design goes on the bed.
     The file is processed again with them (202); a design placed off the bed fails with its
     extent and the bed's in ``error``. 409 while a job uses the file."""
     file = await readable_file(request, path_id(request))
-    row = await request.app[LIBRARY].update_design(file["id"], body.layers, body.placement)
+    layers = await expand_layer_materials(request.app[DB], file, body.layers)
+    row = await request.app[LIBRARY].update_design(file["id"], layers, body.placement)
     return FileOut.model_validate(file_out(row))
 
 

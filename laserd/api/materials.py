@@ -23,14 +23,17 @@ from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
 from laserd.auth.principal import Principal, Role
 from laserd.keys import AUDIT, DB, LIBRARY, SETTINGS
 from laserd.materials import starter
+from laserd.materials.apply import LAYER_FIELDS, layer_matches, op_into_layer
 from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
 from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
 from laserd.materials.testgrid import TestGridRequest, grid_design_file
 from laserd.origin import current_origin
+from laserd.schemas.designs import LayerPatch
 from laserd.schemas.materials import (
     FileGrid,
     ImportQuery,
     ImportResult,
+    LayerMaterial,
     MaterialCreate,
     MaterialOut,
     MaterialPage,
@@ -417,3 +420,70 @@ async def file_grid(request: web.Request) -> FileGrid:
         air_assist=air if air is not None else grid["operation"] == "cut",
         grid=grid["cells"],
     )
+
+
+# ---------------------------------------------------------------- materials on design layers
+
+
+async def expand_layer_materials(
+    conn: Any, file: dict[str, Any], patches: list[LayerPatch] | None
+) -> list[LayerPatch] | None:
+    """``PATCH /files/{id}``: a layer patch that names a ``material_id`` and no settings takes
+    the material's settings for the layer's operation (like ``material_id`` on a project);
+    with settings, it only records the source. Either way the material must be one the file's
+    owner can see and must have settings for that operation (422 ``layers[i].material_id``).
+    """
+    if not patches:
+        return patches
+    current = {lay["id"]: lay for lay in (file.get("layers") or [])}
+    out: list[LayerPatch] = []
+    for i, patch in enumerate(patches):
+        if patch.material_id is None or "material_id" not in patch.model_fields_set:
+            out.append(patch)
+            continue
+        field_name = f"layers[{i}].material_id"
+        material = await store.get(conn, patch.material_id)
+        if material is None or not (material["shared"] or material["owner_id"] == file["owner_id"]):
+            raise errors.ValidationFailed.field(field_name, "no such material")
+        operation = patch.operation or (current.get(patch.id) or {}).get("operation")
+        settings = material["settings"].get(str(operation)) if operation else None
+        if operation not in ("cut", "score", "fill") or settings is None:
+            raise errors.ValidationFailed.field(
+                field_name, f"this material has no settings for a {operation or 'unknown'} layer"
+            )
+        given = patch.model_fields_set & set(LAYER_FIELDS)
+        if given:
+            out.append(patch)  # the client copied the settings itself; the id is recorded
+            continue
+        expanded = op_into_layer(patch.model_dump(exclude_unset=True), settings, material["id"])
+        out.append(LayerPatch.model_validate(expanded))
+    return out
+
+
+@routes.get(
+    "/files/{id}/materials",
+    role=Role.user,
+    response=list[LayerMaterial],
+    summary="Materials of a design's layers, and whether the layers still match them",
+    errors=(404,),
+)
+async def file_layer_materials(request: web.Request) -> list[LayerMaterial]:
+    """One entry per layer that records a ``material_id``; ``matches`` is false when the layer
+    or the material was changed since (``name`` null: the material is gone or not visible)."""
+    file = await readable_file(request, path_id(request))
+    layers = [lay for lay in (file.get("layers") or []) if lay.get("material_id")]
+    found = await store.get_many(request.app[DB], {lay["material_id"] for lay in layers})
+    out = []
+    for lay in layers:
+        m = found.get(lay["material_id"])
+        visible = m is not None and (m["shared"] or m["owner_id"] == file["owner_id"])
+        op = m["settings"].get(lay["operation"]) if m is not None and visible else None
+        out.append(
+            LayerMaterial(
+                layer_id=lay["id"],
+                material_id=lay["material_id"],
+                name=m["name"] if m is not None and visible else None,
+                matches=layer_matches(lay, op),
+            )
+        )
+    return out

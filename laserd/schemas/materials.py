@@ -122,3 +122,10 @@ class FileGrid(BaseModel):
     passes: int
     air_assist: bool
     grid: list[GridCell]
+
+
+class LayerMaterial(BaseModel):
+    layer_id: int
+    material_id: int
+    name: str | None = Field(description="null when the material is gone or not visible")
+    matches: bool = Field(description="false when the layer or the material changed since")

@@ -579,3 +579,72 @@ async def test_test_grid_refusals(client: Any, user: Account, guest: Account) ->
     )
     file = await r.json()
     assert (await client.get(f"{API}/files/{file['id']}/grid", headers=user.headers)).status == 404
+
+
+# ---------------------------------------------------------------- materials on design layers
+
+LID = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="100mm" height="80mm" viewBox="0 0 100 80">'
+    b'<rect x="10" y="10" width="60" height="40" stroke="#ff0000" fill="none"/>'
+    b'<path d="M 20 60 L 80 60" stroke="#0000ff" fill="none"/></svg>'
+)
+
+
+async def test_a_design_layer_takes_a_material_and_the_api_says_when_it_changed(
+    client: Any, user: Account, admin: Account, make_account: Any
+) -> None:
+    from tests.api.test_files import processed
+
+    project = await (
+        await client.post(f"{API}/projects", json={"name": "Lid"}, headers=user.headers)
+    ).json()
+    r = await client.post(
+        f"{API}/projects/{project['id']}/files", data=upload(LID, "lid.svg"), headers=user.headers
+    )
+    file = await processed(client, user, (await r.json())["id"])
+    assert file["status"] == "ready", file
+    red = next(lay for lay in file["layers"] if lay["color"] == "#ff0000")
+    assert red["operation"] == "cut"
+    birch = await starter_with(client, user, "cut", "Birch plywood")
+    url = f"{API}/files/{file['id']}"
+    r = await client.patch(
+        url, json={"layers": [{"id": red["id"], "material_id": birch["id"]}]}, headers=user.headers
+    )
+    assert r.status == 202, await r.text()
+    file = await processed(client, user, file["id"])
+    layer = next(lay for lay in file["layers"] if lay["id"] == red["id"])
+    cut = birch["settings"]["cut"]
+    assert layer["material_id"] == birch["id"]
+    assert {k: layer[k] for k in cut} == cut  # every material field copied in
+    assert layer["color"] == "#ff0000" and layer["operation"] == "cut"  # the layer's own kept
+    r = await client.get(f"{url}/materials", headers=user.headers)
+    assert await r.json() == [
+        {"layer_id": red["id"], "material_id": birch["id"], "name": birch["name"], "matches": True}
+    ]
+    # the maker changes the layer: recorded, no longer matching
+    await client.patch(url, json={"layers": [{"id": red["id"], "passes": 5}]}, headers=user.headers)
+    await processed(client, user, file["id"])
+    r = await client.get(f"{url}/materials", headers=user.headers)
+    assert (await r.json())[0]["matches"] is False
+    # refusals: unknown, someone else's, no settings for the layer's operation
+    other = await make_account("user")
+    theirs = await (await create(client, other, name="Their cut")).json()
+    slate = await starter_with(client, user, "fill", "Slate")
+    for material_id in (2**40, theirs["id"], slate["id"]):
+        r = await client.patch(
+            url, json={"layers": [{"id": red["id"], "material_id": material_id}]},
+            headers=user.headers,
+        )  # fmt: skip
+        assert r.status == 422, material_id
+        assert (await error_of(r))["details"][0]["field"] == "layers[0].material_id"
+    # a material deleted later: the layer keeps its settings, the API says it is gone
+    mine = await (await create(client, user, name="My cut")).json()
+    await client.patch(
+        url, json={"layers": [{"id": red["id"], "material_id": mine["id"]}]}, headers=user.headers
+    )
+    await processed(client, user, file["id"])
+    await client.delete(f"{API}/materials/{mine['id']}", headers=user.headers)
+    r = await client.get(f"{url}/materials", headers=user.headers)
+    assert await r.json() == [
+        {"layer_id": red["id"], "material_id": mine["id"], "name": None, "matches": False}
+    ]

@@ -86,6 +86,7 @@ EXPECTED = {
     ("POST", "/materials/starter"): "admin",
     ("POST", "/projects/{id}/test-grid"): "user",  # a file in one of your projects
     ("GET", "/files/{id}/grid"): "user",
+    ("GET", "/files/{id}/materials"): "user",
     ("GET", "/ws"): "public",  # authenticates with its first message
     # debug mode only (and only on a loopback address)
     ("GET", "/debug/outbox"): "public",
