@@ -173,5 +173,5 @@ async def test_health_shape(tclient) -> None:
     r = await tclient.get("/api/v1/health")
     assert r.status == 200
     body = await r.json()
-    assert set(body) == {"status", "version", "uptime_s", "db", "machine"}
+    assert set(body) == {"status", "version", "uptime_s", "db", "machine", "host"}
     assert body["db"] == "ok" and body["status"] in ("ok", "degraded")
