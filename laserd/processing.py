@@ -28,9 +28,9 @@ from laserd.gcode import GcodeError, GcodeReport, analyse_gcode
 from laserd.gcode.estimate import estimate_file, estimate_stats
 from laserd.gcode.output import OutputLimits
 from laserd.gcode.planner import PlannerSettings
-from laserd.laser import LaserSettings
-from laserd.preview import render_preview
-from laserd.raster import ImageError, RasterReport, image_to_gcode
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.preview import render_preview
+from laserd.imaging.raster import ImageError, RasterReport, image_to_gcode
 from laserd.schemas.designs import Placement
 
 log = logging.getLogger(__name__)

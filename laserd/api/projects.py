@@ -16,8 +16,8 @@ from laserd import errors
 from laserd.api.routing import ApiRoutes, path_id, principal, raise_validation
 from laserd.api.uploads import accept_multipart
 from laserd.auth.principal import Role
+from laserd.imaging.laser_settings import LaserSettings
 from laserd.keys import DB, LIBRARY, SETTINGS
-from laserd.laser import LaserSettings
 from laserd.materials.apply import image_into_laser, image_matches
 from laserd.schemas.common import PageQuery
 from laserd.schemas.projects import (

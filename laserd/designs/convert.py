@@ -3,7 +3,7 @@
 read (SVG or DXF) → layers (defaults, then the user's stored settings) → placement (one affine
 transform; refused off the bed) → plan → G-code: vector runs through
 :class:`~laserd.designs.emit.VectorWriter`, image layers through the raster pipeline
-(:func:`laserd.raster.image_to_gcode`) → the analyser every G-code file goes through
+(:func:`laserd.imaging.raster.image_to_gcode`) → the analyser every G-code file goes through
 (:func:`laserd.gcode.analyse_gcode`: validation, statistics, warnings, the streamed copy) →
 the preview, each layer drawn in its colour.
 
@@ -32,9 +32,9 @@ from laserd.designs.plan import Plan, Run, plan_design
 from laserd.gcode import analyse_gcode
 from laserd.gcode.output import OutputLimits
 from laserd.gcode.planner import PlannerSettings
-from laserd.laser import LaserSettings, OriginMm
-from laserd.preview import render_preview
-from laserd.raster import image_to_gcode
+from laserd.imaging.laser_settings import LaserSettings, OriginMm
+from laserd.imaging.preview import render_preview
+from laserd.imaging.raster import image_to_gcode
 from laserd.schemas.designs import LayerSettings, Operation, Placement
 
 Progress = Callable[[float], None]

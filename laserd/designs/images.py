@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 
 from laserd.designs.geometry import Design, ImageItem, affine
-from laserd.laser import LaserSettings
-from laserd.raster import load_grayscale
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.raster import load_grayscale
 from laserd.schemas.designs import FillSettings, LayerSettings, Operation
 
 

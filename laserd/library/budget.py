@@ -4,7 +4,7 @@ An upload is small; what it becomes need not be: a 1 MB noise picture engraved 3
 0.05 mm with 50 passes made 32 GB of G-code in five minutes and filled the disk. Wherever the
 laser settings of an image become known — its upload into a project, a re-process, a change
 of the project's settings — the largest G-code it could make is predicted from the image's
-header and the settings (:func:`laserd.raster.predict_gcode_bytes`: pixels × passes × bytes
+header and the settings (:func:`laserd.imaging.raster.predict_gcode_bytes`: pixels × passes × bytes
 per pixel) and refused with 422 ``output_too_large`` when it exceeds ``[processing]
 max_gcode_mb`` or the free disk space less ``[storage] min_free_mb``. The worker checks again
 before converting (space may have gone meanwhile) and while writing.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from laserd.gcode.output import OutputLimits
-from laserd.laser import LaserSettings
-from laserd.raster import ImageError, engraving_grid, predict_gcode_bytes
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.raster import ImageError, engraving_grid, predict_gcode_bytes
 from laserd.settings import Settings
 
 

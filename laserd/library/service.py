@@ -32,7 +32,7 @@ from typing import Any
 import aiosqlite
 
 from laserd import errors
-from laserd.laser import LaserSettings
+from laserd.imaging.laser_settings import LaserSettings
 from laserd.library.budget import check_output_budget
 from laserd.library.processing import Processing
 from laserd.library.uploads import artefacts, check_free_space, receive, remove_paths

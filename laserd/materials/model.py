@@ -2,10 +2,9 @@
 
 The vector operations (``cut``, ``score``, ``fill``) carry exactly the fields of a design layer
 (API.md, "Designs"; the same models: :mod:`laserd.schemas.designs`), so applying a material to
-a layer is a plain copy; ``image`` carries the
-material-related fields of a project's ``laser`` settings (:class:`laserd.laser.LaserSettings`)
-and never its placement (size, origin) or travel speed, which belong to the job, not to the
-material.
+a layer is a plain copy; ``image`` carries the material-related fields of a project's
+``laser`` settings (:class:`laserd.imaging.laser_settings.LaserSettings`) and never its
+placement (size, origin) or travel speed, which belong to the job, not to the material.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from laserd.laser import Dither, LaserMode, LaserSettings
+from laserd.imaging.laser_settings import Dither, LaserMode, LaserSettings
 from laserd.schemas.designs import FillSettings, LayerSettings, TabSettings
 
 

@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from laserd.laser import LaserSettings
+from laserd.imaging.laser_settings import LaserSettings
 from laserd.schemas.common import MAX_ID, Page, PageQuery, StrictModel
 from laserd.schemas.designs import LayerPatch, LayerSettings, Placement
 

@@ -37,7 +37,7 @@ def vm_hwm_kb() -> int:
 def child(src: Path, preview: bool, code: Path) -> None:
     sys.path.insert(0, str(code))
     from laserd.gcode import analyse_gcode
-    from laserd.preview import render_preview
+    from laserd.imaging.preview import render_preview
 
     out = src.with_suffix(".norm")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -63,8 +63,8 @@ def make_raster(path: Path, size_mb: int, tmp: Path) -> None:
     sys.path.insert(0, str(REPO))
     from PIL import Image
 
-    from laserd.laser import LaserSettings
-    from laserd.raster import image_to_gcode
+    from laserd.imaging.laser_settings import LaserSettings
+    from laserd.imaging.raster import image_to_gcode
 
     img = tmp / "cam.png"
     with Image.open(SAMPLE) as im:

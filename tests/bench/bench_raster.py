@@ -34,9 +34,9 @@ def vm_hwm_kb() -> int:
 
 def child(mode: str, src: Path, out: Path, preview: bool) -> None:
     sys.path.insert(0, str(REPO))
-    from laserd.laser import LaserSettings
-    from laserd.preview import render_preview
-    from laserd.raster import image_to_gcode
+    from laserd.imaging.laser_settings import LaserSettings
+    from laserd.imaging.preview import render_preview
+    from laserd.imaging.raster import image_to_gcode
 
     laser = LaserSettings(
         dither=mode, width_mm=200, line_interval_mm=0.1, origin_mm={"x": 10, "y": 10}

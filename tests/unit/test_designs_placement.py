@@ -165,7 +165,7 @@ def test_layer_patches_apply_by_id_and_refuse_unknown_ids() -> None:
 
 def test_image_files_get_rotation_and_mirror_through_the_design_pipeline(tmp_path: Path) -> None:
     from laserd.designs.images import image_file_design
-    from laserd.laser import LaserSettings
+    from laserd.imaging.laser_settings import LaserSettings
     from tests.unit.design_replay import replay
 
     # 40 × 20 px, the left quarter black, at 1 mm per pixel: 40 × 20 mm at (10, 10).

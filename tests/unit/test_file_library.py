@@ -17,7 +17,7 @@ import pytest
 from laserd import errors
 from laserd.db import open_database
 from laserd.events import EventHub
-from laserd.laser import LaserSettings
+from laserd.imaging.laser_settings import LaserSettings
 from laserd.library.processing import Processing
 from laserd.library.service import FileLibrary
 from laserd.settings import Settings, ensure_state_dirs

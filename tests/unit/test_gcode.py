@@ -14,8 +14,8 @@ from laserd.gcode.fast import fast_chunk
 from laserd.gcode.interp import Interpreter, ModalState
 from laserd.gcode.lexer import lex_line
 from laserd.gcode.segments import MotionStats
-from laserd.laser import LaserSettings
-from laserd.raster import image_to_gcode
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.raster import image_to_gcode
 from tests.samples import SAMPLE_DATA
 
 SAMPLES = SAMPLE_DATA

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from laserd.laser import Dither, LaserMode, LaserSettings
+from laserd.imaging.laser_settings import Dither, LaserMode, LaserSettings
 
 
 def test_defaults_are_safe_and_complete() -> None:

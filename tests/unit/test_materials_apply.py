@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from laserd.laser import LaserSettings
+from laserd.imaging.laser_settings import LaserSettings
 from laserd.materials.apply import image_into_laser, image_matches, layer_matches, op_into_layer
 from laserd.materials.model import IMAGE_FIELDS, ImageSettings, OperationSettings
 from laserd.schemas.designs import LayerSettings, Operation, layer_defaults

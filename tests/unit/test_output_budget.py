@@ -17,10 +17,10 @@ from PIL import Image
 from laserd.errors import InsufficientStorage, OutputTooLarge
 from laserd.gcode import analyse_gcode
 from laserd.gcode.output import OutputLimits, SpaceGuard
-from laserd.laser import LaserSettings
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.raster import engraving_grid, image_to_gcode, predict_gcode_bytes
 from laserd.library.budget import check_image_output
 from laserd.processing import ProcessRequest, run_processing
-from laserd.raster import engraving_grid, image_to_gcode, predict_gcode_bytes
 
 BED = (400.0, 400.0)
 MAX_S = 1000

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from laserd.laser import LaserSettings
-from laserd.preview import BACKGROUND, BURN, TRAVEL, render_preview
-from laserd.raster import image_to_gcode
+from laserd.imaging.laser_settings import LaserSettings
+from laserd.imaging.preview import BACKGROUND, BURN, TRAVEL, render_preview
+from laserd.imaging.raster import image_to_gcode
 
 
 def _png(path: Path) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_sparse_and_dense_accumulation_give_the_same_sums() -> None:
     the numbers must be exactly those of a canvas-sized bincount."""
     import numpy as np
 
-    from laserd.preview import _accumulate
+    from laserd.imaging.preview import _accumulate
 
     rng = np.random.default_rng(15)
     for n in (10, 1000, 200_000):  # sparse, sparse, dense (against a 100 000-pixel canvas)

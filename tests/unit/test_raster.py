@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from laserd.dither import KERNELS, ErrorDiffuser, diffuse_reference, ordered
 from laserd.gcode import analyse_gcode
-from laserd.laser import Dither, LaserSettings
-from laserd.raster import ImageError, image_to_gcode, power_map, power_s
+from laserd.imaging.dither import KERNELS, ErrorDiffuser, diffuse_reference, ordered
+from laserd.imaging.laser_settings import Dither, LaserSettings
+from laserd.imaging.raster import ImageError, image_to_gcode, power_map, power_s
 from tests.samples import SAMPLE_DATA
 
 SAMPLES = SAMPLE_DATA
@@ -397,9 +397,9 @@ def test_round_trip_across_many_small_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, overscan: float
 ) -> None:
     """Chunk borders: direction parity, carried S state and diffusion errors continue."""
-    import laserd.raster
+    import laserd.imaging.raster
 
-    monkeypatch.setattr(laserd.raster, "CHUNK_PIXELS", 64 * 3)  # three rows per chunk
+    monkeypatch.setattr(laserd.imaging.raster, "CHUNK_PIXELS", 64 * 3)  # three rows per chunk
     src = tmp_path / "test.png"
     make_test_image(src)
     laser = LaserSettings(dither=mode, overscan_mm=overscan, line_interval_mm=0.5)
@@ -408,7 +408,7 @@ def test_round_trip_across_many_small_chunks(
     got, counts = render(gcode, small.shape, 0.5, (0, 0), overscan)
     np.testing.assert_array_equal(got, small)
     assert abs(counts["reversed_rows"] - counts["forward_rows"]) <= 1
-    monkeypatch.setattr(laserd.raster, "CHUNK_PIXELS", 1 << 16)
+    monkeypatch.setattr(laserd.imaging.raster, "CHUNK_PIXELS", 1 << 16)
     whole = power_map(src, laser, max_power_s=MAX_S, max_megapixels=9)
     np.testing.assert_array_equal(small, whole)
 

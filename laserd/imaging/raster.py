@@ -31,13 +31,13 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from laserd.dither import ErrorDiffuser, ordered
 from laserd.errors import LaserdError
 from laserd.gcode.estimate import estimate_file, estimate_stats
 from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer, fmt_mm
 from laserd.gcode.planner import PlannerSettings
 from laserd.gcode.segments import MotionStats
-from laserd.laser import Dither, LaserSettings
+from laserd.imaging.dither import ErrorDiffuser, ordered
+from laserd.imaging.laser_settings import Dither, LaserSettings
 
 log = logging.getLogger(__name__)
 
