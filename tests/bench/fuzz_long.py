@@ -90,6 +90,8 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
     f"POST {API}/materials/import": ("422",),
     # ranges' min <= max (one step: min == max) and the placed grid on the bed
     f"POST {API}/projects/{{id}}/test-grid": ("422",),
+    # A placement off the bed, unknown layer ids, layers of a non-design, placement of G-code.
+    f"PATCH {API}/files/{{id}}": ("422",),
     f"POST {API}/machine/console": ("422",),  # GRBL's line rules (real-time characters)
     # The content decides: empty (422) or neither G-code nor a supported image (415).
     f"POST {API}/projects/{{id}}/files": ("415", "422"),
