@@ -189,6 +189,8 @@ def test_test_grid_from_form_to_saved_material(daemon: Daemon, new_page: Any) ->
     form.get_by_label("Power steps").fill("4")
     form.get_by_label("Speed steps").fill("3")
     form.get_by_label("Lowest speed (mm/min)").fill("600")
+    form.get_by_label("Passes per cell").fill("2")
+    form.get_by_label("Labels' power (%)").fill("25")
     form.get_by_label("Highest speed (mm/min)").fill("1800")
     # the preview follows the form before anything is made
     expect(form.locator(".grid-preview rect")).to_have_count(12)
@@ -217,7 +219,10 @@ def test_test_grid_from_form_to_saved_material(daemon: Daemon, new_page: Any) ->
     expect(page.locator(".toast", has_text="Saved as material: Birch score")).to_be_visible()
     m = daemon.api("GET", "/materials?q=Birch%20score", token=token)["items"][0]
     assert m["thickness_mm"] == 3 and m["settings"]["score"]["power_pct"] == 70
-    assert m["settings"]["score"]["speed_mm_min"] == 1200
+    assert m["settings"]["score"]["speed_mm_min"] == 1200 and m["settings"]["score"]["passes"] == 2
+    grid_file = daemon.api("GET", f"/projects/{project['id']}/files", token=token)["items"][0]
+    labels = next(lay for lay in grid_file["layers"] if lay["name"] == "labels")
+    assert labels["power_pct"] == 25 and labels["speed_mm_min"] == 1800
     watch.check()
 
 

@@ -74,6 +74,12 @@ export function testGridForm(projectId, onCreated) {
   const x = num("placement.x_mm", 10, { min: 0, max: 10000, step: 1 });
   const y = num("placement.y_mm", 10, { min: 0, max: 10000, step: 1 });
   const labels = h("input", { type: "checkbox", name: "labels", checked: true });
+  const passes = num("passes", 1, { min: 1, max: 50, step: 1 });
+  const air = h("select", { name: "air_assist" },
+    h("option", { value: "" }, "On for cut, off otherwise"), h("option", { value: "true" }, "On"), h("option", { value: "false" }, "Off"));
+  const interval = num("fill.interval_mm", 0.1, { min: 0.01, max: 10, step: 0.01 });
+  const labelPower = h("input", { type: "number", name: "label_power_pct", min: "0", max: "100", step: "1", inputmode: "decimal", placeholder: "lowest power" });
+  const labelSpeed = h("input", { type: "number", name: "label_speed_mm_min", min: "1", max: "100000", step: "10", inputmode: "decimal", placeholder: "highest speed" });
   const preview = h("figure", { class: "grid-preview-box" });
   const caption = h("figcaption", { class: "hint" });
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Make test grid");
@@ -86,20 +92,30 @@ export function testGridForm(projectId, onCreated) {
       field("Lowest speed (mm/min)", smin), field("Highest speed (mm/min)", smax), field("Speed steps", ssteps),
       field("Cell size (mm)", cell), field("Gap (mm)", gap),
       field("Position X (mm)", x), field("Position Y (mm)", y),
-      field("Label each cell", labels)),
+      field("Passes per cell", passes), field("Air assist for the cells", air),
+      field("Fill line interval (mm)", interval, { hint: "Fill grids only." }),
+      field("Label each cell", labels),
+      field("Labels' power (%)", labelPower, { hint: "Empty: the grid's lowest power." }),
+      field("Labels' speed (mm/min)", labelSpeed, { hint: "Empty: the grid's highest speed." })),
     preview,
     h("div", { class: "actions" }, submit));
 
   function read() {
-    return {
+    const out = {
       operation: op.value,
       power_pct: { min: Number(pmin.value), max: Number(pmax.value), steps: Number(psteps.value) },
       speed_mm_min: { min: Number(smin.value), max: Number(smax.value), steps: Number(ssteps.value) },
       cell_mm: Number(cell.value),
       gap_mm: Number(gap.value),
       labels: labels.checked,
+      passes: Number(passes.value),
       placement: { x_mm: Number(x.value), y_mm: Number(y.value) },
     };
+    if (air.value) out.air_assist = air.value === "true";
+    if (op.value === "fill" && interval.value !== "") out.fill = { interval_mm: Number(interval.value) };
+    if (labelPower.value !== "") out.label_power_pct = Number(labelPower.value);
+    if (labelSpeed.value !== "") out.label_speed_mm_min = Number(labelSpeed.value);
+    return out;
   }
   function valid(req) {
     const r = [req.power_pct, req.speed_mm_min];
