@@ -93,7 +93,7 @@ export function testGridForm(projectId, onCreated) {
       field("Cell size (mm)", cell), field("Gap (mm)", gap),
       field("Position X (mm)", x), field("Position Y (mm)", y),
       field("Passes per cell", passes), field("Air assist for the cells", air),
-      field("Fill line interval (mm)", interval, { hint: "Fill grids only." }),
+      field("Hatch spacing of fill cells (mm)", interval, { hint: "Fill grids only." }),
       field("Label each cell", labels),
       field("Labels' power (%)", labelPower, { hint: "Empty: the grid's lowest power." }),
       field("Labels' speed (mm/min)", labelSpeed, { hint: "Empty: the grid's highest speed." })),
