@@ -117,3 +117,31 @@ def test_bed_view_drags_the_design_and_saves_its_place(daemon: Daemon, new_page:
     assert file["stats"]["design_box"]["xmin"] == pytest.approx(x + 1, abs=0.2)
     assert file["stats"]["design_box"]["ymin"] == pytest.approx(y, abs=0.2)
     watch.check()
+
+
+def test_dashboard_shows_the_job_live_on_the_bed(daemon: Daemon, new_page: Any) -> None:
+    from tests.browser.test_ui import long_gcode
+
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": "Live view"}, token=token)
+    f = daemon.upload(token, project["id"], "live.gcode", long_gcode(300), "text/plain")
+    daemon.wait_file_ready(token, f["id"])
+    daemon.wait_machine_idle(token)
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    job = daemon.api("POST", "/jobs", {"file_id": f["id"]}, token=token)
+    try:
+        expect(page.locator(".job-state")).to_have_text("Running", timeout=30_000)
+        live = page.locator(".live-bed")
+        expect(live).to_be_visible()
+        # The whole toolpath is known (300 burning moves plus travel) ...
+        expect(live).to_have_attribute("data-segments", re.compile(r"^3\d\d$"), timeout=30_000)
+        # ... and what the controller acknowledged is drawn as burned, the head as a dot.
+        expect(live).to_have_attribute("data-burned", re.compile(r"^[1-9]\d*$"), timeout=60_000)
+        expect(live).to_have_attribute("data-head", re.compile(r"^-?\d+\.\d,-?\d+\.\d$"))
+        first = int(live.get_attribute("data-burned") or 0)
+        page.wait_for_timeout(1500)
+        assert int(live.get_attribute("data-burned") or 0) >= first
+        watch.check()
+    finally:
+        daemon.api("POST", f"/jobs/{job['id']}/cancel", {}, token=token)

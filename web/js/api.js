@@ -172,6 +172,15 @@ export function upload(path, file, onProgress, retry = true) {
   });
 }
 
+/** An authenticated text download (a file's G-code for the live bed view). */
+export async function text(path, retry = true) {
+  const headers = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
+  const resp = await fetch(BASE + path, { headers, credentials: "same-origin" });
+  if (resp.status === 401 && retry && (await refresh())) return text(path, false);
+  if (!resp.ok) throw await parseError(resp);
+  return resp.text();
+}
+
 /**
  * An authenticated image as a blob: URL (an <img src> cannot send the bearer header). The
  * caller revokes it with URL.revokeObjectURL when the image leaves the page.

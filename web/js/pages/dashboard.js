@@ -7,6 +7,7 @@ import { h, setEnabled, setText, setVar, toast } from "../dom.js";
 import { ACTIVE_JOB_STATES, JOB_WORDS, duration, machineWords, mm, pauseReason, pct } from "../format.js";
 import { jogPanel } from "../jog.js";
 import { live } from "../live.js";
+import { liveBed } from "../live_bed.js";
 import { can, getState, safetyInputs, subscribe } from "../store.js";
 
 // laserd does not announce its resume delay, so the UI waits API.md's default after the last
@@ -92,7 +93,8 @@ export function render(view) {
   const jobReason = h("p", { class: "reason", "aria-live": "polite" });
   const jobControls = h("div", { class: "actions" }, pauseBtn, resumeBtn, cancelBtn);
   const noJob = h("p", { class: "muted" }, "No job is running. Start one from a ", h("a", { href: "#/projects" }, "project"), ".");
-  const jobBody = h("div", {}, jobTitle, jobState, progress,
+  const bedLive = liveBed();
+  const jobBody = h("div", {}, jobTitle, jobState, progress, bedLive.el,
     h("dl", { class: "facts" }, h("dt", {}, "Elapsed"), elapsed, h("dt", {}, "Time left"), eta, h("dt", {}, "Estimated"), estimate, h("dt", {}, "Lines"), lines),
     can.control() ? [jobControls, jobReason] : null);
   const jobPanel = h("section", { class: "panel job-panel", "aria-labelledby": "job-h" }, h("h2", { id: "job-h" }, "Job"), noJob, jobBody);
@@ -351,6 +353,7 @@ export function render(view) {
     paintMachine(state);
     paintInterlocks(state);
     paintJob(state);
+    bedLive.update(state);
     paintOverrides(state);
   }
 
