@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import sys
@@ -85,7 +86,9 @@ def main() -> None:
         "nesting_100k": refusal_ms(deep, args.repeat),
     }
     figures["test_grid_10x10"] = grid_figures(args.repeat)
-    figures["test_grid_10x10"].update(asyncio.run(api_figures()))
+    # The app prints its first-start setup code on stdout: keep stdout for the JSON figures.
+    with contextlib.redirect_stdout(sys.stderr):
+        figures["test_grid_10x10"].update(asyncio.run(api_figures()))
     print(json.dumps(figures, indent=2))
 
 
