@@ -18,6 +18,7 @@ import numpy as np
 
 from laserd.gcode.dialect import MAX_LINE_CHARS
 from laserd.gcode.interp import ModalState
+from laserd.gcode.numbers import parse_numbers
 from laserd.gcode.segments import Segments
 
 # Only literal-led patterns are fast in ``re``; shape checks are bytes and numpy passes.
@@ -137,9 +138,16 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         third = arr[minus_dot + 3]
         if ((third >= 65) | (third == 10)).any():
             return None
-    vals = np.fromstring(norm.translate(_LETTERS_TO_SPACE), dtype=np.float64, sep=" ")
-    if vals.shape[0] != lpos.shape[0]:
-        return None
+    # Each number runs from after its letter to the next letter or the line's end.
+    stop = np.empty_like(lpos)
+    stop[:-1] = lpos[1:]
+    stop[-1] = arr.shape[0]
+    stop -= arr[stop - 1] == 10
+    vals = parse_numbers(norm, lpos + 1, stop - lpos - 1)
+    if vals is None:  # many numbers longer than eight characters
+        vals = np.fromstring(norm.translate(_LETTERS_TO_SPACE), dtype=np.float64, sep=" ")
+        if vals.shape[0] != lpos.shape[0]:
+            return None
     letters = arr[lpos]
     # Every line starts with a letter, so a token opens a line when the byte before it is a
     # newline (for the very first token, arr[-1] is the chunk's final newline).
