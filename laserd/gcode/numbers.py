@@ -33,7 +33,7 @@ def parse_numbers(text: bytes, start: np.ndarray, length: np.ndarray) -> np.ndar
 
     Each number is an optional ``-``, digits with at most one ``.``, and at least one digit:
     the caller has checked that shape (bytes, signs and dots), so this only reads values.
-        """
+    """
     n = start.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.float64)
