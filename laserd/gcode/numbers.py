@@ -29,7 +29,8 @@ _POW10 = np.array([10.0**k for k in range(9)])
 
 
 def parse_numbers(text: bytes, start: np.ndarray, length: np.ndarray) -> np.ndarray | None:
-    """The numbers ``text[start:start+length]`` as float64, or None if the text is not one.
+    """The numbers ``text[start:start+length]`` as float64; None when more than one in eight
+    is longer than eight characters (the caller then parses them all another way).
 
     Each number is an optional ``-``, digits with at most one ``.``, and at least one digit:
     the caller has checked that shape (bytes, signs and dots), so this only reads values.
