@@ -101,10 +101,17 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     norm = raw.translate(_UPPER, b" \t\r")
     if norm.translate(None, _FAST_CHARS):
         return None
-    while b"\n\n" in norm:
-        norm = norm.replace(b"\n\n", b"\n")
-    if norm.startswith(b"\n"):
-        norm = norm[1:]
+    arr = np.frombuffer(norm, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    line_bytes = np.diff(nl, prepend=-1)
+    if nl.size and int(line_bytes.min()) == 1:  # blank lines (or only spaces and comments)
+        while b"\n\n" in norm:
+            norm = norm.replace(b"\n\n", b"\n")
+        if norm.startswith(b"\n"):
+            norm = norm[1:]
+        arr = np.frombuffer(norm, dtype=np.uint8)
+        nl = np.flatnonzero(arr == 10)
+        line_bytes = np.diff(nl, prepend=-1)
     if not norm:
         return FastResult(b"", 0, Segments.empty(), state.copy())
     # Shape checks: lines start with a letter and fit GRBL's buffer; every letter is followed
@@ -114,9 +121,7 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     # Two dots in one number become adjacent once digits and signs are gone.
     if b".." in norm.translate(None, b"0123456789-"):
         return None
-    arr = np.frombuffer(norm, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
-    if nl[0] > MAX_LINE_CHARS or (nl.size > 1 and int(np.diff(nl).max()) > MAX_LINE_CHARS + 1):
+    if int(line_bytes.max()) > MAX_LINE_CHARS + 1:
         return None
     if (arr[nl[:-1] + 1] < 65).any():  # a line not starting with a letter
         return None
@@ -220,7 +225,6 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     if s_changed.size:
         sp_at = _carry(tline[sp_tok], spv, s_changed, float(state.spindle), nlines)
         s_changed = s_changed[sp_at != 5]
-    line_bytes = np.diff(nl, prepend=-1)
     if move_lines.size:
         x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x, nlines)
         y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y, nlines)

@@ -175,21 +175,25 @@ class _RangeMin:
             np.minimum(prev[: n - span], prev[span:], out=nxt[: n - span])
             levels.append(nxt)
             span *= 2
-        self._table = np.stack(levels)
+        self._table = np.stack(levels).ravel()
         self._n = n
+        # floor(log2(length)) for lengths 0 .. 2**levels - 1 (0 and 1 give level 0), as the
+        # offset of that level in the flat table, and the level's span.
+        k = np.floor(np.log2(np.maximum(np.arange(2 * span), 1))).astype(np.int64)
+        k = np.minimum(k, len(levels) - 1)
+        self._offset = k * n
+        self._span = np.left_shift(1, k)
 
     def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """min(g[lo..hi]) per row, inclusive; +inf where the range is empty."""
         n = self._n
         length = hi - lo + 1
         ok = length > 0
-        k = np.zeros(lo.shape, dtype=np.int64)
-        # floor(log2(length)) for lengths up to 2**levels
-        for level in range(1, self._table.shape[0]):
-            k[length >= (1 << level)] = level
+        idx = np.clip(length, 0, self._offset.shape[0] - 1)
+        off = self._offset[idx]
         lo_c = np.minimum(lo, n - 1)
-        hi2 = np.clip(hi - (1 << k) + 1, 0, n - 1)
-        res: np.ndarray = np.minimum(self._table[k, lo_c], self._table[k, hi2])
+        hi2 = np.clip(hi - self._span[idx] + 1, 0, n - 1)
+        res: np.ndarray = np.minimum(self._table[off + lo_c], self._table[off + hi2])
         res[~ok] = np.inf
         return res
 
