@@ -404,7 +404,9 @@ class Estimator:
         cum = self._cum_bytes + np.cumsum(lb)  # cumulative bytes after each line
         c = lb / rate
         C = np.cumsum(c)
-        D = np.cumsum(ldwell)
+        # Dwells (G4) are rare: without them their sums are zeros and the terms are left out.
+        has_dwell = bool(ldwell.any())
+        D = np.cumsum(ldwell) if has_dwell else None
         hist_cum = self._hist_cum
         all_cum = np.concatenate((hist_cum, cum))
         nh = hist_cum.shape[0]
@@ -413,11 +415,10 @@ class Estimator:
         # Static per-block data.
         bline = blk["line"]
         # G4 dwells between a block and the one before it (the planner is empty then).
-        if nb:
+        gap: np.ndarray | None = None
+        if D is not None:
             d_at = D[bline]
             gap = d_at - np.concatenate(([0.0], d_at[:-1]))
-        else:
-            gap = np.zeros(0)
         length, a, vn, mx = blk["len"], blk["a"], blk["vn"], blk["m"]
         w = 2 * a * length
         S = np.cumsum(w)
@@ -434,11 +435,10 @@ class Estimator:
         else:
             sync_end = np.full(nb, nb - 1, dtype=np.int64)
         e_static = np.minimum(np.minimum(blocks_idx + W, sync_end), nb - 1)
-        # last block of each line (or -1) and of lines before each line
+        # last block of each line (or -1)
         last_blk = np.full(nl, -1, dtype=np.int64)
         if nb:
             last_blk[bline] = np.arange(nb)
-        prev_blk_of_line = np.maximum.accumulate(np.concatenate(([-1], last_blk[:-1])))
         hist_f = self._hist_f
         nhf = hist_f.shape[0]
         hist_p = self._hist_p
@@ -463,9 +463,9 @@ class Estimator:
         slot_idx = np.where(last_blk >= 0, np.maximum(last_blk - s.planner_blocks + nhf + 1, 0), 0)
         bslot_idx = np.maximum(blocks_idx - s.planner_blocks + nhf + 1, 0)
         # a sync line waits for the last block before it (or the last finalised one)
-        sync_wait_idx = prev_blk_of_line[sync_idx] + nhf + 1
+        sync_wait_idx = np.searchsorted(bline, sync_idx, side="left") + nhf
         Cp = C - c
-        Dp = D - ldwell
+        Dp = None if D is None else D - ldwell
         prev_e: np.ndarray | None = None
         p_changed = True
         for it in range(_LINK_PASSES):
@@ -493,7 +493,7 @@ class Estimator:
             # Block times: F_b = max(F_(b-1) + dwells before b, push_b) + d_b, a max-plus
             # recurrence (the dwells are exact here; pushes move with the link times, so this
             # is redone on every pass).
-            Q = np.cumsum(gap + d)
+            Q = np.cumsum(d if gap is None else gap + d)
             F = np.maximum.accumulate(np.concatenate(([self._last_f], push - (Q - d))))[1:] + Q
             T = F - d
             # When b's exit speed is settled: its deceleration is prepared for the steppers
@@ -508,8 +508,11 @@ class Estimator:
             Xl = np.maximum(A, all_f[slot_idx], out=Sq)
             if sync_idx.size:
                 Xl[sync_idx] = np.maximum(Xl[sync_idx], all_f[sync_wait_idx])
-            Xl -= Dp
-            P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:] + D
+            if D is None or Dp is None:
+                P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:]
+            else:
+                Xl -= Dp
+                P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:] + D
             p_changed = P.shape != P_new.shape or float(np.abs(P_new - P).max(initial=0.0)) > 1e-9
             P = P_new
             # Push time of each block: its line's arrival, the previous line's ack, a slot.
