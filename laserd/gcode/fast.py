@@ -78,10 +78,15 @@ def _carry(
     """For each line in ``at``, the value of the last token at or before it (else ``before``)."""
     if tok_lines.size == 0:
         return np.full(at.shape, before, dtype=np.float64)
-    last = np.full(nlines, -1, dtype=np.int64)
-    last[tok_lines] = np.arange(tok_lines.size)
-    np.maximum.accumulate(last, out=last)
-    idx = last[at]
+    if tok_lines.size * 16 < nlines:
+        # Few tokens (M3/M5, G0/G1, F on a raster): a binary search in them is cheaper than a
+        # pass over every line. (Token lines are in order; a kind repeats at most once a line.)
+        idx = np.searchsorted(tok_lines, at, side="right") - 1
+    else:
+        last = np.full(nlines, -1, dtype=np.int64)
+        last[tok_lines] = np.arange(tok_lines.size)
+        np.maximum.accumulate(last, out=last)
+        idx = last[at]
     out: np.ndarray = tok_vals[np.maximum(idx, 0)].astype(np.float64)
     out[idx < 0] = before
     return out

@@ -319,3 +319,28 @@ def test_fast_path_never_accepts_what_the_reference_refuses() -> None:
         for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
             np.testing.assert_array_equal(getattr(fast.segments, name), getattr(seg, name))
     assert accepted > 200 and refused_by_both > 200
+
+
+def test_fast_path_carries_sparse_modal_words_like_the_reference() -> None:
+    """Raster-like code: long runs of X/S lines, rare G0/G1, F, M3/M4/M5 and M8/M9 (the fast
+    path looks those up by binary search when they are few, else by a pass over the lines)."""
+    rng = np.random.default_rng(3)
+    lines = ["G21G90", "M4S0"]
+    for row in range(120):
+        lines.append(f"G0X{rng.integers(0, 50)}Y{row * 0.1:.1f}")
+        if row % 7 == 0:
+            feed = f"G1F{rng.integers(100, 9000)}"
+            lines.append(rng.choice(["M3", "M4", "M5", "M8", "M9", feed]))
+        lines.append(f"G1X{rng.integers(0, 50)}S0")
+        for _ in range(int(rng.integers(5, 60))):
+            lines.append(f"X{rng.uniform(0, 400):.2f}S{rng.integers(0, 1000)}")
+    raw = ("\n".join(lines) + "\n").encode()
+    start = ModalState(feed_mm_min=1200.0)
+    fast = fast_chunk(raw, start.copy(), 5000.0)
+    assert fast is not None
+    text, seg, end = _slow_chunk(raw, start.copy())
+    assert fast.text == text
+    assert fast.state == end
+    for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
+        np.testing.assert_array_equal(getattr(fast.segments, name), getattr(seg, name))
+    np.testing.assert_array_equal(fast.segments.m3, seg.m3)
