@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from laserd.auth.accounts import Accounts
+from laserd.auth.attempt_limits import RateLimits
 from laserd.auth.mail import Mailer
 from laserd.auth.passwords import PasswordHasher
-from laserd.auth.ratelimits import RateLimits
 from laserd.auth.service import Authenticator
 from laserd.auth.setup import SetupCode
 from laserd.keys import (

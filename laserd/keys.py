@@ -17,8 +17,8 @@ from laserd.settings import Settings
 if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-up
     from laserd.api.routing import RouteSpec
     from laserd.auth.accounts import Accounts
+    from laserd.auth.attempt_limits import RateLimits
     from laserd.auth.mail import Mailer
-    from laserd.auth.ratelimits import RateLimits
     from laserd.auth.service import Authenticator
     from laserd.auth.setup import SetupCode
     from laserd.bridge.discovery import Discovery

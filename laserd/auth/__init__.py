@@ -9,7 +9,8 @@
 - ``recovery``: password reset and email verification through mailed single-use tokens.
 - ``accounts``: the ``ACCOUNTS`` service: registration, first admin, profile, administration.
 - ``service``: the ``AUTHENTICATOR`` (credential headers or token → principal).
-- ``ratelimits``: the ``RATE_LIMITS`` holder (per address, per account, setup, mail).
+- ``attempt_limits``: the ``RATE_LIMITS`` holder, the auth layer's policy on attempts (sign-in
+  per address and per account, setup codes, mails, registrations) over :mod:`laserd.limiters`.
 - ``mail``: the ``MAILER`` (SMTP in an executor, else the log; always the outbox).
 - ``setup``: the one-time first-admin code; ``cli``: ``laserd create-admin``.
 

@@ -16,10 +16,10 @@ import aiosqlite
 
 from laserd import errors
 from laserd.auth.apikeys import ApiKeys
+from laserd.auth.attempt_limits import RateLimits, account_key
 from laserd.auth.mail import Mailer
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
-from laserd.auth.ratelimits import RateLimits, account_key
 from laserd.auth.recovery import Recovery
 from laserd.auth.sessions import (
     Sessions,

@@ -19,10 +19,10 @@ import aiosqlite
 from laserd import errors
 from laserd.auth import tokens
 from laserd.auth.apikeys import ApiKeys
+from laserd.auth.attempt_limits import RateLimits
 from laserd.auth.mail import Mailer
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal
-from laserd.auth.ratelimits import RateLimits
 from laserd.auth.sessions import Sessions, iso_in, principal_of
 from laserd.origin import RequestOrigin, current_origin
 from laserd.settings import Settings, public_url

@@ -17,9 +17,9 @@ import aiosqlite
 
 from laserd import errors
 from laserd.auth import tokens
+from laserd.auth.attempt_limits import LoginFailure, RateLimits, account_key
 from laserd.auth.passwords import PasswordHasher
 from laserd.auth.principal import Principal, Role
-from laserd.auth.ratelimits import LoginFailure, RateLimits, account_key
 from laserd.db import utcnow
 from laserd.origin import current_origin
 from laserd.settings import AuthSettings

@@ -12,8 +12,8 @@ import asyncio
 import hmac
 import secrets
 
+from laserd.limiters import SlidingWindow
 from laserd.origin import current_origin
-from laserd.ratelimit import SlidingWindow
 
 #: No 0/O, 1/I/L: the code is read off a console and typed by hand.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

@@ -1,8 +1,9 @@
-"""A reusable rate-limit primitive on the monotonic clock.
+"""The generic limiters, on the monotonic clock: a sliding window and a lockout, per key.
 
-Used per client address and per account by the auth layer (login failures, setup-code
-attempts, password-reset requests). The monotonic clock means a wall-clock jump (NTP on a Pi
-that booted without network) neither unlocks nor extends a limit.
+They know nothing of accounts or addresses: the auth layer's policy (which attempts are
+counted, per what key, with which settings) is :mod:`laserd.auth.attempt_limits`, and the
+setup code's attempts use a :class:`SlidingWindow` directly. The monotonic clock means a
+wall-clock jump (NTP on a Pi that booted without network) neither unlocks nor extends a limit.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from laserd.auth.ratelimits import RateLimits, account_key
+from laserd.auth.attempt_limits import RateLimits, account_key
 from laserd.errors import RateLimited
-from laserd.ratelimit import Lockout, SlidingWindow
+from laserd.limiters import Lockout, SlidingWindow
 from tests.conftest import make_settings
 
 
@@ -116,7 +116,7 @@ def test_unlock_user_reports_whether_it_was_locked(tmp_path: Path) -> None:
 
 
 def test_lockout_table_is_bounded() -> None:
-    from laserd.ratelimit import Lockout
+    from laserd.limiters import Lockout
 
     now = [0.0]
     lock = Lockout(max_failures=3, lock_s=60, clock=lambda: now[0], max_keys=100)

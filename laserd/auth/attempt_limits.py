@@ -1,4 +1,7 @@
-"""The auth layer's rate limits, built from ``[auth]`` settings and reconfigurable on reload.
+"""The auth layer's limits on attempts, built from ``[auth]`` settings, reconfigurable on reload.
+
+The policy (what is counted, per which key, and what happens past the limit) over the generic
+limiters of :mod:`laserd.limiters`:
 
 - ``login_ip``: failed logins per client address in a sliding window → 429 with Retry-After.
 - ``account``: failed logins per (account, address) pair → that pair locks for a while (423);
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from laserd.ratelimit import Lockout, SlidingWindow
+from laserd.limiters import Lockout, SlidingWindow
 from laserd.settings import Settings
 
 SETUP_WINDOW_S = 900.0
