@@ -44,6 +44,8 @@ for _bit, _kind in enumerate([_F, _S, _X, _Y, *range(1, 12)]):
 
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)
+#: Words a line may hold for the look-back repeat check (longer lines: one pass per line).
+_LOOK_BACK = 6
 
 
 @dataclass(slots=True)
@@ -90,6 +92,27 @@ def _carry(
     out: np.ndarray = tok_vals[np.maximum(idx, 0)].astype(np.float64)
     out[idx < 0] = before
     return out
+
+
+def _repeats_a_kind(tline: np.ndarray, group: np.ndarray) -> bool:
+    """Whether a line holds two words of one kind (``group``: the letter, or the G/M group).
+
+    Words of a line are consecutive, so comparing each word with the ones 1, 2, … places
+    before it finds a repeat; the look-back stops at the longest line (a few words). Lines of
+    many words are checked per line instead: the sum of one bit per kind differs from their
+    OR exactly when one repeats.
+    """
+    for back in range(1, _LOOK_BACK + 1):
+        same_line = tline[back:] == tline[:-back]
+        if not same_line.any():
+            return False
+        if (same_line & (group[back:] == group[:-back])).any():
+            return True
+    bits = _GROUP_BIT[group]
+    line_first = np.flatnonzero(np.diff(tline, prepend=-1))
+    return bool(
+        (np.add.reduceat(bits, line_first) != np.bitwise_or.reduceat(bits, line_first)).any()
+    )
 
 
 def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult | None:
@@ -184,11 +207,8 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         if not mg.all():
             return None
         group[is_m] = mg
-    # Two words of one kind on a line (GRBL refuses them; the reference path says which):
-    # per line, the sum of one bit per kind differs from their OR exactly when one repeats.
-    bits = _GROUP_BIT[group]
-    line_first = np.flatnonzero(np.diff(tline, prepend=-1))
-    if (np.add.reduceat(bits, line_first) != np.bitwise_or.reduceat(bits, line_first)).any():
+    # Two words of one kind on a line (GRBL refuses them; the reference path says which).
+    if _repeats_a_kind(tline, group):
         return None
 
     is_f = letters == _F

@@ -344,3 +344,17 @@ def test_fast_path_carries_sparse_modal_words_like_the_reference() -> None:
     for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
         np.testing.assert_array_equal(getattr(fast.segments, name), getattr(seg, name))
     np.testing.assert_array_equal(fast.segments.m3, seg.m3)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["X1X2", "G1X1S5X2", "G1X1Y2S3F100M3M5", "G1G0X1", "M3X1Y1S1F1G21G90G54G17G94M8M5"],
+)
+def test_fast_path_declines_a_repeated_word_kind_near_or_far(line: str) -> None:
+    """A kind repeated one word later or eight: the fast path declines, the reference refuses."""
+    raw = f"G1X0F100\n{line}\nX3\n".encode()
+    assert fast_chunk(raw, ModalState(feed_mm_min=100), 5000.0) is None
+    with pytest.raises(LineError):
+        _slow_chunk(raw, ModalState(feed_mm_min=100))
+    ok = b"G1X0F100\nM3X1Y1S1F1G21G90G54G17G94M8\nX3\n"  # eleven words, no repeat
+    assert fast_chunk(ok, ModalState(feed_mm_min=100), 5000.0) is not None
