@@ -328,7 +328,7 @@ def test_fast_path_carries_sparse_modal_words_like_the_reference() -> None:
     lines = ["G21G90", "M4S0"]
     for row in range(120):
         lines.append(f"G0X{rng.integers(0, 50)}Y{row * 0.1:.1f}")
-        if row % 7 == 0:
+        if row % 3 == 0:
             feed = f"G1F{rng.integers(100, 9000)}"
             lines.append(rng.choice(["M3", "M4", "M5", "M8", "M9", feed]))
         lines.append(f"G1X{rng.integers(0, 50)}S0")
@@ -344,6 +344,14 @@ def test_fast_path_carries_sparse_modal_words_like_the_reference() -> None:
     for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
         np.testing.assert_array_equal(getattr(fast.segments, name), getattr(seg, name))
     np.testing.assert_array_equal(fast.segments.m3, seg.m3)
+    # The lines that empty the planner (spindle and air changes) and S changes, for the model.
+    interp = Interpreter(start.copy(), 5000.0)
+    for index, line in enumerate(raw.split(b"\n")[:-1]):
+        interp.line_index = index
+        interp.execute(lex_line(line))
+    assert fast.sync_lines.tolist() == interp.sync_lines
+    assert fast.s_lines.tolist() == interp.s_lines
+    assert len(interp.sync_lines) > 10
 
 
 @pytest.mark.parametrize(
