@@ -162,6 +162,30 @@ def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
     return t + np.where(trap, cruise / vn, 0.0), t_dec
 
 
+def _arrived_in_window(push: np.ndarray, when: np.ndarray, width: int) -> np.ndarray:
+    """Per block b, the last block c in b … b+width with ``push[c] <= when[b]`` (b if none).
+
+    ``push`` is non-decreasing, so this is a binary search; done over the window only (four
+    halvings for GRBL's 15 blocks, whole-array steps) it is cheaper than ``searchsorted`` over
+    every block, and gives the same as ``clip(searchsorted(push, when, "right") - 1, b,
+    b + width)``.
+    """
+    n = push.shape[0]
+    step = 1 << max(width.bit_length() - 1, 0)
+    padded = np.empty(n + 2 * step)  # the steps add up to 2 * step - 1
+    padded[:n] = push
+    padded[n:] = np.inf
+    pos = np.arange(n)
+    limit = pos + width
+    while step:
+        cand = pos + step
+        ok = padded[cand] <= when
+        ok &= cand <= limit
+        pos += step * ok
+        step >>= 1
+    return pos
+
+
 class _RangeMin:
     """Minimum of ``g`` over index ranges of at most ``width`` (a sparse table, built once)."""
 
@@ -475,8 +499,7 @@ class Estimator:
             else:
                 # (a block pushed the moment the previous one's slot frees is there: a
                 # tolerance keeps float rounding from deciding the tie)
-                arrived = np.searchsorted(push, decide + 1e-7, side="right") - 1
-                e = np.minimum(np.maximum(arrived, blocks_idx), e_static)
+                e = np.minimum(_arrived_in_window(push, decide + 1e-7, W), e_static)
             same_windows = prev_e is not None and np.array_equal(e, prev_e)
             if same_windows and not p_changed:
                 break  # neither the windows nor the link times change: converged

@@ -229,3 +229,20 @@ def test_every_dwell_counts_however_many_follow_each_other(tmp_path: Path) -> No
     assert _estimate_text(tmp_path, body) == pytest.approx(
         _estimate_text(tmp_path, no_dwell) + 8 * 0.5, abs=0.01
     )
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 8, 14, 15, 20])
+def test_arrival_search_in_the_window_equals_a_clipped_searchsorted(width: int) -> None:
+    rng = np.random.default_rng(width)
+    for _ in range(20):
+        n = int(rng.integers(1, 400))
+        # non-decreasing with ties, as push times are; some decisions exactly at a push
+        push = np.cumsum(rng.choice([0.0, 0.0, 0.01, 0.5], size=n))
+        when = push + rng.normal(0, 0.3, size=n)
+        tie = rng.random(n) < 0.2
+        when[tie] = push[rng.integers(0, n, size=n)][tie]
+        b = np.arange(n)
+        last = np.searchsorted(push, when, side="right") - 1
+        want = np.minimum(np.clip(last, b, b + width), n - 1)
+        got = planner._arrived_in_window(push, when, width)
+        assert got.tolist() == want.tolist()
