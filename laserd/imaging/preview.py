@@ -118,9 +118,7 @@ class _Canvas:
             # Take as many segments as fit the sample budget (at least one).
             csum = np.cumsum(samples[start:])
             stop = start + max(1, int(np.searchsorted(csum, MAX_SAMPLES, side="right")))
-            self._draw_batch(
-                slice(start, stop), sx0, sy0, sx1, sy1, length, samples, power, rapid
-            )
+            self._draw_batch(slice(start, stop), sx0, sy0, sx1, sy1, length, samples, power, rapid)
             start = stop
 
     def _draw_long(
@@ -215,7 +213,6 @@ class _Canvas:
             shade = np.where(has[burnt], 1.0, shade)
         rgb[burnt] = BACKGROUND + (ink - BACKGROUND) * shade[:, None]
         return Image.fromarray(rgb.reshape(self.h, self.w, 3).round().astype(np.uint8), "RGB")
-
 
     def _layer_colours(self, pen_px: int) -> np.ndarray:
         """Per pixel: the burn-weighted layer colour (RGB) and 1 where one was drawn, else 0."""

@@ -6,10 +6,8 @@ first frame, EXIF orientation, alpha over white, grayscale, one resample to the 
 gamma, invert) through a 256-entry table, power per pixel (grayscale levels, threshold, Bayer
 or error diffusion), and the G-code of those rows, written before the next chunk is touched.
 
-The G-code text is built without a Python loop over runs: run ends come from ``np.diff``-style
-comparisons, each run's line is gathered from precomputed byte tables (``X<coord>`` per pixel
-edge, ``S<power>\\n`` per power) into a fixed-width record array whose NUL padding is then
-squeezed out in one pass. Python touches only the few lines per row (travel, overscan).
+The G-code text of each chunk is written by :class:`~laserd.imaging.raster_writer.RasterWriter`
+(vectorised over the chunk's runs).
 
 Coordinates: pixel column ``c`` spans ``origin.x + c·dx .. origin.x + (c+1)·dx``; image row
 ``r`` (0 at the top) is engraved at ``y = origin.y + (H-1-r)·dx``, so the image's lower-left
@@ -38,6 +36,7 @@ from laserd.gcode.planner import PlannerSettings
 from laserd.gcode.segments import MotionStats
 from laserd.imaging.dither import ErrorDiffuser, ordered
 from laserd.imaging.laser_settings import Dither, LaserSettings
+from laserd.imaging.raster_writer import RasterWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,6 @@ Progress = Callable[[float], None]
 #: Pixels per row chunk: bounds the temporary arrays, and small chunks stay in the CPU cache
 #: (measured: 64 Ki pixels is about twice as fast as 1 Mi on the 2000×2000 benchmark).
 CHUNK_PIXELS = 1 << 16
-#: S values are held as uint16.
-MAX_POWER_S = 65535
 
 
 class ImageError(LaserdError):
@@ -279,224 +276,6 @@ def power_map(
     return np.vstack([s for _, s in iter_power_rows(gray, laser, max_power_s)])
 
 
-# --------------------------------------------------------------------------- G-code writing
-
-
-@dataclass(slots=True)
-class _Travel:
-    """Per-row positions and distances collected for the statistics."""
-
-    g0_mm: float = 0.0
-    first: tuple[float, float] | None = None
-    last: tuple[float, float] | None = None
-
-
-def _word_table(words: list[bytes]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Words as NUL-padded 8-byte columns (uint64) for fast gathers, and their lengths.
-
-    GRBL drops NULs, but the writer removes them anyway: the padding exists only so that a
-    whole run's line can be gathered with a few ``np.take`` calls on machine words.
-    """
-    width = -(-max(len(w) for w in words) // 8) * 8
-    table = np.array(words, dtype=f"S{width}").view(np.uint64).reshape(len(words), width // 8)
-    cols = [np.ascontiguousarray(table[:, k]) for k in range(width // 8)]
-    lengths = np.fromiter((len(w) for w in words), dtype=np.uint8, count=len(words))
-    return cols, lengths
-
-
-class RasterWriter:
-    """Turns chunks of S rows into G-code lines, tracking modal state and statistics."""
-
-    def __init__(
-        self,
-        fh: BinaryIO,
-        laser: LaserSettings,
-        width_px: int,
-        height_px: int,
-        max_power_s: int,
-        bed_x_mm: float | None = None,
-    ) -> None:
-        #: Overscan stops at the bed's edges: an image placed at X=0 must not send the head
-        #: to negative X (a soft-limit alarm mid-job, or a crash into the frame).
-        self.x_limits = (0.0, bed_x_mm) if bed_x_mm is not None else None
-        if not 1 <= max_power_s <= MAX_POWER_S:
-            raise ValueError(f"max_power_s must be 1..{MAX_POWER_S}, not {max_power_s}")
-        self.fh = fh
-        self.laser = laser
-        self.w, self.h = width_px, height_px
-        self.dx = laser.line_interval_mm
-        self.ovs = laser.overscan_mm
-        ox = laser.origin_mm.x
-        self.oy = laser.origin_mm.y
-        self.xb = ox + np.arange(width_px + 1, dtype=np.float64) * self.dx
-        # X word per scan position: forward rows end a run at the pixel's right edge (j + 1),
-        # reversed rows at its left edge (W - 1 - j); the second half of the table serves them.
-        xtext = [b"X" + fmt_mm(v).encode() for v in self.xb]
-        xtext = xtext[1:] + xtext[:-1][::-1]
-        stext = [b"S%d\n" % s for s in range(max_power_s + 1)] + [b"\n"]
-        self.no_s = max_power_s + 1
-        self.xcols, self.xlen = _word_table(xtext)
-        self.scols, self.slen = _word_table(stext)
-        self.feed = fmt_mm(laser.speed_mm_min, 1).encode()
-        self.stats = MotionStats(rapid_mm_min=laser.travel_mm_min)
-        self.travel = _Travel()
-        self.rows_engraved = 0
-        self.burn_px = 0
-        self.gap_px = 0
-        self.reset_state()
-
-    def reset_state(self) -> None:
-        """Modal state unknown: the body written next states every word it relies on, so a
-        pass can be repeated byte for byte whatever the previous one left behind."""
-        self.cur_x: bytes | None = None
-        self.cur_y: bytes | None = None
-        self.s_state = -1
-        self.feed_set = False
-
-    def header(self) -> bytes:
-        lines = [b"G21G90"]
-        if self.laser.air_assist:
-            lines.append(b"M8")
-        # No S here: the first run-in (or burn) of every pass writes its S explicitly, so each
-        # pass is self-contained and can be repeated byte for byte.
-        lines.append(self.laser.mode.value.encode())
-        return b"\n".join(lines) + b"\n"
-
-    def trailer(self) -> bytes:
-        lines = [b"M5"]
-        if self.laser.air_assist:
-            lines.append(b"M9")
-        return b"\n".join(lines) + b"\n"
-
-    def write_rows(self, r0: int, s: np.ndarray) -> int:
-        """Write the G-code of rows ``r0 ..``; return the number of lines written."""
-        w = self.w
-        nz_rows = (s != 0).any(axis=1)
-        idx = np.flatnonzero(nz_rows)
-        if idx.size == 0:
-            return 0
-        sv = s[idx]
-        order = self.rows_engraved + np.arange(idx.size)
-        rev = (order % 2 == 1) if self.laser.bidirectional else np.zeros(idx.size, dtype=bool)
-        if rev.any():
-            sv[rev] = sv[rev, ::-1]
-        nzv = sv != 0
-        first = nzv.argmax(axis=1)
-        last = w - 1 - nzv[:, ::-1].argmax(axis=1)
-        ends = np.empty(sv.shape, dtype=bool)
-        np.not_equal(sv[:, :-1], sv[:, 1:], out=ends[:, :-1])
-        ends[:, -1] = nzv[:, -1]
-        lead = np.flatnonzero(first > 0)
-        ends[lead, first[lead] - 1] = False
-        flat = np.flatnonzero(ends)
-        counts = ends.sum(axis=1)
-        row_end = np.cumsum(counts)
-        row_start = row_end - counts
-        power = sv.reshape(-1)[flat]
-        # Table index of each run's X word: its scan position j, plus W on reversed rows.
-        tidx = flat - np.repeat(np.arange(idx.size) * w - rev * w, counts)
-        s_idx = power.astype(np.int64)
-        if self.ovs <= 0:
-            # Without a run-in the first run follows the previous row's last power.
-            prev = np.empty(idx.size, dtype=np.int64)
-            prev[0] = self.s_state
-            prev[1:] = s_idx[row_end[:-1] - 1]
-            same = s_idx[row_start] == prev
-            s_idx[row_start[same]] = self.no_s
-        nx = len(self.xcols)
-        rec = np.empty((flat.size, nx + len(self.scols)), dtype=np.uint64)
-        for k, col in enumerate(self.xcols):
-            np.take(col, tidx, out=rec[:, k])
-        for k, col in enumerate(self.scols):
-            np.take(col, s_idx, out=rec[:, nx + k])
-        body = memoryview(rec.tobytes().translate(None, b"\0"))
-        run_bytes = self.xlen[tidx] + self.slen[s_idx]
-        byte_end = np.cumsum(np.add.reduceat(run_bytes, row_start, dtype=np.int64))
-        byte_start = np.concatenate(([0], byte_end[:-1]))
-
-        self.burn_px += int(np.count_nonzero(nzv))
-        self.gap_px += int((last - first + 1).sum()) - int(np.count_nonzero(nzv))
-        parts: list[bytes | memoryview] = []
-        lines = flat.size
-        xb, ovs, dx = self.xb, self.ovs, self.dx
-        ys = self.oy + (self.h - 1 - (r0 + idx)) * dx
-        for i in range(idx.size):
-            if rev[i]:
-                start_b, end_b, sign = w - first[i], w - 1 - last[i], -1.0
-            else:
-                start_b, end_b, sign = first[i], last[i] + 1, 1.0
-            x_start = float(xb[start_b])
-            x_in = x_start - sign * ovs
-            x_out = float(xb[end_b]) + sign * ovs
-            if self.x_limits is not None and ovs > 0:
-                x_in, x_out = _clip_overscan(x_in, x_start, x_out, float(xb[end_b]), self.x_limits)
-            y = float(ys[i])
-            lines += self._row_head(parts, x_in, x_start, y)
-            parts.append(body[byte_start[i] : byte_end[i]])
-            if ovs > 0:
-                parts.append(b"X" + fmt_mm(x_out).encode() + b"S0\n")
-                lines += 1
-                self.s_state = 0
-            else:
-                self.s_state = int(power[row_end[i] - 1])
-            self.cur_x = fmt_mm(x_out).encode()
-            self.travel.last = (x_out, y)
-            st = self.stats
-            x_end = float(xb[end_b])
-            st.extend_laser(min(x_start, x_end), max(x_start, x_end), y, y)
-            st.xmin = min(st.xmin, x_in, x_out)
-            st.xmax = max(st.xmax, x_in, x_out)
-            st.ymin = min(st.ymin, y)
-            st.ymax = max(st.ymax, y)
-        self.rows_engraved += idx.size
-        self.fh.write(b"".join(parts))
-        return lines
-
-    def _row_head(
-        self, parts: list[bytes | memoryview], x_in: float, x_start: float, y: float
-    ) -> int:
-        """Travel to the row (G0) and, with overscan, the laser-off run-in; return line count."""
-        lines = 0
-        tx = fmt_mm(x_in).encode()
-        ty = fmt_mm(y).encode()
-        words = b""
-        if tx != self.cur_x:
-            words += b"X" + tx
-        if ty != self.cur_y:
-            words += b"Y" + ty
-        if self.travel.last is None:
-            self.travel.first = (x_in, y)
-        else:
-            lx, ly = self.travel.last
-            self.travel.g0_mm += math.hypot(x_in - lx, y - ly)
-        if words:
-            parts.append(b"G0" + words + b"\n")
-            lines += 1
-        self.cur_x, self.cur_y = tx, ty
-        feed = b"" if self.feed_set else b"F" + self.feed
-        self.feed_set = True
-        if self.ovs > 0:
-            s0 = b"S0" if self.s_state != 0 else b""
-            parts.append(b"G1X" + fmt_mm(x_start).encode() + s0 + feed + b"\n")
-            self.s_state = 0
-            lines += 1
-        else:
-            parts.append(b"G1" + feed)  # prefixes the first run's line
-        return lines
-
-
-def _clip_overscan(
-    x_in: float, x_start: float, x_out: float, x_end: float, limits: tuple[float, float]
-) -> tuple[float, float]:
-    """Keep the laser-off run-in and run-out on the bed (never past the engraved span)."""
-    lo, hi = limits
-
-    def clip(x: float, anchor: float) -> float:
-        return min(max(x, min(lo, anchor)), max(hi, anchor))
-
-    return clip(x_in, x_start), clip(x_out, x_end)
-
-
 def image_to_gcode(
     src: Path,
     out: Path,
@@ -533,21 +312,7 @@ def image_to_gcode(
     with atomic_writer(Path(out)) as fh:
         guard = SpaceGuard(fh, limits) if limits is not None else None
         writer = RasterWriter(fh, laser, w, h, max_power_s, bed_x_mm=bed_mm[0])
-        fh.write(writer.header())
-        lines = 2 + (1 if laser.air_assist else 0)
-        body_start = fh.tell()
-        body_lines = 0
-        for r0, s_rows in iter_power_rows(gray, laser, max_power_s):
-            body_lines += writer.write_rows(r0, s_rows)
-            if guard is not None:
-                guard.check()
-            if progress is not None:
-                progress(0.05 + 0.9 * min(1.0, (r0 + s_rows.shape[0]) / h))
-        body_end = fh.tell()
-        if laser.passes > 1 and body_lines:
-            _repeat(fh, body_start, body_end, laser.passes - 1, guard, progress)
-        fh.write(writer.trailer())
-        lines += body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
+        lines = _write_passes(fh, writer, gray, max_power_s, guard, progress)
     stats = _stats(writer, laser, lines)
     stats_out = stats.as_dict()
     stats_out.update(estimate_stats(estimate_file(Path(out), planner or PlannerSettings())))
@@ -564,6 +329,35 @@ def image_to_gcode(
         width_mm=w * laser.line_interval_mm,
         height_mm=h * laser.line_interval_mm,
     )
+
+
+def _write_passes(
+    fh: BinaryIO,
+    writer: RasterWriter,
+    gray: np.ndarray,
+    max_power_s: int,
+    guard: SpaceGuard | None,
+    progress: Progress | None,
+) -> int:
+    """Header, the first pass chunk by chunk, copies of it for the other passes, trailer;
+    return the number of lines written. Progress runs from 5 % to 95 % over the first pass."""
+    laser = writer.laser
+    h = gray.shape[0]
+    fh.write(writer.header())
+    lines = 2 + (1 if laser.air_assist else 0)
+    body_start = fh.tell()
+    body_lines = 0
+    for r0, s_rows in iter_power_rows(gray, laser, max_power_s):
+        body_lines += writer.write_rows(r0, s_rows)
+        if guard is not None:
+            guard.check()
+        if progress is not None:
+            progress(0.05 + 0.9 * min(1.0, (r0 + s_rows.shape[0]) / h))
+    body_end = fh.tell()
+    if laser.passes > 1 and body_lines:
+        _repeat(fh, body_start, body_end, laser.passes - 1, guard, progress)
+    fh.write(writer.trailer())
+    return lines + body_lines * laser.passes + 1 + (1 if laser.air_assist else 0)
 
 
 def _repeat(
