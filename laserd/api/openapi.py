@@ -20,6 +20,8 @@ REF = "#/components/schemas/{model}"
 
 #: One schema input: the model's ``id()`` and whether it is read (validation) or written.
 SchemaKey = tuple[int, JsonSchemaMode]
+#: Every model's JSON schema (a ``$ref`` into the components), by input and mode.
+_SchemaMap = dict[tuple[SchemaKey, JsonSchemaMode], JsonSchemaValue]
 
 _ERROR_TEXT = {
     400: "Malformed request (bad JSON, wrong content type)",
@@ -39,7 +41,7 @@ _ERROR_TEXT = {
 
 def _schemas(
     specs: list[RouteSpec],
-) -> tuple[dict[tuple[SchemaKey, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
+) -> tuple[_SchemaMap, dict[str, Any]]:
     inputs: list[tuple[SchemaKey, JsonSchemaMode, TypeAdapter[Any]]] = []
     seen: set[SchemaKey] = set()
     for spec in specs:
@@ -85,85 +87,9 @@ def _query_parameters(spec: RouteSpec) -> list[dict[str, Any]]:
 
 def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
     mapping, components = _schemas(specs)
-    err_ref = mapping[(id(ErrorEnvelope), "serialization"), "serialization"]
     paths: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        op: dict[str, Any] = {
-            "operationId": f"{spec.tag}_{spec.handler.__name__}",
-            "summary": spec.summary,
-            "tags": [spec.tag],
-            "x-role": spec.role.value,
-        }
-        if spec.description:
-            op["description"] = spec.description
-        if spec.role is not Role.public and not spec.self_auth:
-            op["security"] = [{"bearer": []}, {"apiKey": []}]
-        else:
-            op["security"] = []
-        params = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in path_params(spec.path)
-        ] + _query_parameters(spec)
-        if params:
-            op["parameters"] = params
-        if spec.body is not None:
-            op["requestBody"] = {
-                # An empty body counts as ``{}``: it is optional when no field is required.
-                "required": _body_required(spec.body.model_json_schema()),
-                "content": {
-                    "application/json": {
-                        "schema": mapping[(id(spec.body), "validation"), "validation"]
-                    }
-                },
-            }
-        elif spec.consumes == "multipart/form-data":
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                            "required": ["file"],
-                            "additionalProperties": False,
-                        }
-                    }
-                },
-            }
-        responses: dict[str, Any] = {}
-        if spec.produces:
-            responses[str(spec.status)] = {
-                "description": "; ".join(spec.produces.values()),
-                "content": {
-                    mt: {"schema": {"type": "string", "format": "binary"}} for mt in spec.produces
-                },
-            }
-        elif spec.response is not None:
-            responses[str(spec.status)] = {
-                "description": "Success",
-                "content": {
-                    "application/json": {
-                        "schema": mapping[(id(spec.response), "serialization"), "serialization"]
-                    }
-                },
-            }
-        else:
-            responses[str(spec.status)] = {
-                "description": "Success, no content" if spec.status == 204 else "Success"
-            }
-        codes = set(spec.errors)
-        if spec.body is not None or spec.query is not None:
-            codes |= {400, 422}
-        if spec.role is not Role.public:
-            codes |= {401, 403}
-        if path_params(spec.path):
-            codes.add(404)
-        for code in sorted(codes):
-            responses[str(code)] = {
-                "description": _ERROR_TEXT.get(code, "Error"),
-                "content": {"application/json": {"schema": err_ref}},
-            }
-        op["responses"] = responses
+        op = _operation(spec, mapping)
         paths.setdefault(openapi_path(spec.full_path), {})[spec.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -180,4 +106,105 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
             },
         },
+    }
+
+
+def _operation(spec: RouteSpec, mapping: _SchemaMap) -> dict[str, Any]:
+    """One route's operation object: identity, security, parameters, body and responses."""
+    op: dict[str, Any] = {
+        "operationId": f"{spec.tag}_{spec.handler.__name__}",
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "x-role": spec.role.value,
+    }
+    if spec.description:
+        op["description"] = spec.description
+    if spec.role is not Role.public and not spec.self_auth:
+        op["security"] = [{"bearer": []}, {"apiKey": []}]
+    else:
+        op["security"] = []
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in path_params(spec.path)
+    ] + _query_parameters(spec)
+    if params:
+        op["parameters"] = params
+    body = _request_body(spec, mapping)
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = _success_response(spec, mapping) | _error_responses(spec, mapping)
+    return op
+
+
+def _request_body(spec: RouteSpec, mapping: _SchemaMap) -> dict[str, Any] | None:
+    if spec.body is not None:
+        return {
+            # An empty body counts as ``{}``: it is optional when no field is required.
+            "required": _body_required(spec.body.model_json_schema()),
+            "content": {
+                "application/json": {"schema": mapping[(id(spec.body), "validation"), "validation"]}
+            },
+        }
+    if spec.consumes == "multipart/form-data":
+        return {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    return None
+
+
+def _success_response(spec: RouteSpec, mapping: _SchemaMap) -> dict[str, Any]:
+    if spec.produces:
+        return {
+            str(spec.status): {
+                "description": "; ".join(spec.produces.values()),
+                "content": {
+                    mt: {"schema": {"type": "string", "format": "binary"}} for mt in spec.produces
+                },
+            }
+        }
+    if spec.response is not None:
+        return {
+            str(spec.status): {
+                "description": "Success",
+                "content": {
+                    "application/json": {
+                        "schema": mapping[(id(spec.response), "serialization"), "serialization"]
+                    }
+                },
+            }
+        }
+    return {
+        str(spec.status): {
+            "description": "Success, no content" if spec.status == 204 else "Success"
+        }
+    }
+
+
+def _error_responses(spec: RouteSpec, mapping: _SchemaMap) -> dict[str, Any]:
+    """The error envelope for every status the route declares, plus the ones its shape implies
+    (a body or query: 400/422; a role: 401/403; a path parameter: 404)."""
+    err_ref = mapping[(id(ErrorEnvelope), "serialization"), "serialization"]
+    codes = set(spec.errors)
+    if spec.body is not None or spec.query is not None:
+        codes |= {400, 422}
+    if spec.role is not Role.public:
+        codes |= {401, 403}
+    if path_params(spec.path):
+        codes.add(404)
+    return {
+        str(code): {
+            "description": _ERROR_TEXT.get(code, "Error"),
+            "content": {"application/json": {"schema": err_ref}},
+        }
+        for code in sorted(codes)
     }
