@@ -12,9 +12,9 @@ logs a traceback per failed ``accept()``. What protects the daemon, outermost fi
 - ``server.header_timeout_s`` (aiohttp's keep-alive timer, which also runs from the moment a
   connection opens): a connection that has not delivered a complete request head that long
   after opening, or after its previous answer, is closed.
-- :func:`install_resource_handler`: should descriptors still run out, one log line per
-  :data:`RESOURCE_LOG_INTERVAL_S` says so and how often it happened, instead of a traceback
-  per ``accept()``.
+- :mod:`laserd.descriptors`: the budget the caps must fit in, checked at start, and should
+  descriptors still run out, one log line now and then instead of a traceback per
+  ``accept()``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import ipaddress
 import json
 import logging
 import re
-import resource
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, cast
@@ -41,50 +37,11 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import Response, StreamResponse
 
+from laserd.descriptors import BACKLOG, ThrottledLog
 from laserd.logs import printable
 from laserd.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-
-#: Descriptors kept free for everything that is not a client connection: the database and
-#: its journal, the serial port, GPIO, uploads being written, processing, logging.
-FD_RESERVE = 64
-#: Listen backlog. asyncio accepts up to this many connections in one go, and a refused one
-#: is closed only a few loop iterations later, while more bursts may arrive: the descriptor
-#: budget holds :data:`ACCEPT_BURSTS` of them on top of the cap.
-BACKLOG = 64
-ACCEPT_BURSTS = 4
-#: At most one "out of descriptors" line per this many seconds (asyncio would log a traceback
-#: for every failed accept()).
-RESOURCE_LOG_INTERVAL_S = 10.0
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
-
-class ThrottledLog:
-    """Allows one log line per ``interval_s``, and counts the ones it held back in between.
-
-    For messages an attacker can cause at will (refused connections, exhausted descriptors):
-    the first is logged at once, the rest are summarised in the next allowed line, so the
-    journal keeps room for the audit lines.
-    """
-
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval_s = interval_s
-        self.clock = clock
-        self.suppressed = 0
-        self._next_at = float("-inf")
-
-    def allow(self) -> int | None:
-        """``None``: hold this line back. Otherwise log now; the number held back since the
-        previous line is returned (and reset)."""
-        now = self.clock()
-        if now < self._next_at:
-            self.suppressed += 1
-            return None
-        self._next_at = now + self.interval_s
-        held, self.suppressed = self.suppressed, 0
-        return held
-
 
 # ---------------------------------------------------------------------------- answers of the stack
 
@@ -453,7 +410,7 @@ class GuardedSite(web.BaseSite):
         return self._port
 
 
-# ---------------------------------------------------------------------------- descriptors
+# ---------------------------------------------------------------------------- serving
 
 
 def serving_kwargs(settings: ServerSettings) -> dict[str, Any]:
@@ -464,54 +421,3 @@ def serving_kwargs(settings: ServerSettings) -> dict[str, Any]:
     the guard's.
     """
     return {"access_log": None, "keepalive_timeout": settings.header_timeout_s}
-
-
-def check_descriptor_budget(settings: ServerSettings) -> None:
-    """Warn at start when the connection cap does not fit under the descriptor limit."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    bursts = ACCEPT_BURSTS * BACKLOG
-    needed = settings.max_connections + bursts + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and needed > soft:
-        log.warning(
-            "server.max_connections = %d does not fit under the open-file limit %d (with %d "
-            "for bursts of connections being accepted and refused, and %d for the database, "
-            "the controller and files): raise LimitNOFILE= in the unit or lower "
-            "server.max_connections",
-            settings.max_connections,
-            soft,
-            bursts,
-            FD_RESERVE,
-        )
-
-
-def install_resource_handler(loop: asyncio.AbstractEventLoop) -> None:
-    """Out-of-descriptor errors of ``accept()`` as one throttled line, not a traceback each.
-
-    asyncio reports every failed ``accept()`` (EMFILE, ENFILE, ENOBUFS, ENOMEM) to the loop's
-    exception handler, whose default logs the whole traceback; an attacker who exhausts the
-    descriptors would fill the journal with them. Everything else goes to the handler that was
-    there before (or asyncio's default).
-    """
-    previous = loop.get_exception_handler()
-    throttle = ThrottledLog(RESOURCE_LOG_INTERVAL_S)
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
-            held = throttle.allow()
-            if held is not None:
-                soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-                log.error(
-                    "%s: %s (open-file limit %s; %d more since the last line)",
-                    context.get("message", "out of system resources"),
-                    exc.strerror or exc,
-                    soft,
-                    held,
-                )
-            return
-        if previous is not None:
-            previous(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)

@@ -212,28 +212,30 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         )
         report_progress(1.0)
         return ProcessResult(True, stats=report.stats, warnings=report.warnings)
-    except Abandoned:
+    except Exception as exc:
+        return _failure(req, exc)
+
+
+def _failure(req: ProcessRequest, exc: Exception) -> ProcessResult:
+    """A failed conversion as a result the user can read (the log gets the internal ones)."""
+    if isinstance(exc, Abandoned):
         log.info("file %s was deleted while it was processed: stopped", req.file_id)
         return ProcessResult(False, error="the file was deleted while it was processed")
-    except GcodeError as exc:
+    if isinstance(exc, GcodeError):
         return ProcessResult(False, error=format_issues(exc))
-    except DesignError as exc:
+    if isinstance(exc, (DesignError, ImageError, OutputTooLarge, InsufficientStorage)):
         return ProcessResult(False, error=exc.message)
-    except (ImageError, OutputTooLarge, InsufficientStorage) as exc:
-        return ProcessResult(False, error=exc.message)
-    except MemoryError:
+    if isinstance(exc, MemoryError):
         return ProcessResult(False, error="the file needs more memory than is available")
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            log.exception("processing file %s failed", req.file_id)
-            return ProcessResult(False, error=f"internal error while processing ({exc.strerror})")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         # The disk filled up while writing the G-code or a preview: the atomic writers have
         # already removed their temporary files; say so in words the user can act on.
         log.warning("processing file %s: the disk is full (%s)", req.file_id, exc)
         return ProcessResult(False, error="not enough free disk space to write the result")
-    except Exception as exc:
-        log.exception("processing file %s failed", req.file_id)
-        return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")
+    log.exception("processing file %s failed", req.file_id, exc_info=exc)
+    if isinstance(exc, OSError):
+        return ProcessResult(False, error=f"internal error while processing ({exc.strerror})")
+    return ProcessResult(False, error=f"internal error while processing ({type(exc).__name__})")
 
 
 def _run_design(req: ProcessRequest, report_progress: _Reporter) -> ProcessResult:

@@ -31,15 +31,11 @@ from laserd import systemd
 from laserd.app import create_app
 from laserd.bridge.discovery import host_name
 from laserd.db import MigrationError
+from laserd.descriptors import check_descriptor_budget, install_resource_handler
 from laserd.events import Event
 from laserd.keys import HUB
 from laserd.logs import setup_logging
-from laserd.netguard import (
-    GuardedSite,
-    check_descriptor_budget,
-    install_resource_handler,
-    serving_kwargs,
-)
+from laserd.netguard import GuardedSite, serving_kwargs
 from laserd.reload import reload_app
 from laserd.settings import ConfigError, Settings, load_settings, public_url
 
@@ -91,6 +87,21 @@ class Daemon:
             reload_app(self.app, self.settings, new)
         self.notifier.ready(self.status.text())
 
+    def _say_where(self) -> None:
+        """The addresses to open, in the log and on the terminal of whoever started laserd."""
+        url = public_url(self.settings)
+        log.info("laserd listening on %s", url)
+        print(
+            f"laserd is running: open {url} (local: http://127.0.0.1:{self.settings.server.port}/)",
+            flush=True,
+        )
+        if self.settings.discovery.enabled:
+            print(
+                f"on the LAN (mDNS): http://{host_name(self.settings.discovery.name)}:"
+                f"{self.settings.server.port}/",
+                flush=True,
+            )
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
@@ -124,19 +135,7 @@ class Daemon:
             # load scans only what requests create. bench_load measured full-collection pauses
             # of the loop of 30-170 ms before; a collection of the frozen set takes ~0 ms.
             gc.freeze()
-            url = public_url(self.settings)
-            log.info("laserd listening on %s", url)
-            print(
-                f"laserd is running: open {url} "
-                f"(local: http://127.0.0.1:{self.settings.server.port}/)",
-                flush=True,
-            )
-            if self.settings.discovery.enabled:
-                print(
-                    f"on the LAN (mDNS): http://{host_name(self.settings.discovery.name)}:"
-                    f"{self.settings.server.port}/",
-                    flush=True,
-                )
+            self._say_where()
             self.watchdog = systemd.LoopWatchdog.from_env(self.notifier, self.env)
             self.notifier.ready(self.status.text())
             if self.watchdog is not None:

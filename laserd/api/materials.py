@@ -24,7 +24,8 @@ from laserd.auth.principal import Principal, Role
 from laserd.keys import AUDIT, DB, LIBRARY, SETTINGS
 from laserd.materials import starter
 from laserd.materials.apply import LAYER_FIELDS, layer_matches, op_into_layer
-from laserd.materials.clb import MAX_BYTES, ClbError, export_library, import_library
+from laserd.materials.clb import MAX_BYTES, ClbError, import_library
+from laserd.materials.clb_export import export_library
 from laserd.materials.model import ImageSettings, MaterialSettings, OperationSettings
 from laserd.materials.testgrid import TestGridRequest, grid_design_file
 from laserd.origin import current_origin

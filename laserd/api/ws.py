@@ -30,9 +30,9 @@ from laserd import errors
 from laserd.api.middleware import client_address
 from laserd.api.routing import ApiRoutes, parse_json
 from laserd.auth.principal import Principal, Role
+from laserd.descriptors import ThrottledLog
 from laserd.events import Event
 from laserd.keys import AUTHENTICATOR, HUB, MACHINE, SAFETY, SETTINGS
-from laserd.netguard import ThrottledLog
 
 log = logging.getLogger(__name__)
 routes = ApiRoutes("live")

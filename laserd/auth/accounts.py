@@ -380,20 +380,22 @@ class Accounts:
             if not fields:
                 return user
             updated = await self._update(user.id, fields)
-        revoke_reason = (
-            "role_change"
-            if "role" in fields
-            else f"status_{fields['status']}"
-            if fields.get("status") in ("disabled", "pending")
-            else "password_set"
-            if "password_hash" in fields
-            else None
-        )
+        revoke_reason = _revoke_reason(fields)
         if "password_hash" in fields or "email" in fields:
             await self.recovery.spend_tokens(user.id)
         revoked = 0
         if revoke_reason is not None:
             revoked = await self.sessions.revoke_user(user.id, revoke_reason)
+        await self._audit_admin_update(actor, user, updated, fields)
+        if revoked:
+            log.info("%d login(s) of %s revoked: %s", revoked, user.username, revoke_reason)
+        return updated
+
+    async def _audit_admin_update(
+        self, actor: Principal, user: UserRow, updated: UserRow, fields: dict[str, Any]
+    ) -> None:
+        """The audit entries of one administrator's change: role and status each on their
+        own (from → to), the other fields by name (never their values)."""
         if "role" in fields:
             await self.audit.record(
                 "role_change",
@@ -419,9 +421,6 @@ class Accounts:
                 details={"fields": other, "password_set": "password_hash" in fields},
                 origin=current_origin(),
             )
-        if revoked:
-            log.info("%d login(s) of %s revoked: %s", revoked, user.username, revoke_reason)
-        return updated
 
     async def admin_delete(self, actor: Principal, user_id: int) -> None:
         async with self._admin_lock:
@@ -463,3 +462,14 @@ class Accounts:
         user = await self.get(who.user_id)
         refuse_inactive(user)
         return user
+
+
+def _revoke_reason(fields: dict[str, Any]) -> str | None:
+    """Why a change ends the user's logins (the audit's reason), or None when it does not."""
+    if "role" in fields:
+        return "role_change"
+    if fields.get("status") in ("disabled", "pending"):
+        return f"status_{fields['status']}"
+    if "password_hash" in fields:
+        return "password_set"
+    return None

@@ -132,20 +132,13 @@ def design_to_gcode(
 ) -> DesignReport:
     """Plan a (parsed or generated) design and write its G-code to ``gcode_out`` atomically."""
     gcode_out = FsPath(gcode_out)
-    placed = place(design, placement)
-    check_on_bed(placed, bed_mm)
-    plan = plan_design(placed, tolerance_mm=tolerance_mm, optimise=optimise)
-    _refuse_empty(placed, plan)
+    placed, plan = _placed_plan(design, placement, bed_mm, tolerance_mm, optimise)
     if progress is not None:
         progress(READ_SHARE)
     work = FsPath(tempfile.mkdtemp(prefix=".design-", dir=gcode_out.parent))
     try:
         parts = _write_parts(plan, work, bed_mm, max_power_s, laser or LaserSettings())
-        whole = work / "design.gcode"
-        with open(whole, "wb") as out:
-            for piece, _color in parts:
-                with open(piece, "rb") as fh:
-                    shutil.copyfileobj(fh, out)
+        whole = _join([piece for piece, _color in parts], work / "design.gcode")
         report = analyse_gcode(
             whole,
             gcode_out,
@@ -169,20 +162,7 @@ def design_to_gcode(
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    box = placed.bounds()
-    source_box = design.bounds()
-    if source_box is not None:
-        x0, y0, x1, y1 = placed_box(source_box, placement)
-        report.stats["design_box"] = {"xmin": round(x0, 4), "xmax": round(x1, 4),
-                                      "ymin": round(y0, 4), "ymax": round(y1, 4)}  # fmt: skip
-    info: dict[str, Any] = {
-        "document_mm": {"width": round(design.width_mm, 4), "height": round(design.height_mm, 4)},
-        "paths": len(design.paths),
-        "images": len(design.images),
-    }
-    if box is not None:
-        info["placed_mm"] = {"xmin": round(box[0], 4), "ymin": round(box[1], 4),
-                             "xmax": round(box[2], 4), "ymax": round(box[3], 4)}  # fmt: skip
+    info = _describe(design, placed, placement, report.stats)
     warnings = list(dict.fromkeys(placed.warnings + plan.warnings + report.warnings))
     if progress is not None:
         progress(1.0)
@@ -192,6 +172,53 @@ def design_to_gcode(
         layers=[lay.model_dump(mode="json") for lay in design.layers],
         design=info,
     )
+
+
+def _placed_plan(
+    design: Design,
+    placement: Placement | None,
+    bed_mm: tuple[float, float],
+    tolerance_mm: float,
+    optimise: bool,
+) -> tuple[Design, Plan]:
+    """The design placed (and checked against the bed) and its plan; a plan that burns
+    nothing is refused (:class:`DesignError`)."""
+    placed = place(design, placement)
+    check_on_bed(placed, bed_mm)
+    plan = plan_design(placed, tolerance_mm=tolerance_mm, optimise=optimise)
+    _refuse_empty(placed, plan)
+    return placed, plan
+
+
+def _join(pieces: list[FsPath], whole: FsPath) -> FsPath:
+    """The layers' G-code pieces, in plan order, as one file."""
+    with open(whole, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as fh:
+                shutil.copyfileobj(fh, out)
+    return whole
+
+
+def _describe(
+    design: Design, placed: Design, placement: Placement | None, stats: dict[str, Any]
+) -> dict[str, Any]:
+    """The design's own figures (document size, counts, placed box) for the file's stats;
+    ``stats`` gets ``design_box``, the placed box that ``placement.x_mm``/``y_mm`` name."""
+    box = placed.bounds()
+    source_box = design.bounds()
+    if source_box is not None:
+        x0, y0, x1, y1 = placed_box(source_box, placement)
+        stats["design_box"] = {"xmin": round(x0, 4), "xmax": round(x1, 4),
+                               "ymin": round(y0, 4), "ymax": round(y1, 4)}  # fmt: skip
+    info: dict[str, Any] = {
+        "document_mm": {"width": round(design.width_mm, 4), "height": round(design.height_mm, 4)},
+        "paths": len(design.paths),
+        "images": len(design.images),
+    }
+    if box is not None:
+        info["placed_mm"] = {"xmin": round(box[0], 4), "ymin": round(box[1], 4),
+                             "xmax": round(box[2], 4), "ymax": round(box[3], 4)}  # fmt: skip
+    return info
 
 
 def _scaled(progress: Progress | None, lo: float, hi: float) -> Progress | None:

@@ -46,18 +46,8 @@ MAX_ENTITIES = 500_000
 def read_dxf(src: FsPath, tolerance_mm: float) -> RawDesign:
     """Parse the DXF at ``src`` into raw paths in mm (Y up, extents' corner at the origin)."""
     doc = _open(FsPath(src))
-    insunits = int(doc.header.get("$INSUNITS", 0) or 0)
     raw = RawDesign()
-    if insunits == 0:
-        scale = 1.0
-        raw.warnings.append("the DXF does not say its units ($INSUNITS); read as millimetres")
-    else:
-        try:
-            units = dxf_units.InsertUnits(insunits)
-            scale = float(dxf_units.conversion_factor(units, dxf_units.InsertUnits.Millimeters))
-        except (KeyError, ValueError, IndexError):
-            scale = 1.0
-            raw.warnings.append(f"unknown DXF unit code {insunits}; read as millimetres")
+    scale = _mm_per_unit(doc, raw.warnings)
     layer_info = _layers(doc)
     texts: list[str] = []
     skipped: Counter[str] = Counter()
@@ -97,17 +87,38 @@ def read_dxf(src: FsPath, tolerance_mm: float) -> RawDesign:
                 continue
             raw.paths.append(RawPath(mm, closed, color, None, 0.0, "nonzero",
                                      f"{kind} on {layer}", layer_name=layer))  # fmt: skip
+    raw.warnings += _skipped_warnings(texts, skipped, hidden)
+    _to_origin(raw)
+    return raw
+
+
+def _mm_per_unit(doc: Any, warnings: list[str]) -> float:
+    """Millimetres per drawing unit, from ``$INSUNITS`` (unitless or unknown: read as mm)."""
+    insunits = int(doc.header.get("$INSUNITS", 0) or 0)
+    if insunits == 0:
+        warnings.append("the DXF does not say its units ($INSUNITS); read as millimetres")
+        return 1.0
+    try:
+        units = dxf_units.InsertUnits(insunits)
+        return float(dxf_units.conversion_factor(units, dxf_units.InsertUnits.Millimeters))
+    except (KeyError, ValueError, IndexError):
+        warnings.append(f"unknown DXF unit code {insunits}; read as millimetres")
+        return 1.0
+
+
+def _skipped_warnings(texts: list[str], skipped: Counter[str], hidden: set[str]) -> list[str]:
+    """What the drawing holds that is not burned: text, other entities, hidden layers."""
+    warnings = []
     if texts:
         shown = ", ".join(texts[:5]) + (f" and {len(texts) - 5} more" if len(texts) > 5 else "")
-        raw.warnings.append(f"text skipped (convert text to paths): {shown}")
+        warnings.append(f"text skipped (convert text to paths): {shown}")
     if skipped:
-        raw.warnings.append("entities not burned: " + ", ".join(
+        warnings.append("entities not burned: " + ", ".join(
             f"{n} {kind}" for kind, n in sorted(skipped.items())))  # fmt: skip
     if hidden:
         names = ", ".join(sorted(hidden))
-        raw.warnings.append(f"layers that are off or frozen are skipped: {names}")
-    _to_origin(raw)
-    return raw
+        warnings.append(f"layers that are off or frozen are skipped: {names}")
+    return warnings
 
 
 def _open(src: FsPath) -> Any:

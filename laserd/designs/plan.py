@@ -65,27 +65,7 @@ def plan_design(
     warnings: list[str] = []
     runs: list[Run] = []
     pos = np.asarray(start, dtype=np.float64)
-    by_layer: dict[int, list[Path]] = {}
-    for p in design.paths:
-        by_layer.setdefault(p.layer, []).append(p)
-    layers = sorted(
-        (lay for lay in design.layers if lay.operation is not Operation.off),
-        key=lambda lay: (OPERATION_RANK[lay.operation], lay.order, lay.id),
-    )
-    line_work = {lay.id for lay in layers if lay.operation in (Operation.cut, Operation.score)}
-    duplicates = 0
-    for lid in line_work & by_layer.keys():
-        by_layer[lid], dropped = _without_duplicates(by_layer[lid])
-        duplicates += dropped
-    if duplicates:
-        warnings.append(
-            f"{duplicates} duplicate path(s) (the same line drawn twice on one layer) are "
-            "burned once"
-        )
-    images_by_layer: dict[int, list[ImageItem]] = {}
-    for im in design.images:
-        images_by_layer.setdefault(im.layer, []).append(im)
-
+    layers, by_layer, images_by_layer = _work_by_layer(design, warnings)
     cut_layers = [lay for lay in layers if lay.operation is Operation.cut]
     queue = list(layers)
     while queue:
@@ -121,6 +101,34 @@ def plan_design(
         runs.extend(_cut_runs(cut_layers, by_layer, pos, tolerance_mm, order_budget_s,
                               optimise, warnings))  # fmt: skip
     return Plan(runs, warnings)
+
+
+def _work_by_layer(
+    design: Design, warnings: list[str]
+) -> tuple[list[LayerSettings], dict[int, list[Path]], dict[int, list[ImageItem]]]:
+    """The layers that burn, in burning order (operation, then the user's order), and each
+    one's paths (a line drawn twice on a cut or score layer only once) and images."""
+    by_layer: dict[int, list[Path]] = {}
+    for p in design.paths:
+        by_layer.setdefault(p.layer, []).append(p)
+    layers = sorted(
+        (lay for lay in design.layers if lay.operation is not Operation.off),
+        key=lambda lay: (OPERATION_RANK[lay.operation], lay.order, lay.id),
+    )
+    line_work = {lay.id for lay in layers if lay.operation in (Operation.cut, Operation.score)}
+    duplicates = 0
+    for lid in line_work & by_layer.keys():
+        by_layer[lid], dropped = _without_duplicates(by_layer[lid])
+        duplicates += dropped
+    if duplicates:
+        warnings.append(
+            f"{duplicates} duplicate path(s) (the same line drawn twice on one layer) are "
+            "burned once"
+        )
+    images_by_layer: dict[int, list[ImageItem]] = {}
+    for im in design.images:
+        images_by_layer.setdefault(im.layer, []).append(im)
+    return layers, by_layer, images_by_layer
 
 
 def _canonical(p: Path) -> bytes:
@@ -207,6 +215,35 @@ def _fill_run(layer: LayerSettings, paths: list[Path], warnings: list[str]) -> R
     return Run(layer, [ln for _ in range(layer.passes) for ln in lines], hatch=True)
 
 
+def _with_kerf(
+    paths: list[Path],
+    owner: list[LayerSettings],
+    anc: list[list[int]],
+    tol: float,
+    warnings: list[str],
+) -> list[np.ndarray]:
+    """Each cut's polyline with its layer's kerf: outer contours (even depth among closed
+    cuts) grow by half the kerf, holes shrink; open cuts stay as drawn."""
+    shapes: list[np.ndarray] = []
+    for k, p in enumerate(paths):
+        kerf = owner[k].kerf_mm
+        if not p.closed or kerf <= 0 or len(p.points) < 3:
+            shapes.append(p.points)
+            continue
+        depth = sum(1 for a in anc[k] if paths[a].closed)
+        delta = kerf / 2.0 if depth % 2 == 0 else -kerf / 2.0
+        rings = offset_closed(p.points, delta, tol)
+        if not rings:
+            warnings.append(
+                f"{p.source or 'a closed cut'} is smaller than the kerf ({kerf:g} mm) "
+                "and is cut without offset"
+            )
+            shapes.append(p.points)
+            continue
+        shapes.append(max(rings, key=lambda r: float(np.ptp(r[:, 0]) + np.ptp(r[:, 1]))))
+    return shapes
+
+
 def _cut_runs(
     layers: list[LayerSettings],
     by_layer: dict[int, list[Path]],
@@ -226,24 +263,7 @@ def _cut_runs(
     if not paths:
         return []
     anc = containers([p.points for p in paths], [p.closed for p in paths])
-    # Kerf: outer contours (even depth among closed cuts) grow, holes shrink.
-    shapes: list[np.ndarray] = []
-    for k, p in enumerate(paths):
-        kerf = owner[k].kerf_mm
-        if not p.closed or kerf <= 0 or len(p.points) < 3:
-            shapes.append(p.points)
-            continue
-        depth = sum(1 for a in anc[k] if paths[a].closed)
-        delta = kerf / 2.0 if depth % 2 == 0 else -kerf / 2.0
-        rings = offset_closed(p.points, delta, tol)
-        if not rings:
-            warnings.append(
-                f"{p.source or 'a closed cut'} is smaller than the kerf ({kerf:g} mm) "
-                "and is cut without offset"
-            )
-            shapes.append(p.points)
-            continue
-        shapes.append(max(rings, key=lambda r: float(np.ptp(r[:, 0]) + np.ptp(r[:, 1]))))
+    shapes = _with_kerf(paths, owner, anc, tol, warnings)
     ranks = {o: r for r, o in enumerate(sorted({lay.order for lay in layers}))}
     items = [
         Item(shapes[k], paths[k].closed, after=[], group=ranks[owner[k].order])

@@ -166,34 +166,7 @@ class Interpreter:
         self, gcodes: dict[str, int], mcodes: dict[str, int], values: dict[int, float]
     ) -> None:
         st = self.state
-        new = st.copy()
-        if "units" in gcodes:
-            new.inches = gcodes["units"] == 200
-        if "distance" in gcodes:
-            new.absolute = gcodes["distance"] == 900
-        scale = MM_PER_INCH if new.inches else 1.0
-        if _F in values:
-            if values[_F] < 0:
-                raise LineError("negative feed rate F")
-            new.feed_mm_min = values[_F] * scale
-        if _S in values:
-            if values[_S] < 0:
-                raise LineError("negative laser power S")
-            new.s = values[_S]
-        if "spindle" in mcodes:
-            new.spindle = mcodes["spindle"]
-        if "coolant" in mcodes:
-            new.coolant = mcodes["coolant"]
-        dwell = gcodes.get("non_modal") == 40
-        if dwell:
-            if _P not in values:
-                raise LineError("G4 dwell needs a P word (seconds)")
-            if values[_P] < 0:
-                raise LineError("negative dwell time P")
-        elif _P in values:
-            raise LineError("P word without G4")
-        if "motion" in gcodes:
-            new.motion = gcodes["motion"]
+        new, scale, dwell = self._next_modal(gcodes, mcodes, values)
         axes = [a for a in (_X, _Y, _Z) if a in values]
         arc_words = [a for a in _ARC_WORDS if a in values]
         motion_block = bool(axes) or "motion" in gcodes
@@ -240,6 +213,41 @@ class Interpreter:
         if "stopping" in mcodes:
             st.motion, st.absolute, st.spindle, st.coolant = 10, True, 5, 9
 
+    def _next_modal(
+        self, gcodes: dict[str, int], mcodes: dict[str, int], values: dict[int, float]
+    ) -> tuple[ModalState, float, bool]:
+        """The modal state after this line's words (checked, not yet committed), its unit
+        scale, and whether it is a dwell (G4)."""
+        new = self.state.copy()
+        if "units" in gcodes:
+            new.inches = gcodes["units"] == 200
+        if "distance" in gcodes:
+            new.absolute = gcodes["distance"] == 900
+        scale = MM_PER_INCH if new.inches else 1.0
+        if _F in values:
+            if values[_F] < 0:
+                raise LineError("negative feed rate F")
+            new.feed_mm_min = values[_F] * scale
+        if _S in values:
+            if values[_S] < 0:
+                raise LineError("negative laser power S")
+            new.s = values[_S]
+        if "spindle" in mcodes:
+            new.spindle = mcodes["spindle"]
+        if "coolant" in mcodes:
+            new.coolant = mcodes["coolant"]
+        dwell = gcodes.get("non_modal") == 40
+        if dwell:
+            if _P not in values:
+                raise LineError("G4 dwell needs a P word (seconds)")
+            if values[_P] < 0:
+                raise LineError("negative dwell time P")
+        elif _P in values:
+            raise LineError("P word without G4")
+        if "motion" in gcodes:
+            new.motion = gcodes["motion"]
+        return new, scale, dwell
+
     def _arc(
         self,
         new: ModalState,
@@ -249,41 +257,10 @@ class Interpreter:
         ty: float,
         has_xy: bool,
     ) -> list[tuple[float, float]]:
+        """The chords of an arc (G2/G3) from the current position to ``(tx, ty)``."""
         x0, y0 = self.state.x, self.state.y
         clockwise = new.motion == 20
-        r_word = ord("R")
-        if r_word in values:
-            if not has_xy:
-                raise LineError("arc in radius form needs X or Y")
-            dx, dy = tx - x0, ty - y0
-            r = values[r_word] * scale
-            d2 = dx * dx + dy * dy
-            if d2 == 0:
-                raise LineError("arc in radius form cannot end where it starts")
-            h2 = 4 * r * r - d2
-            if h2 < 0:
-                raise LineError("arc radius is too small for its end point")
-            h = -math.sqrt(h2) / math.sqrt(d2)
-            if not clockwise:
-                h = -h
-            if r < 0:
-                h, r = -h, -r
-            cx, cy = x0 + 0.5 * (dx - dy * h), y0 + 0.5 * (dy + dx * h)
-        else:
-            i, j = values.get(ord("I")), values.get(ord("J"))
-            if i is None and j is None:
-                raise LineError("arc needs I/J offsets or R")
-            if ord("K") in values:
-                raise LineError("K offset is only for other planes; use I and J (G17)")
-            cx, cy = x0 + (i or 0.0) * scale, y0 + (j or 0.0) * scale
-            r = math.hypot(x0 - cx, y0 - cy)
-            r_end = math.hypot(tx - cx, ty - cy)
-            delta = abs(r_end - r)
-            if delta > 0.005 and (delta > 0.5 or delta > 0.001 * r):
-                raise LineError(
-                    f"arc end point is not on its circle (radius {r:.3f} at the start, "
-                    f"{r_end:.3f} at the end)"
-                )
+        cx, cy, r = _arc_centre(values, scale, (x0, y0), (tx, ty), clockwise, has_xy)
         a0 = math.atan2(y0 - cy, x0 - cx)
         a1 = math.atan2(ty - cy, tx - cx)
         sweep = a1 - a0
@@ -304,3 +281,50 @@ class Interpreter:
             pts.append((cx + r * math.cos(a), cy + r * math.sin(a)))
         pts.append((tx, ty))
         return pts
+
+
+def _arc_centre(
+    values: dict[int, float],
+    scale: float,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    clockwise: bool,
+    has_xy: bool,
+) -> tuple[float, float, float]:
+    """An arc's centre and radius, from its R word or its I/J offsets (checked as GRBL does)."""
+    x0, y0 = start
+    tx, ty = end
+    r_word = ord("R")
+    if r_word in values:
+        if not has_xy:
+            raise LineError("arc in radius form needs X or Y")
+        dx, dy = tx - x0, ty - y0
+        r = values[r_word] * scale
+        d2 = dx * dx + dy * dy
+        if d2 == 0:
+            raise LineError("arc in radius form cannot end where it starts")
+        h2 = 4 * r * r - d2
+        if h2 < 0:
+            raise LineError("arc radius is too small for its end point")
+        h = -math.sqrt(h2) / math.sqrt(d2)
+        if not clockwise:
+            h = -h
+        if r < 0:
+            h, r = -h, -r
+        cx, cy = x0 + 0.5 * (dx - dy * h), y0 + 0.5 * (dy + dx * h)
+    else:
+        i, j = values.get(ord("I")), values.get(ord("J"))
+        if i is None and j is None:
+            raise LineError("arc needs I/J offsets or R")
+        if ord("K") in values:
+            raise LineError("K offset is only for other planes; use I and J (G17)")
+        cx, cy = x0 + (i or 0.0) * scale, y0 + (j or 0.0) * scale
+        r = math.hypot(x0 - cx, y0 - cy)
+        r_end = math.hypot(tx - cx, ty - cy)
+        delta = abs(r_end - r)
+        if delta > 0.005 and (delta > 0.5 or delta > 0.001 * r):
+            raise LineError(
+                f"arc end point is not on its circle (radius {r:.3f} at the start, "
+                f"{r_end:.3f} at the end)"
+            )
+    return cx, cy, r

@@ -129,6 +129,22 @@ def _square(x: float, y: float, side: float) -> np.ndarray:
     return np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]], dtype=float)
 
 
+def _label_layer(
+    req: TestGridRequest, layer_id: int, powers: list[float], speeds: list[float]
+) -> LayerSettings:
+    """The labels' score layer: burned first (order -1), by default at the grid's fastest
+    speed and lowest power, so the labels stay faint beside the cells."""
+    return LayerSettings(
+        id=layer_id,
+        color=LABEL_COLOR,
+        name="labels",
+        operation=Operation.score,
+        speed_mm_min=req.label_speed_mm_min or max(speeds),
+        power_pct=req.label_power_pct if req.label_power_pct is not None else min(powers),
+        order=-1,
+    )
+
+
 def build_test_grid(req: TestGridRequest) -> TestGrid:
     powers = req.power_pct.values(1)
     speeds = req.speed_mm_min.values(0)
@@ -180,19 +196,9 @@ def build_test_grid(req: TestGridRequest) -> TestGrid:
                 labels += text_strokes(top, h, x, y0 + h * (1 + LINE_GAP))
                 labels += text_strokes(bottom, h, x, y0)
     if labels:
-        label_id = len(layers) + 1
-        layers.append(
-            LayerSettings(
-                id=label_id,
-                color=LABEL_COLOR,
-                name="labels",
-                operation=Operation.score,
-                speed_mm_min=req.label_speed_mm_min or max(speeds),
-                power_pct=req.label_power_pct if req.label_power_pct is not None else min(powers),
-                order=-1,
-            )
-        )
-        paths += [DesignPath(s, closed=False, layer=label_id, source="label") for s in labels]
+        label_layer = _label_layer(req, len(layers) + 1, powers, speeds)
+        layers.append(label_layer)
+        paths += [DesignPath(s, closed=False, layer=label_layer.id, source="label") for s in labels]
     width = len(powers) * pitch_x - req.gap_mm
     height = len(speeds) * pitch_y - req.gap_mm
     design = Design(paths=paths, layers=layers, width_mm=width, height_mm=height)

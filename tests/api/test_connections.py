@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from laserd.netguard import RESOURCE_LOG_INTERVAL_S, ThrottledLog, install_resource_handler
+from laserd.descriptors import RESOURCE_LOG_INTERVAL_S, ThrottledLog, install_resource_handler
 from tests.api.served import Served, half_open, raw_exchange, serve_app
 from tests.conftest import make_settings
 

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from laserd.designs import design_to_gcode  # noqa: E402
-from laserd.materials import clb  # noqa: E402
+from laserd.materials import clb, clb_export  # noqa: E402
 from laserd.materials.testgrid import TestGridRequest, build_test_grid  # noqa: E402
 from tests.unit.clb_library import generate  # noqa: E402
 
@@ -64,7 +64,7 @@ def main() -> None:
     for label, materials in (("real_sized", 60), ("large", 500)):
         data, expected = generate(materials=materials, entries_per_material=8)
         first = clb.import_library(data).items
-        exported = clb.export_library(first)
+        exported = clb_export.export_library(first)
         second = clb.import_library(exported).items
         same = sorted(json.dumps(m, sort_keys=True) for m in first) == sorted(
             json.dumps(m, sort_keys=True) for m in second
@@ -73,7 +73,7 @@ def main() -> None:
             "entries": len(expected),
             "file_kb": round(len(data) / 1024, 1),
             "import_ms": best_ms(lambda d=data: clb.import_library(d), args.repeat),
-            "export_ms": best_ms(lambda f=first: clb.export_library(f), args.repeat),
+            "export_ms": best_ms(lambda f=first: clb_export.export_library(f), args.repeat),
             "round_trip_ok": same and len(first) == len(expected),
         }
     laughs = (

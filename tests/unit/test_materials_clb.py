@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from laserd.materials import clb
+from laserd.materials import clb, clb_export
 from laserd.materials.starter import starter_rows
 from tests.unit.clb_library import generate
 
@@ -44,17 +44,17 @@ def test_generated_library_maps_every_field() -> None:
 def test_round_trip_clb_laserd_clb_laserd_keeps_every_mapped_field() -> None:
     data, expected = generate()
     first = clb.import_library(data).items
-    exported = clb.export_library(first)
+    exported = clb_export.export_library(first)
     second = clb.import_library(exported)
     assert second.skipped == [] and not second.ignored_fields
     assert _sorted(second.items) == _sorted(first) == _sorted(expected)
     # and once more: the exported file is stable
-    assert clb.export_library(second.items) == exported
+    assert clb_export.export_library(second.items) == exported
 
 
 def test_laserd_materials_with_several_operations_and_scores_round_trip() -> None:
     rows = starter_rows()
-    again = clb.import_library(clb.export_library(rows)).items
+    again = clb.import_library(clb_export.export_library(rows)).items
     assert _sorted(again) == _sorted(rows)
 
 
@@ -67,7 +67,7 @@ def test_export_escapes_text_and_marks_no_thickness() -> None:
             "settings": {"score": {"speed_mm_min": 600, "power_pct": 10}},
         }
     ]
-    data = clb.export_library(rows)
+    data = clb_export.export_library(rows)
     assert b'Thickness="-1.0000"' in data and b"&quot;clear&quot; &lt;3mm&gt; &amp; co" in data
     assert b'type="Cut"' in data and b'Desc="[score]"' in data
     back = clb.import_library(data).items

@@ -123,7 +123,7 @@ def test_unit_declares_what_the_appliance_relies_on():
 def test_open_file_limit_leaves_room_above_the_connection_cap():
     """LimitNOFILE= holds the connection cap plus what the daemon itself keeps open, so half-open
     sockets meet laserd's cap (a 503) long before descriptors run out (issue 12, item 8)."""
-    from laserd.netguard import ACCEPT_BURSTS, BACKLOG, FD_RESERVE
+    from laserd.descriptors import ACCEPT_BURSTS, BACKLOG, FD_RESERVE
     from laserd.settings import Settings
 
     service = {k: v for s, k, v in unit_entries(UNIT.read_text()) if s == "Service"}
