@@ -83,14 +83,18 @@ class EstimateProfile:
         return changed
 
     def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".controller_settings.", suffix=".tmp",
-                                   dir=self._path.parent)  # fmt: skip
+        """Best effort: the values stay in use from memory when the file cannot be written
+        (a full disk, no descriptor left); they are read again at the next connection."""
+        tmp: str | None = None
         try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".controller_settings.", suffix=".tmp",
+                                       dir=self._path.parent)  # fmt: skip
             with os.fdopen(fd, "w") as fh:
                 json.dump(self._dollars, fh)
             os.replace(tmp, self._path)
         except OSError as exc:
             log.warning("cannot save %s: %s", self._path, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)

@@ -189,6 +189,7 @@ class Discovery:
         except Exception:
             log.exception("mDNS: announcing laserd failed; it stays reachable by address")
             return
+        failing: str | None = None  # the last failure, said once until it changes or ends
         while True:
             await asyncio.sleep(self._poll_s)
             try:
@@ -196,7 +197,13 @@ class Discovery:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("mDNS: updating the announced addresses failed: %s", exc)
+                if str(exc) != failing:
+                    log.warning("mDNS: updating the announced addresses failed: %s", exc)
+                failing = str(exc)
+            else:
+                if failing is not None:
+                    log.info("mDNS: the announced addresses are up to date again")
+                failing = None
 
     async def _register(self) -> None:
         interfaces = list(self._interfaces) if self._interfaces else InterfaceChoice.All
