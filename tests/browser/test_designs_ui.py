@@ -91,8 +91,7 @@ def test_bed_view_drags_the_design_and_saves_its_place(daemon: Daemon, new_page:
     view = page.locator("svg.bed-view")
     expect(view).to_be_visible()
     view.scroll_into_view_if_needed()
-    box = view.bounding_box()
-    scale = min(box["width"] / bed["x"], box["height"] / bed["y"])  # px per mm (meet)
+    scale = page.locator("svg.bed-view rect.bed").bounding_box()["width"] / bed["x"]  # px per mm
     item = page.locator("svg.bed-view .bed-file .bed-box")
     start = item.bounding_box()
     # Drag the design 50 mm right and 30 mm up (screen Y runs down).
@@ -116,6 +115,129 @@ def test_bed_view_drags_the_design_and_saves_its_place(daemon: Daemon, new_page:
     file = daemon.wait_file_ready(token, f["id"])
     assert file["stats"]["design_box"]["xmin"] == pytest.approx(x + 1, abs=0.2)
     assert file["stats"]["design_box"]["ymin"] == pytest.approx(y, abs=0.2)
+    watch.check()
+
+
+def _open_bed_view(daemon: Daemon, new_page: Any, name: str) -> tuple[Any, Any, Any, Any, float]:
+    """A project with the test design uploaded and ready, its bed view open: (page, watch,
+    file, bed, px per mm)."""
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    project = daemon.api("POST", "/projects", {"name": f"Bed {name}"}, token=token)
+    f = daemon.upload(token, project["id"], name, SVG, "image/svg+xml")
+    f = daemon.wait_file_ready(token, f["id"])
+    bed = daemon.api("GET", "/machine", token=token)["bed_mm"]
+    page, watch = new_page()
+    sign_in(page, daemon, *ADMIN)
+    page.goto(f"{daemon.base}/#/projects/{project['id']}")
+    page.locator("li.file", has_text=name).click()
+    view = page.locator("svg.bed-view")
+    expect(view).to_be_visible()
+    view.scroll_into_view_if_needed()
+    scale = page.locator("svg.bed-view rect.bed").bounding_box()["width"] / bed["x"]
+    return page, watch, f, bed, scale
+
+
+def _centre(locator: Any) -> tuple[float, float]:
+    b = locator.bounding_box()
+    return b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+
+
+def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+    page.mouse.move(*mid, steps=4)
+    page.mouse.move(*end, steps=4)
+    page.mouse.up()
+
+
+def test_bed_view_resizes_and_rotates_the_design_by_its_handles(
+    daemon: Daemon, new_page: Any
+) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    page, watch, f, _bed, scale = _open_bed_view(daemon, new_page, "tray.svg")
+    box = f["stats"]["design_box"]
+    w, h = box["xmax"] - box["xmin"], box["ymax"] - box["ymin"]
+    panel = page.locator("form.design-panel")
+    number = lambda label: panel.get_by_label(label).input_value()  # noqa: E731
+    # The top-right corner dragged out along the diagonal by half the size: 1.5×, aspect kept,
+    # the bottom-left corner stays; the width follows live while the button is held.
+    hx, hy = _centre(page.locator('svg.bed-view circle.bed-handle[data-corner="top-right"]'))
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    page.mouse.move(hx + 0.25 * w * scale, hy - 0.25 * h * scale, steps=4)
+    assert float(number("Width (mm)")) == pytest.approx(1.25 * w, abs=1.0)
+    page.mouse.move(hx + 0.5 * w * scale, hy - 0.5 * h * scale, steps=4)
+    page.mouse.up()
+    assert float(number("Width (mm)")) == pytest.approx(1.5 * w, abs=1.0)
+    assert number("Height (mm)") == ""  # one side alone: the server keeps the aspect ratio
+    assert float(number("X (mm)")) == pytest.approx(box["xmin"], abs=0.6)
+    assert float(number("Y (mm)")) == pytest.approx(box["ymin"], abs=0.6)
+    width = float(number("Width (mm)"))
+    # The round handle (above the centre) turned a quarter counter-clockwise, a little short:
+    # Shift snaps it to 90°. The box turns about its centre.
+    cx, cy = _centre(page.locator("svg.bed-view .bed-file .bed-box"))
+    rx, ry = _centre(page.locator("svg.bed-view circle.bed-rotate"))
+    d = cy - ry
+    assert d > 0 and abs(rx - cx) < 2
+    page.keyboard.down("Shift")
+    _drag(page, (rx, ry), (cx - d, cy - d * 0.07))  # ≈ 86°
+    page.keyboard.up("Shift")
+    assert float(number("Rotation (°)")) == 90
+    tall = width * h / w
+    centre = (box["xmin"] + width / 2, box["ymin"] + tall / 2)
+    x = float(number("X (mm)"))
+    y = float(number("Y (mm)"))
+    assert x == pytest.approx(centre[0] - tall / 2, abs=0.6)
+    assert y == pytest.approx(centre[1] - width / 2, abs=0.6)
+    expect(page.locator(".bed-warning")).to_be_hidden()
+    panel.get_by_role("button", name="Save and re-process").click()
+    expect(page.locator(".toast", has_text="processed again")).to_be_visible()
+    file = daemon.wait_file_ready(token, f["id"])
+    placement = file["placement"]
+    assert placement["width_mm"] == pytest.approx(width) and placement["height_mm"] is None
+    assert placement["rotation_deg"] == 90
+    placed = file["stats"]["design_box"]
+    assert placed["xmax"] - placed["xmin"] == pytest.approx(tall, abs=0.2)
+    assert placed["ymax"] - placed["ymin"] == pytest.approx(width, abs=0.2)
+    assert placed["xmin"] == pytest.approx(x, abs=0.2)
+    assert placed["ymin"] == pytest.approx(y, abs=0.2)
+    # The page follows: the redrawn box is turned (taller than wide on the screen now).
+    row = page.locator("li.file", has_text="tray.svg")
+    expect(row).to_have_attribute("data-status", "ready", timeout=LONG_S)
+    expect(panel.get_by_label("Rotation (°)")).to_have_value("90")
+    turned = page.locator("svg.bed-view .bed-file .bed-box").bounding_box()
+    assert turned["height"] > turned["width"]
+    watch.check()
+
+
+def test_bed_view_flags_a_design_off_the_bed_and_shows_the_refusal(
+    daemon: Daemon, new_page: Any
+) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    page, watch, f, bed, scale = _open_bed_view(daemon, new_page, "wide.svg")
+    box = f["stats"]["design_box"]
+    w = box["xmax"] - box["xmin"]
+    panel = page.locator("form.design-panel")
+    # Stretched with Shift from the bottom-right corner past the bed's right edge.
+    hx, hy = _centre(page.locator('svg.bed-view circle.bed-handle[data-corner="bottom-right"]'))
+    page.keyboard.down("Shift")
+    _drag(page, (hx, hy), (hx + (bed["x"] - box["xmax"] + 20) * scale, hy))
+    page.keyboard.up("Shift")
+    width = float(panel.get_by_label("Width (mm)").input_value())
+    assert width == pytest.approx(bed["x"] - box["xmin"] + 20, abs=1.0) and width > w
+    height = float(panel.get_by_label("Height (mm)").input_value())
+    assert height == pytest.approx(box["ymax"] - box["ymin"], abs=0.6)
+    warning = page.locator(".bed-warning")
+    expect(warning).to_contain_text("Off the bed")
+    expect(warning).to_contain_text(f"0 to {bed['x']:g}")
+    expect(page.locator("svg.bed-view .bed-file")).to_have_class(re.compile("off-bed"))
+    # The server refuses it with the numbers, and the page shows them.
+    panel.get_by_role("button", name="Save and re-process").click()
+    failure = page.locator(".detail .notice.error")
+    expect(failure).to_contain_text("Processing failed", timeout=LONG_S)
+    expect(failure).to_contain_text(re.compile(r"spans X [\d.]+ to [\d.]+ mm"))
+    assert daemon.api("GET", f"/files/{f['id']}", token=token)["status"] == "failed"
     watch.check()
 
 

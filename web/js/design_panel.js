@@ -4,6 +4,7 @@
 
 import * as API from "./api.js";
 import { clearErrors, field, formError, h, setEnabled, setText, setVar, showApiError, toast } from "./dom.js";
+import { bedView } from "./bed_view.js";
 import { layerMaterial, loadMaterials } from "./layer_material.js";
 
 const OPERATIONS = [
@@ -109,94 +110,6 @@ function placementFields(placement) {
   return { box, value, controls };
 }
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs = {}) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
-}
-
-function boxOf(stats) {
-  return stats?.design_box || stats?.laser_bounds || null;
-}
-
-/**
- * The bed at scale with the project's other files (faint) and this file's placed box, which
- * can be dragged (mouse or touch) or moved with the arrow keys (1 mm, 10 with Shift);
- * ``onMove(x, y)`` gets the box's new lower-left corner.
- */
-function bedView(file, bed, others, onMove) {
-  const box = boxOf(file.stats);
-  if (!bed || !box) return null;
-  const root = svg("svg", { viewBox: `0 0 ${bed.x} ${bed.y}`, class: "bed-view", role: "img",
-    "aria-label": `The bed, ${bed.x} × ${bed.y} mm, with ${file.name} on it` });
-  const flip = svg("g", { transform: `translate(0 ${bed.y}) scale(1 -1)` });
-  root.append(flip);
-  flip.append(svg("rect", { x: 0, y: 0, width: bed.x, height: bed.y, class: "bed" }));
-  const step = Math.max(bed.x, bed.y) > 600 ? 100 : 50;
-  for (let x = step; x < bed.x; x += step) flip.append(svg("line", { x1: x, y1: 0, x2: x, y2: bed.y, class: "bed-grid" }));
-  for (let y = step; y < bed.y; y += step) flip.append(svg("line", { x1: 0, y1: y, x2: bed.x, y2: y, class: "bed-grid" }));
-  for (const other of others) {
-    const b = boxOf(other.stats);
-    if (!b) continue;
-    const r = svg("rect", { x: b.xmin, y: b.ymin, width: Math.max(b.xmax - b.xmin, 0.5), height: Math.max(b.ymax - b.ymin, 0.5), class: "bed-other" });
-    r.append(svg("title"));
-    r.firstChild.textContent = other.name;
-    flip.append(r);
-  }
-  const group = svg("g", { class: "bed-file", tabindex: 0, role: "button",
-    "aria-label": `${file.name}: drag, or use the arrow keys, to move it` });
-  group.append(svg("rect", { x: box.xmin, y: box.ymin, width: Math.max(box.xmax - box.xmin, 0.5), height: Math.max(box.ymax - box.ymin, 0.5), class: "bed-box" }));
-  const burn = file.stats?.laser_bounds;
-  if (burn) group.append(svg("rect", { x: burn.xmin, y: burn.ymin, width: Math.max(burn.xmax - burn.xmin, 0.5), height: Math.max(burn.ymax - burn.ymin, 0.5), class: "bed-burn" }));
-  flip.append(group);
-  let offset = { dx: 0, dy: 0 };
-  const show = () => group.setAttribute("transform", `translate(${offset.dx} ${offset.dy})`);
-  const commit = () => {
-    const round = (v) => Math.round(v * 10) / 10;
-    onMove(round(box.xmin + offset.dx), round(box.ymin + offset.dy));
-  };
-  const toBed = (ev) => {
-    const pt = root.createSVGPoint();
-    pt.x = ev.clientX;
-    pt.y = ev.clientY;
-    const p = pt.matrixTransform(flip.getScreenCTM().inverse());
-    return { x: p.x, y: p.y };
-  };
-  let start = null;
-  group.addEventListener("pointerdown", (ev) => {
-    ev.preventDefault();
-    group.setPointerCapture(ev.pointerId);
-    const p = toBed(ev);
-    start = { x: p.x - offset.dx, y: p.y - offset.dy };
-  });
-  group.addEventListener("pointermove", (ev) => {
-    if (!start) return;
-    const p = toBed(ev);
-    offset = { dx: p.x - start.x, dy: p.y - start.y };
-    show();
-  });
-  const end = () => {
-    if (!start) return;
-    start = null;
-    commit();
-  };
-  group.addEventListener("pointerup", end);
-  group.addEventListener("pointercancel", end);
-  group.addEventListener("keydown", (ev) => {
-    const d = ev.shiftKey ? 10 : 1;
-    const moves = { ArrowLeft: [-d, 0], ArrowRight: [d, 0], ArrowUp: [0, d], ArrowDown: [0, -d] };
-    if (!(ev.key in moves)) return;
-    ev.preventDefault();
-    offset = { dx: offset.dx + moves[ev.key][0], dy: offset.dy + moves[ev.key][1] };
-    show();
-    commit();
-  });
-  return h("figure", { class: "bed-figure" }, root,
-    h("figcaption", { class: "muted" }, `Bed ${bed.x} × ${bed.y} mm. Drag the file (or use the arrow keys), then save.`));
-}
-
 /**
  * The panel for ``file`` (null for G-code, which runs as written). ``onSaved(file)`` gets the
  * file the server answered (pending again).
@@ -253,17 +166,38 @@ export function designPanel(file, { onSaved, canEdit, bed = null, others = [] })
       check();
     }
   });
-  const onMove = (x, y) => {
-    placement.controls.x_mm.value = String(x);
-    placement.controls.y_mm.value = String(y);
+  // The bed view reports the numbers of each gesture, live; a resize keeps the aspect ratio by
+  // writing the sides the form already gives (width alone when none), a stretch writes both.
+  const pc = placement.controls;
+  const onChange = (v, gesture) => {
+    const set = (key) => { pc[key].value = String(v[key]); };
+    set("x_mm");
+    set("y_mm");
+    if (gesture === "rotate") set("rotation_deg");
+    if (gesture === "stretch") {
+      set("width_mm");
+      set("height_mm");
+    } else if (gesture === "resize") {
+      const hasW = pc.width_mm.value !== "";
+      const hasH = pc.height_mm.value !== "";
+      if (hasW || !hasH) set("width_mm");
+      if (hasH) set("height_mm");
+    }
     check();
   };
   const bedSlot = h("div", { class: "bed-slot" });
+  let view = null;
   if (canEdit && file.status === "ready") {
-    const draw = (size) => bedSlot.replaceChildren(...[bedView(file, size, others, onMove)].filter(Boolean));
+    const draw = (size) => {
+      view = bedView(file, size, others, onChange);
+      bedSlot.replaceChildren(...[view?.el].filter(Boolean));
+    };
     if (bed) draw(bed);
     else API.get("/machine").then((m) => m?.bed_mm && draw(m.bed_mm)).catch(() => {});
   }
+  placement.box.addEventListener("input", () => {
+    if (view && [...placement.box.querySelectorAll("input")].every((el) => el.checkValidity())) view.follow(placement.value());
+  });
   form.append(
     h("h3", { id: `design-h-${file.id}` }, isDesign ? "Layers and placement" : "Placement on the bed"),
     table,
