@@ -18,6 +18,7 @@ from aiohttp import web
 
 from laserd import db as dbmod
 from laserd.api import auth as auth_api
+from laserd.api import bridge as bridge_api
 from laserd.api import (
     debug,
     debug_loop,
@@ -36,6 +37,7 @@ from laserd.api import projects as projects_api
 from laserd.api.middleware import MIDDLEWARES
 from laserd.api.routing import ApiRoutes, register
 from laserd.auth_ctx import auth_ctx
+from laserd.bridge.bridge_ctx import bridge_ctx
 from laserd.bridge.discovery_ctx import discovery_ctx
 from laserd.events import EventHub
 from laserd.hardware import Hardware, hardware_from_settings
@@ -85,7 +87,8 @@ CONTEXTS: list[Context] = [
     link_ctx,
     estimates_ctx,  # the controller's $$ settings → time estimates of ready files
     discovery_ctx,  # mDNS: announced in the background, withdrawn at stop
-    jobs_ctx,  # exits first: stops a running job and the laser
+    jobs_ctx,  # stops a running job and the laser
+    bridge_ctx,  # exits first: ends a bridge session (laser off) before the job runner
 ]
 
 #: Route tables of every API module.
@@ -103,6 +106,7 @@ ROUTE_TABLES: list[ApiRoutes] = [
     machine.routes,
     jobs.routes,
     interlocks.routes,
+    bridge_api.routes,
     ws.routes,
 ]
 

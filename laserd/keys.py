@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported for the types only; avoids import cycles at start-
     from laserd.auth.service import Authenticator
     from laserd.auth.setup import SetupCode
     from laserd.bridge.discovery import Discovery
+    from laserd.bridge.server import Bridge
     from laserd.grbl.link import GrblLink
     from laserd.grbl.sim import SimulatedGrbl
     from laserd.hardware import Hardware
@@ -56,3 +57,4 @@ MACHINE: web.AppKey[Machine] = web.AppKey("machine")
 JOBS: web.AppKey[JobRunner] = web.AppKey("jobs")
 SETUP_CODE: web.AppKey[SetupCode] = web.AppKey("setup_code")
 DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")
+BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge")

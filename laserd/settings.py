@@ -237,6 +237,38 @@ class DiscoverySettings(_Section):
         return value
 
 
+class BridgeSettings(_Section):
+    enabled: bool = Field(False, description="the GRBL-over-TCP bridge for desktop senders")
+    port: int = Field(
+        23, ge=0, le=65535, description="TCP port (LightBurn: GRBL, TCP/IP); 0: any free port"
+    )
+    allow: list[str] = Field(
+        default_factory=lambda: ["192.168.1.0/24"],
+        description="client networks allowed to connect; every other address is closed at once",
+    )
+    idle_timeout_s: float = Field(
+        300, gt=0, description="a session with no line for this long, machine idle, ends"
+    )
+    client_timeout_s: float = Field(
+        10, ge=2, le=3600, description="a client silent at the TCP level this long has vanished"
+    )
+    keep_streaming: bool = Field(
+        False,
+        description="a vanished client's lines already received still run (else: hold, stop)",
+    )
+    pending_timeout_s: float = Field(
+        120, gt=0, description="a connection nobody accepted is closed after this long"
+    )
+    max_pending: int = Field(4, ge=1, le=64, description="connections waiting at once")
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad network
+        return value
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -247,6 +279,7 @@ class Settings(_Section):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    bridge: BridgeSettings = Field(default_factory=BridgeSettings)
 
     # Derived paths: one place that says where things live inside the state folder.
     @property

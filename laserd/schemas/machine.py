@@ -71,6 +71,13 @@ class JobOut(BaseModel):
     )
     error: str | None
     pause_reason: str | None
+    source: Literal["web", "bridge"] = Field(
+        "web", description="bridge: a GRBL bridge session (a desktop sender through laserd)"
+    )
+    peer: str | None = Field(None, description="the bridge client's address")
+    end_reason: str | None = Field(
+        None, description="how a bridge session ended (client_closed, ended_by_user, ...)"
+    )
 
 
 class BedMm(BaseModel):

@@ -11,7 +11,8 @@ from laserd.db import count_rows, utcnow
 ACTIVE_STATES = ("queued", "waiting_start", "running", "paused")
 COLUMNS = (
     "id, file_id, user_id, file_name, state, lines_total, lines_sent, lines_acked, created_at,"
-    " started_at, finished_at, elapsed_s, error, pause_reason, updated_at"
+    " started_at, finished_at, elapsed_s, error, pause_reason, updated_at, source, peer,"
+    " end_reason"
 )
 
 
@@ -20,13 +21,22 @@ def _row(row: aiosqlite.Row | None) -> dict[str, Any] | None:
 
 
 async def insert(
-    conn: aiosqlite.Connection, *, file_id: int, user_id: int, file_name: str, lines_total: int
+    conn: aiosqlite.Connection,
+    *,
+    file_id: int | None,
+    user_id: int | None,
+    file_name: str,
+    lines_total: int,
+    source: str = "web",
+    peer: str | None = None,
+    state: str = "queued",
 ) -> dict[str, Any]:
     now = utcnow()
+    started = now if state == "running" else None
     cur = await conn.execute(
-        "INSERT INTO jobs (file_id, user_id, file_name, state, lines_total, created_at, updated_at)"
-        " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-        (file_id, user_id, file_name, lines_total, now, now),
+        "INSERT INTO jobs (file_id, user_id, file_name, state, lines_total, created_at,"
+        " updated_at, source, peer, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (file_id, user_id, file_name, state, lines_total, now, now, source, peer, started),
     )
     job = await get(conn, int(cur.lastrowid or 0))
     assert job is not None
@@ -48,6 +58,8 @@ async def update(conn: aiosqlite.Connection, job_id: int, **fields: Any) -> None
         "elapsed_s",
         "error",
         "pause_reason",
+        "lines_total",
+        "end_reason",
     }
     unknown = set(fields) - allowed
     if unknown:

@@ -73,6 +73,12 @@ EXPECTED = {
     ("POST", "/jobs/{id}/pause"): "user",
     ("POST", "/jobs/{id}/resume"): "user",
     ("POST", "/jobs/{id}/cancel"): "user",
+    # the GRBL bridge: anyone signed in sees it; a user accepts (the session is their job),
+    # rejects, or ends the running session like any job
+    ("GET", "/bridge"): "guest",
+    ("POST", "/bridge/pending/{id}/accept"): "user",
+    ("POST", "/bridge/pending/{id}/reject"): "user",
+    ("POST", "/bridge/session/end"): "user",
     # materials: any signed-in user reads (shared + own); users add their own; the shared
     # library is checked per entry in the handler (admins only), restoring it is admin-only;
     # ids are digits (``{id:\\d+}``), so /materials/import and /starter are no {id}

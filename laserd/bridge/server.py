@@ -1,0 +1,634 @@
+"""The GRBL bridge: a TCP port that speaks GRBL's serial protocol (API.md, "Bridge").
+
+A desktop sender (LightBurn: device "GRBL", connection TCP/IP) connects; laserd decides:
+
+1. Only addresses in ``[bridge] allow`` get past the accept: any other is closed at once.
+2. A new connection *waits* (``pending``), holding nothing — no machine claim, no laser
+   enable, not one byte to the controller — until a signed-in user accepts it (or the
+   start button is pressed, where one is fitted). Rejected, timed-out or surplus waiting
+   connections are closed.
+3. Accepting takes the machine (:mod:`laserd.machine_use`) for the session: web jobs,
+   frames, jogs and the console are refused with 409 while it lasts, and accepting is
+   refused while any of those holds the machine. The session is a row in job history
+   (``source = "bridge"``, the accepting user, the peer) and in the audit log. Overrides are
+   reset to 100 %, then the laser-enable output is raised: it stays up only while the
+   session runs.
+4. The session ends when the client disconnects, when a user ends it, after
+   ``idle_timeout_s`` without a line (machine at rest), on an emergency-stop trip, when the
+   link is lost, or at shutdown. Every end drops the laser-enable output first, then records.
+   A client that *vanishes* with work in the controller (laptop asleep, Wi-Fi gone: found by
+   TCP keepalive within ``client_timeout_s``, or a closed connection) gets a feed hold at
+   once and then a safe stop (hold completed, soft reset) — unless ``keep_streaming`` is
+   set, in which case what was received runs to its end first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from laserd import errors
+from laserd.bridge.session import Session
+from laserd.db import utcnow
+from laserd.events import EventHub
+from laserd.grbl.protocol import MachineState
+from laserd.machine_use import Claim, MachineUse
+from laserd.settings import BridgeSettings
+from laserd.store import jobs as store
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from laserd.auth.principal import Principal
+    from laserd.grbl.link import GrblLink
+    from laserd.safety import SafetySupervisor
+    from laserd.store.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+#: How often the session's timers (idle, keep-streaming drain) are looked at.
+TICK_S = 0.5
+#: How often the running session's counts are written to its job row.
+PERSIST_EVERY_S = 5.0
+#: At a safe stop, how long the feed hold may take to come to rest before the reset.
+STOP_HOLD_TIMEOUT_S = 10.0
+#: Beyond this much unsent output the client is not reading: it counts as vanished.
+MAX_CLIENT_BACKLOG = 1 << 20
+
+Recorder = Callable[[str, "Principal | None", str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Connection:
+    id: int
+    peer: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    connected_mono: float = field(default_factory=time.monotonic)
+    accepted: asyncio.Future[object] | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "peer": self.peer,
+            "waiting_s": round(time.monotonic() - self.connected_mono, 1),
+        }
+
+
+@dataclass(eq=False)
+class Running:
+    """The one accepted session and its bookkeeping."""
+
+    conn: Connection
+    session: Session
+    job_id: int
+    claim: Claim
+    accepted_by: str
+    user_id: int | None
+    started_at: str
+    state: str = "running"
+    client_gone: bool = False
+    end: tuple[str, str] | None = None  # (job state, end reason) once decided
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Bridge:
+    """The TCP server, the waiting connections and the one running session."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        host: str,
+        link: GrblLink,
+        safety: SafetySupervisor,
+        use: MachineUse,
+        conn: aiosqlite.Connection,
+        hub: EventHub,
+        audit: AuditLog | None = None,
+        job_active: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.settings = settings
+        self._host = host
+        self._link = link
+        self._safety = safety
+        self._use = use
+        self._db = conn
+        self._hub = hub
+        self._audit = audit
+        self._job_active = job_active
+        self._allow = [ipaddress.ip_network(a, strict=False) for a in settings.allow]
+        self._server: asyncio.Server | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Connection] = {}
+        self._running: Running | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._button_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.port: int | None = None
+        #: Connections refused for their address (a figure for the UI and tests).
+        self.refused = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self.settings.port, reuse_address=True
+        )
+        sock = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        self._safety.add_trip_listener(self._on_trip)
+        self._link.add_line_listener(self._on_line, include_status=True, include_stream=True)
+        log.info("GRBL bridge listening on %s:%d (allow %s)", self._host, self.port,
+                 ", ".join(self.settings.allow))
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        self._safety.remove_trip_listener(self._on_trip)
+        self._link.remove_line_listener(self._on_line)
+        running = self._running
+        if running is not None:
+            await self._stop(running, "cancelled", "shutdown", safe_stop=True)
+        for c in list(self._pending.values()):
+            self._drop_pending(c, "laserd is stopping")
+        if self._button_task is not None:
+            self._button_task.cancel()
+        # Every handler ends by itself now (pending ones were told, the session has ended);
+        # cancelling is only the fallback for one stuck in a write.
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
+        for task in list(self._handlers):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # ------------------------------------------------------------------ queries
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "enabled": True,
+            "port": self.port,
+            "allow": list(self.settings.allow),
+            "pending": [c.view() for c in self._pending.values()],
+            "session": self._session_view(),
+        }
+
+    def _session_view(self) -> dict[str, Any] | None:
+        r = self._running
+        if r is None:
+            return None
+        s = r.session
+        return {
+            "job_id": r.job_id,
+            "peer": r.conn.peer,
+            "accepted_by": r.accepted_by,
+            "state": "paused" if s.pause_reason else r.state,
+            "pause_reason": s.pause_reason,
+            "lines": s.stats.lines,
+            "lines_in_flight": s.in_flight,
+            "started_at": r.started_at,
+            "elapsed_s": round(time.monotonic() - s.stats.started_mono, 1),
+            "client_connected": not r.client_gone,
+        }
+
+    @property
+    def session_open(self) -> bool:
+        return self._running is not None
+
+    def _publish(self) -> None:
+        self._hub.publish("bridge", self.view())
+
+    # ------------------------------------------------------------------ accepting
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self._allow)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._handle(reader, writer)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername") or ("?", 0)
+        host = str(peername[0])
+        if self._closing or not self._allowed(host):
+            self.refused += 1
+            log.warning("bridge: connection from %s refused (not in [bridge] allow)", host)
+            return
+        if len(self._pending) >= self.settings.max_pending:
+            writer.write(b"[MSG:laserd: too many connections waiting]\r\n")
+            return
+        _keepalive(writer, self.settings.client_timeout_s)
+        c = Connection(next(self._ids), f"{host}:{peername[1]}", reader, writer)
+        c.accepted = asyncio.get_running_loop().create_future()
+        self._pending[c.id] = c
+        writer.write(
+            b"[MSG:laserd: waiting for a person to accept this connection in laserd]\r\n"
+        )
+        log.info("bridge: %s connected, waiting to be accepted", c.peer)
+        await self._audit_record("bridge_connection", None, f"bridge:{c.peer}", {"peer": c.peer})
+        self._publish()
+        self._watch_start_button()
+        who = await self._wait_for_acceptance(c)
+        if c.id in self._pending:
+            del self._pending[c.id]
+            self._publish()
+        if who is _REJECTED:
+            return
+        await self._serve(c, who)
+
+    async def _wait_for_acceptance(self, c: Connection) -> Any:
+        """Until accepted (the principal, or None for the start button), rejected, timed
+        out or closed by the client; bytes meanwhile are read and dropped (holding nothing,
+        answering nothing)."""
+        assert c.accepted is not None
+        deadline = asyncio.get_running_loop().time() + self.settings.pending_timeout_s
+        while not c.accepted.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                c.writer.write(b"[MSG:laserd: nobody accepted the connection in time]\r\n")
+                c.accepted.set_result(_REJECTED)
+                return _REJECTED
+            read: asyncio.Future[Any] = asyncio.ensure_future(c.reader.read(4096))
+            waiting: set[asyncio.Future[Any]] = {read, c.accepted}
+            done, _ = await asyncio.wait(waiting, timeout=left,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if read in done:
+                try:
+                    data = read.result()
+                except (ConnectionError, OSError):
+                    data = b""
+                if not data:
+                    log.info("bridge: %s left before it was accepted", c.peer)
+                    if not c.accepted.done():
+                        c.accepted.set_result(_REJECTED)
+                    return _REJECTED
+            else:
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await read
+        return c.accepted.result()
+
+    def _drop_pending(self, c: Connection, why: str) -> None:
+        self._pending.pop(c.id, None)
+        if c.accepted is not None and not c.accepted.done():
+            c.accepted.set_result(_REJECTED)
+        with contextlib.suppress(Exception):
+            c.writer.write(f"[MSG:laserd: {why}]\r\n".encode())
+
+    def _pending_conn(self, pending_id: int) -> Connection:
+        c = self._pending.get(pending_id)
+        if c is None:
+            raise errors.NotFound("No connection with this id is waiting.")
+        return c
+
+    async def accept(self, pending_id: int, who: Principal | None) -> dict[str, Any]:
+        """Take the machine for a waiting connection (409 when that is not possible now)."""
+        c = self._pending_conn(pending_id)
+        self._check_can_open()
+        claim = self._use.claim(f"bridge session from {c.peer}")  # no await before this
+        try:
+            running = await self._open(c, who, claim)
+        except BaseException:
+            self._use.release(claim)
+            raise
+        self._pending.pop(c.id, None)
+        assert c.accepted is not None
+        self._running = running
+        if c.accepted.done():  # the client left while the session was being opened
+            await self._stop(running, "cancelled", "client_closed")
+            raise errors.Conflict("The client disconnected before the session started.",
+                                  code="client_gone")
+        c.accepted.set_result(who)
+        self._publish()
+        return self.view()
+
+    async def reject(self, pending_id: int, who: Principal) -> dict[str, Any]:
+        c = self._pending_conn(pending_id)
+        self._drop_pending(c, f"connection rejected by {who.username}")
+        await self._audit_record("bridge_rejected", who, f"bridge:{c.peer}", {"peer": c.peer})
+        self._publish()
+        return self.view()
+
+    def _check_can_open(self) -> None:
+        if self._closing:
+            raise errors.Unavailable("laserd is shutting down.")
+        if self._running is not None:
+            raise errors.MachineBusy(
+                "A bridge session is open already; end it first.",
+                details={"in_use": f"bridge session from {self._running.conn.peer}"},
+            )
+        if self._job_active():
+            raise errors.MachineBusy("A job is active; the bridge waits until it ends.")
+        link = self._link
+        if not link.connected:
+            raise errors.Unavailable("The controller is not connected.")
+        self._safety.check_can_start()
+        raw = link.settings.get("$32")
+        if raw is not None and raw.strip() not in ("1", "1.0"):
+            raise errors.Conflict(
+                "Laser mode is off on the controller ($32=0); set $32=1 first.",
+                code="laser_mode_off",
+            )
+        if link.streaming or link.state not in (
+            MachineState.IDLE, MachineState.ALARM, MachineState.CHECK
+        ):
+            raise errors.MachineBusy(f"The machine is busy ({link.state}).")
+
+    async def _open(self, c: Connection, who: Principal | None, claim: Claim) -> Running:
+        """Record the session, reset the overrides, raise the laser enable."""
+        accepted_by = who.username if who is not None else "start button"
+        await self._link.reset_overrides(timeout_s=3.0)
+        row = await store.insert(
+            self._db,
+            file_id=None,
+            user_id=who.user_id if who is not None else None,
+            file_name=f"bridge {c.peer}",
+            lines_total=0,
+            source="bridge",
+            peer=c.peer,
+            state="running",
+        )
+        claim.what = f"bridge session {row['id']} from {c.peer}"
+        session = Session(
+            link=self._link,
+            safety=self._safety,
+            write=lambda data: self._write(c, data),
+            on_trouble=lambda why: self._trouble(why),
+            admin=who is not None and who.is_admin,
+        )
+        running = Running(
+            conn=c,
+            session=session,
+            job_id=int(row["id"]),
+            claim=claim,
+            accepted_by=accepted_by,
+            user_id=who.user_id if who is not None else None,
+            started_at=row["started_at"] or utcnow(),
+        )
+        try:
+            self._safety.arm()
+        except BaseException:
+            await store.update(self._db, running.job_id, state="failed",
+                               finished_at=utcnow(), end_reason="interlock_open")
+            raise
+        await self._audit_record(
+            "bridge_accepted", who, f"job:{running.job_id}",
+            {"peer": c.peer, "accepted_by": accepted_by},
+        )
+        log.info("bridge: session %d with %s accepted by %s", running.job_id, c.peer,
+                 accepted_by)
+        return running
+
+    def _watch_start_button(self) -> None:
+        """Where a start button is fitted, a press accepts the oldest waiting connection."""
+        if not self._safety.has_start_button or self._button_task is not None:
+            return
+
+        async def watch() -> None:
+            try:
+                while self._pending and not self._closing:
+                    if self._running is not None or self._job_active():
+                        await asyncio.sleep(TICK_S)
+                        continue
+                    if not await self._safety.wait_for_start(self.settings.pending_timeout_s):
+                        continue
+                    oldest = next(iter(self._pending.values()), None)
+                    if oldest is None:
+                        break
+                    try:
+                        await self.accept(oldest.id, None)
+                    except errors.LaserdError as exc:
+                        log.warning("bridge: start button: %s", exc.message)
+                        self._drop_pending(oldest, f"not accepted: {exc.message}")
+                        self._publish()
+            finally:
+                self._button_task = None
+
+        self._button_task = asyncio.get_running_loop().create_task(watch())
+
+    # ------------------------------------------------------------------ the session
+
+    def _write(self, c: Connection, data: bytes) -> None:
+        transport = c.writer.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_CLIENT_BACKLOG:
+            self._client_lost("client_not_reading")
+            return
+        c.writer.write(data)
+
+    def _on_line(self, direction: str, line: str) -> None:
+        r = self._running
+        if r is not None and not r.client_gone:
+            r.session.on_serial_line(direction, line)
+
+    async def _serve(self, c: Connection, who: Any) -> None:
+        r = self._running
+        if r is None or r.conn is not c:
+            return
+        s = r.session
+        s.say(f"{self._link.firmware or 'Grbl 1.1h'} ['$' for help]")
+        s.message(f"session accepted by {r.accepted_by}")
+        timer = asyncio.get_running_loop().create_task(self._timers(r))
+        try:
+            while r.end is None:
+                try:
+                    data = await c.reader.read(65536)
+                except (ConnectionError, OSError, TimeoutError) as exc:
+                    log.info("bridge: %s: %s", c.peer, exc)
+                    data = b""
+                if not data:
+                    self._client_lost("client_closed")
+                    break
+                if r.end is None:
+                    s.feed(data)
+            await r.ended.wait()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _timers(self, r: Running) -> None:
+        """Idle timeout, the keep-streaming drain and periodic saves of the counts."""
+        last_save = time.monotonic()
+        while r.end is None:
+            await asyncio.sleep(TICK_S)
+            s = r.session
+            now = time.monotonic()
+            if not self._link.connected:
+                await self._stop(r, "failed", "link_down")
+                return
+            if r.client_gone:  # keep_streaming: run what was received, then end
+                if s.machine_quiet():
+                    await self._stop(r, "completed", "client_vanished_completed")
+                continue
+            if now - s.stats.last_line_mono > self.settings.idle_timeout_s and s.machine_quiet():
+                s.message("no line for a while: the session ends (idle)")
+                await self._stop(r, "cancelled", "idle_timeout")
+                return
+            if now - last_save > PERSIST_EVERY_S:
+                last_save = now
+                with contextlib.suppress(Exception):
+                    await store.update(self._db, r.job_id, lines_sent=s.stats.lines_sent,
+                                       lines_acked=s.stats.lines, lines_total=s.stats.lines_sent)
+                self._publish()
+
+    def _client_lost(self, why: str) -> None:
+        """The client closed, vanished or stopped reading."""
+        r = self._running
+        if r is None or r.client_gone or r.end is not None:
+            return
+        r.client_gone = True
+        s = r.session
+        if s.machine_quiet():
+            self._spawn(self._stop(r, "completed", why))
+            return
+        if self.settings.keep_streaming:
+            log.warning("bridge: %s gone (%s) with %d lines in flight: keep streaming",
+                        r.conn.peer, why, s.in_flight)
+            self._publish()
+            return
+        # Work in the controller and nobody watching: hold now, laser off, then a safe stop.
+        self._link.pause()
+        self._safety.disarm()
+        log.warning("bridge: %s gone (%s) mid-job: feed hold, then a safe stop", r.conn.peer,
+                    why)
+        self._spawn(self._stop(r, "failed", "client_vanished", safe_stop=True))
+
+    def _trouble(self, why: str) -> None:
+        r = self._running
+        if r is not None and r.end is None:
+            self._spawn(self._stop(r, "failed", why))
+
+    def _on_trip(self, name: str, kind: str, action: str) -> None:
+        r = self._running
+        if r is None or r.end is not None:
+            return
+        r.session.on_trip(name, action)
+        if action != "pause":  # the emergency stop: as for a web job, the session fails
+            self._spawn(self._stop(r, "failed", f"interlock:{name}"))
+        self._publish()
+
+    async def end(self, who: Principal) -> dict[str, Any]:
+        """A user ends the session like a job: laser off, safe stop, connection closed."""
+        r = self._running
+        if r is None:
+            raise errors.Conflict("No bridge session is open.", code="no_session")
+        await self._audit_record("bridge_ended", who, f"job:{r.job_id}", {"peer": r.conn.peer})
+        if r.session.in_flight or not r.session.machine_quiet():
+            await self._stop(r, "cancelled", f"ended_by:{who.username}", safe_stop=True)
+        else:
+            await self._stop(r, "completed", f"ended_by:{who.username}")
+        return self.view()
+
+    async def _stop(self, r: Running, state: str, reason: str, *, safe_stop: bool = False) -> None:
+        """Every end of a session: laser-enable output down first, then stop, then record."""
+        self._safety.disarm()
+        if r.end is not None:
+            await r.ended.wait()
+            return
+        r.end = (state, reason)
+        r.state = "ending"
+        s = r.session
+        if safe_stop and self._link.connected:
+            with contextlib.suppress(Exception):
+                await self._link.cancel(hold_timeout_s=STOP_HOLD_TIMEOUT_S)
+        if not r.client_gone:
+            s.message(f"session ended ({reason})")
+        await s.close()
+        self._use.release(r.claim)
+        self._running = None
+        elapsed = round(time.monotonic() - s.stats.started_mono, 3)
+        try:
+            await store.update(
+                self._db, r.job_id, state=state, end_reason=reason, finished_at=utcnow(),
+                elapsed_s=elapsed, lines_sent=s.stats.lines_sent, lines_acked=s.stats.lines,
+                lines_total=s.stats.lines_sent,
+                error=None if state == "completed" else reason,
+            )
+        except Exception:
+            log.exception("bridge: could not record the end of session %d", r.job_id)
+        await self._audit_record(
+            "bridge_session_ended", None, f"job:{r.job_id}",
+            {"peer": r.conn.peer, "state": state, "reason": reason, "lines": s.stats.lines,
+             "elapsed_s": elapsed},
+        )
+        log.info("bridge: session %d ended: %s (%s), %d lines in %.1f s", r.job_id, state,
+                 reason, s.stats.lines, elapsed)
+        with contextlib.suppress(Exception):
+            r.conn.writer.close()
+        r.ended.set()
+        self._publish()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("bridge: stopping the session failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _audit_record(
+        self, event: str, who: Principal | None, target: str, details: dict[str, Any]
+    ) -> None:
+        if self._audit is None:
+            return
+        try:
+            await self._audit.record(event, actor=who, target=target, details=details,
+                                     actor_name="bridge")
+        except Exception:
+            log.exception("bridge: audit %s failed", event)
+
+
+_REJECTED = object()
+
+
+def _keepalive(writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    """Find a vanished peer (asleep, out of Wi-Fi) within about ``timeout_s``: TCP keepalive
+    probes on a silent connection, and a limit on how long sent data may stay unacknowledged."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    step = max(1, int(timeout_s / 4))
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, step)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, step)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout_s * 1000))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
