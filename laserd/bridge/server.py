@@ -39,8 +39,10 @@ from laserd import errors
 from laserd.bridge.session import Session
 from laserd.db import utcnow
 from laserd.events import EventHub
+from laserd.grbl.controller import SerialLine, StatusLine, WireLine
 from laserd.grbl.protocol import MachineState
 from laserd.machine_use import Claim, MachineUse
+from laserd.safety.supervisor import Trip
 from laserd.settings import BridgeSettings
 from laserd.store import jobs as store
 
@@ -145,8 +147,7 @@ class Bridge:
         )
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
-        self._safety.add_trip_listener(self._on_trip)
-        self._link.add_line_listener(self._on_line, include_status=True, include_stream=True)
+        self._hub.on(Trip, self._on_trip)
         log.info("GRBL bridge listening on %s:%d (allow %s)", self._host, self.port,
                  ", ".join(self.settings.allow))
 
@@ -154,8 +155,7 @@ class Bridge:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        self._safety.remove_trip_listener(self._on_trip)
-        self._link.remove_line_listener(self._on_line)
+        self._hub.off(Trip, self._on_trip)
         running = self._running
         if running is not None:
             await self._stop(running, "cancelled", "shutdown", safe_stop=True)
@@ -321,6 +321,7 @@ class Bridge:
         self._pending.pop(c.id, None)
         assert c.accepted is not None
         self._running = running
+        self._hear_wire(True)
         if c.accepted.done():  # the client left while the session was being opened
             await self._stop(running, "cancelled", "client_closed")
             raise errors.Conflict("The client disconnected before the session started.",
@@ -444,10 +445,19 @@ class Bridge:
             return
         c.writer.write(data)
 
-    def _on_line(self, direction: str, line: str) -> None:
+    def _on_line(self, event: WireLine) -> None:
+        """Console and status lines on the wire, heard only while a session runs (the link
+        builds no line event nobody hears; the session's lines are console traffic)."""
         r = self._running
         if r is not None and not r.client_gone:
-            r.session.on_serial_line(direction, line)
+            r.session.on_serial_line(event.direction, event.line)
+
+    def _hear_wire(self, on: bool) -> None:
+        for kind in (SerialLine, StatusLine):
+            if on:
+                self._hub.on(kind, self._on_line)
+            else:
+                self._hub.off(kind, self._on_line)
 
     async def _serve(self, c: Connection, who: Any) -> None:
         r = self._running
@@ -527,13 +537,13 @@ class Bridge:
         if r is not None and r.end is None:
             self._spawn(self._stop(r, "failed", why))
 
-    def _on_trip(self, name: str, kind: str, action: str) -> None:
+    def _on_trip(self, trip: Trip) -> None:
         r = self._running
         if r is None or r.end is not None:
             return
-        r.session.on_trip(name, action)
-        if action != "pause":  # the emergency stop: as for a web job, the session fails
-            self._spawn(self._stop(r, "failed", f"interlock:{name}"))
+        r.session.on_trip(trip.name, trip.action)
+        if trip.action != "pause":  # the emergency stop: as for a web job, the session fails
+            self._spawn(self._stop(r, "failed", f"interlock:{trip.name}"))
         self._publish()
 
     async def end(self, who: Principal) -> dict[str, Any]:
@@ -565,6 +575,7 @@ class Bridge:
         await s.close()
         self._use.release(r.claim)
         self._running = None
+        self._hear_wire(False)
         elapsed = round(time.monotonic() - s.stats.started_mono, 3)
         try:
             await store.update(
