@@ -29,13 +29,20 @@ import contextlib
 import ipaddress
 import itertools
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from laserd import errors
+from laserd.bridge.config import BridgeSettings
+from laserd.bridge.connections import (
+    REJECTED,
+    Connection,
+    allowed,
+    keepalive,
+    wait_for_acceptance,
+)
+from laserd.bridge.record import Running, SessionRecord, session_view
 from laserd.bridge.session import Session
 from laserd.db import utcnow
 from laserd.events import EventHub
@@ -43,8 +50,6 @@ from laserd.grbl.controller import SerialLine, StatusLine, WireLine
 from laserd.grbl.protocol import MachineState
 from laserd.machine_use import Claim, MachineUse
 from laserd.safety.supervisor import Trip
-from laserd.settings import BridgeSettings
-from laserd.store import jobs as store
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -68,40 +73,6 @@ MAX_CLIENT_BACKLOG = 1 << 20
 Recorder = Callable[[str, "Principal | None", str, dict[str, Any]], Awaitable[None]]
 
 
-@dataclass(eq=False)
-class Connection:
-    id: int
-    peer: str
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    connected_mono: float = field(default_factory=time.monotonic)
-    accepted: asyncio.Future[object] | None = None
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "peer": self.peer,
-            "waiting_s": round(time.monotonic() - self.connected_mono, 1),
-        }
-
-
-@dataclass(eq=False)
-class Running:
-    """The one accepted session and its bookkeeping."""
-
-    conn: Connection
-    session: Session
-    job_id: int
-    claim: Claim
-    accepted_by: str
-    user_id: int | None
-    started_at: str
-    state: str = "running"
-    client_gone: bool = False
-    end: tuple[str, str] | None = None  # (job state, end reason) once decided
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class Bridge:
     """The TCP server, the waiting connections and the one running session."""
 
@@ -123,9 +94,8 @@ class Bridge:
         self._link = link
         self._safety = safety
         self._use = use
-        self._db = conn
+        self._record = SessionRecord(conn, audit)
         self._hub = hub
-        self._audit = audit
         self._job_active = job_active
         self._allow = [ipaddress.ip_network(a, strict=False) for a in settings.allow]
         self._server: asyncio.Server | None = None
@@ -182,25 +152,7 @@ class Bridge:
             "port": self.port,
             "allow": list(self.settings.allow),
             "pending": [c.view() for c in self._pending.values()],
-            "session": self._session_view(),
-        }
-
-    def _session_view(self) -> dict[str, Any] | None:
-        r = self._running
-        if r is None:
-            return None
-        s = r.session
-        return {
-            "job_id": r.job_id,
-            "peer": r.conn.peer,
-            "accepted_by": r.accepted_by,
-            "state": "paused" if s.pause_reason else r.state,
-            "pause_reason": s.pause_reason,
-            "lines": s.stats.lines,
-            "lines_in_flight": s.in_flight,
-            "started_at": r.started_at,
-            "elapsed_s": round(time.monotonic() - s.stats.started_mono, 1),
-            "client_connected": not r.client_gone,
+            "session": session_view(self._running),
         }
 
     @property
@@ -211,15 +163,6 @@ class Bridge:
         self._hub.publish("bridge", self.view())
 
     # ------------------------------------------------------------------ accepting
-
-    def _allowed(self, host: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self._allow)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -237,14 +180,14 @@ class Bridge:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
         host = str(peername[0])
-        if self._closing or not self._allowed(host):
+        if self._closing or not allowed(host, self._allow):
             self.refused += 1
             log.warning("bridge: connection from %s refused (not in [bridge] allow)", host)
             return
         if len(self._pending) >= self.settings.max_pending:
             writer.write(b"[MSG:laserd: too many connections waiting]\r\n")
             return
-        _keepalive(writer, self.settings.client_timeout_s)
+        keepalive(writer, self.settings.client_timeout_s)
         c = Connection(next(self._ids), f"{host}:{peername[1]}", reader, writer)
         c.accepted = asyncio.get_running_loop().create_future()
         self._pending[c.id] = c
@@ -252,53 +195,21 @@ class Bridge:
             b"[MSG:laserd: waiting for a person to accept this connection in laserd]\r\n"
         )
         log.info("bridge: %s connected, waiting to be accepted", c.peer)
-        await self._audit_record("bridge_connection", None, f"bridge:{c.peer}", {"peer": c.peer})
+        await self._record.audit("bridge_connection", None, f"bridge:{c.peer}", {"peer": c.peer})
         self._publish()
         self._watch_start_button()
-        who = await self._wait_for_acceptance(c)
+        who = await wait_for_acceptance(c, self.settings.pending_timeout_s)
         if c.id in self._pending:
             del self._pending[c.id]
             self._publish()
-        if who is _REJECTED:
+        if who is REJECTED:
             return
         await self._serve(c, who)
-
-    async def _wait_for_acceptance(self, c: Connection) -> Any:
-        """Until accepted (the principal, or None for the start button), rejected, timed
-        out or closed by the client; bytes meanwhile are read and dropped (holding nothing,
-        answering nothing)."""
-        assert c.accepted is not None
-        deadline = asyncio.get_running_loop().time() + self.settings.pending_timeout_s
-        while not c.accepted.done():
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                c.writer.write(b"[MSG:laserd: nobody accepted the connection in time]\r\n")
-                c.accepted.set_result(_REJECTED)
-                return _REJECTED
-            read: asyncio.Future[Any] = asyncio.ensure_future(c.reader.read(4096))
-            waiting: set[asyncio.Future[Any]] = {read, c.accepted}
-            done, _ = await asyncio.wait(waiting, timeout=left,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if read in done:
-                try:
-                    data = read.result()
-                except (ConnectionError, OSError):
-                    data = b""
-                if not data:
-                    log.info("bridge: %s left before it was accepted", c.peer)
-                    if not c.accepted.done():
-                        c.accepted.set_result(_REJECTED)
-                    return _REJECTED
-            else:
-                read.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await read
-        return c.accepted.result()
 
     def _drop_pending(self, c: Connection, why: str) -> None:
         self._pending.pop(c.id, None)
         if c.accepted is not None and not c.accepted.done():
-            c.accepted.set_result(_REJECTED)
+            c.accepted.set_result(REJECTED)
         with contextlib.suppress(Exception):
             c.writer.write(f"[MSG:laserd: {why}]\r\n".encode())
 
@@ -333,7 +244,7 @@ class Bridge:
     async def reject(self, pending_id: int, who: Principal) -> dict[str, Any]:
         c = self._pending_conn(pending_id)
         self._drop_pending(c, f"connection rejected by {who.username}")
-        await self._audit_record("bridge_rejected", who, f"bridge:{c.peer}", {"peer": c.peer})
+        await self._record.audit("bridge_rejected", who, f"bridge:{c.peer}", {"peer": c.peer})
         self._publish()
         return self.view()
 
@@ -366,16 +277,7 @@ class Bridge:
         """Record the session, reset the overrides, raise the laser enable."""
         accepted_by = who.username if who is not None else "start button"
         await self._link.reset_overrides(timeout_s=3.0)
-        row = await store.insert(
-            self._db,
-            file_id=None,
-            user_id=who.user_id if who is not None else None,
-            file_name=f"bridge {c.peer}",
-            lines_total=0,
-            source="bridge",
-            peer=c.peer,
-            state="running",
-        )
+        row = await self._record.start(c, who)
         claim.what = f"bridge session {row['id']} from {c.peer}"
         session = Session(
             link=self._link,
@@ -396,10 +298,9 @@ class Bridge:
         try:
             self._safety.arm()
         except BaseException:
-            await store.update(self._db, running.job_id, state="failed",
-                               finished_at=utcnow(), end_reason="interlock_open")
+            await self._record.failed_to_start(running.job_id, "interlock_open")
             raise
-        await self._audit_record(
+        await self._record.audit(
             "bridge_accepted", who, f"job:{running.job_id}",
             {"peer": c.peer, "accepted_by": accepted_by},
         )
@@ -505,9 +406,7 @@ class Bridge:
                 return
             if now - last_save > PERSIST_EVERY_S:
                 last_save = now
-                with contextlib.suppress(Exception):
-                    await store.update(self._db, r.job_id, lines_sent=s.stats.lines_sent,
-                                       lines_acked=s.stats.lines, lines_total=s.stats.lines_sent)
+                await self._record.counts(r)
                 self._publish()
 
     def _client_lost(self, why: str) -> None:
@@ -551,7 +450,7 @@ class Bridge:
         r = self._running
         if r is None:
             raise errors.Conflict("No bridge session is open.", code="no_session")
-        await self._audit_record("bridge_ended", who, f"job:{r.job_id}", {"peer": r.conn.peer})
+        await self._record.audit("bridge_ended", who, f"job:{r.job_id}", {"peer": r.conn.peer})
         if r.session.in_flight or not r.session.machine_quiet():
             await self._stop(r, "cancelled", f"ended_by:{who.username}", safe_stop=True)
         else:
@@ -577,20 +476,7 @@ class Bridge:
         self._running = None
         self._hear_wire(False)
         elapsed = round(time.monotonic() - s.stats.started_mono, 3)
-        try:
-            await store.update(
-                self._db, r.job_id, state=state, end_reason=reason, finished_at=utcnow(),
-                elapsed_s=elapsed, lines_sent=s.stats.lines_sent, lines_acked=s.stats.lines,
-                lines_total=s.stats.lines_sent,
-                error=None if state == "completed" else reason,
-            )
-        except Exception:
-            log.exception("bridge: could not record the end of session %d", r.job_id)
-        await self._audit_record(
-            "bridge_session_ended", None, f"job:{r.job_id}",
-            {"peer": r.conn.peer, "state": state, "reason": reason, "lines": s.stats.lines,
-             "elapsed_s": elapsed},
-        )
+        await self._record.end(r, state, reason, elapsed)
         log.info("bridge: session %d ended: %s (%s), %d lines in %.1f s", r.job_id, state,
                  reason, s.stats.lines, elapsed)
         with contextlib.suppress(Exception):
@@ -612,34 +498,3 @@ class Bridge:
         task = asyncio.get_running_loop().create_task(run())
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
-
-    async def _audit_record(
-        self, event: str, who: Principal | None, target: str, details: dict[str, Any]
-    ) -> None:
-        if self._audit is None:
-            return
-        try:
-            await self._audit.record(event, actor=who, target=target, details=details,
-                                     actor_name="bridge")
-        except Exception:
-            log.exception("bridge: audit %s failed", event)
-
-
-_REJECTED = object()
-
-
-def _keepalive(writer: asyncio.StreamWriter, timeout_s: float) -> None:
-    """Find a vanished peer (asleep, out of Wi-Fi) within about ``timeout_s``: TCP keepalive
-    probes on a silent connection, and a limit on how long sent data may stay unacknowledged."""
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return
-    step = max(1, int(timeout_s / 4))
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, step)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, step)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout_s * 1000))
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
