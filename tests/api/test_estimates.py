@@ -92,3 +92,28 @@ def test_profile_loads_updates_and_ignores_a_partial_listing(tmp_path) -> None:
     assert reloaded.differs_from(None)
     (tmp_path / FILE_NAME).write_text("{not json")
     assert EstimateProfile(tmp_path).dollars == PlannerSettings().as_dollars()
+
+
+def test_profile_keeps_new_values_when_it_cannot_save_them(tmp_path, monkeypatch, caplog) -> None:
+    """Out of descriptors (EMFILE: a LAN client flooding the server) or a broken state
+    directory: the new values count in memory and one warning says why they were not saved,
+    no exception (it would reach the event bus as a traceback per settings change)."""
+    import errno
+    import tempfile
+
+    def no_descriptors(*_a: Any, **_k: Any) -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    profile = EstimateProfile(tmp_path)
+    full = {f"${k}": str(v) for k, v in PlannerSettings().as_dollars().items()}
+    full["$110"] = "3000"
+    monkeypatch.setattr(tempfile, "mkstemp", no_descriptors)
+    with caplog.at_level("WARNING", logger="laserd.estimates"):
+        assert profile.update(full) is True
+    assert profile.dollars["110"] == 3000.0 and profile.from_controller
+    assert "Too many open files" in caplog.text and not (tmp_path / FILE_NAME).exists()
+    monkeypatch.undo()
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    with caplog.at_level("WARNING", logger="laserd.estimates"):
+        assert EstimateProfile(blocked).update(full) is True
