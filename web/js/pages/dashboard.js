@@ -5,6 +5,7 @@
 import * as API from "../api.js";
 import { h, setEnabled, setText, setVar, toast } from "../dom.js";
 import { ACTIVE_JOB_STATES, JOB_WORDS, duration, machineWords, mm, pauseReason, pct } from "../format.js";
+import { bridgePanel } from "../bridge_card.js";
 import { jogPanel } from "../jog.js";
 import { live } from "../live.js";
 import { liveBed } from "../live_bed.js";
@@ -166,6 +167,7 @@ export function render(view) {
     : null;
 
   const jog = can.control() ? jogPanel() : null;
+  const bridge = bridgePanel();
   const guestNote = can.control() ? null : h("section", { class: "panel notice" },
     h("h2", {}, "Watching only"),
     h("p", {}, "Your account is a guest: you can follow the machine and its jobs, but not move it, upload or start jobs. Ask an admin for a user account."));
@@ -174,7 +176,7 @@ export function render(view) {
     h("h1", { tabindex: "-1", class: "sr-only" }, "Dashboard"),
     h("div", { class: "dash-grid" },
       h("div", { class: "col" }, machinePanel, interlockPanel),
-      h("div", { class: "col" }, jobPanel, overridesPanel),
+      h("div", { class: "col" }, jobPanel, overridesPanel, bridge.el),
       h("div", { class: "col" }, jog?.el, guestNote),
     ),
   );
@@ -379,5 +381,6 @@ export function render(view) {
     offStatus();
     clearInterval(tick);
     jog?.destroy();
+    bridge.destroy();
   };
 }
