@@ -41,15 +41,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+from aiohttp.test_utils import TestClient, TestServer
 
-from laserd.app import create_app  # noqa: E402
-from laserd.grbl.controller import SerialLine  # noqa: E402
-from laserd.hardware import simulated_hardware  # noqa: E402
-from laserd.keys import ACCOUNTS, BRIDGE, HUB, LINK, SIMULATOR  # noqa: E402
-from tests.api.grbl_client import GrblClient  # noqa: E402
-from tests.api.machine_helpers import raster_lines, ready_file, wait_for  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
+from laserd.app import create_app
+from laserd.grbl.controller import SerialLine
+from laserd.hardware import simulated_hardware
+from laserd.keys import ACCOUNTS, BRIDGE, HUB, LINK, SIMULATOR
+from tests.api.grbl_client import GrblClient
+from tests.api.machine_helpers import raster_lines, ready_file, wait_for
+from tests.conftest import make_settings
 
 
 def pct(values: list[float], q: float) -> float:
