@@ -1,8 +1,5 @@
 """The serial link to a GRBL 1.1 controller: the handshake, status polling, and one API.
 
-(Over 500 lines on purpose: about 480 of code, the rest this docstring, which documents the
-one API the job runner and machine control use; the work itself lives in the three parts.)
-
 :class:`GrblLink` composes three parts and is what the rest of laserd talks to:
 
 - :class:`~laserd.grbl.connection.SerialConnection`: the port, its supervision and reconnect,
@@ -16,27 +13,14 @@ It reports what changed as typed events on the bus (:mod:`laserd.events`):
 and :class:`~laserd.grbl.controller.WireLine`. It knows nothing of the API's shapes: the
 ``machine`` snapshot is composed by :class:`laserd.machine_control.Machine`.
 
-Every line goes through one counted queue (the sender); real-time bytes (``?`` ``!`` ``~``
-0x18, overrides) bypass it and asyncio: :meth:`GrblLink.realtime` is one write on the port's
-descriptor from any thread, so the safety supervisor reaches the controller while the loop
-stalls.
+Lifecycle: ``await link.start()`` starts the connection's supervisor (it connects when
+``autoconnect``); each connection shakes hands (banner, else soft reset and banner; ``$$``,
+``$I``, a status report) and polls status (about 5 Hz idle, 10 Hz streaming or moving). The
+link never sends ``$X`` or ``~`` on its own.
 
-Lifecycle: ``await link.start()`` launches a supervisor task that opens the port (when
-``autoconnect``), performs the handshake (banner, else soft reset and banner; then ``$$`` and
-``$I``), polls status with ``?`` (about 5 Hz idle, 10 Hz while streaming or moving) and, after
-a read error or EOF (unplug), marks the link ``disconnected``, fails whatever was in flight at
-once and retries every ``reconnect_s``. ``await link.close()`` stops it all. The link never
-sends ``$X`` or ``~`` on its own.
-
-Streaming a job (the job runner's primitive)::
-
-    async def lines():                       # or any iterable of (lineno, text)
-        async for lineno, text in iter_file_lines(path):
-            yield lineno, text
-
-    result = await link.stream(lines(), on_progress=cb)   # cb(StreamProgress), throttled
-
-Lines are normalised (:func:`~laserd.grbl.protocol.normalise_line`) as they are read, a bounded
+Streaming a job (the job runner's primitive): ``await link.stream(lines, on_progress=cb)``,
+``lines`` any (async) iterable of ``(lineno, text)`` such as :func:`iter_file_lines`. Lines
+are normalised (:func:`~laserd.grbl.protocol.normalise_line`) as they are read, a bounded
 number ahead of the controller, so a file is never held in memory. ``stream`` returns a
 :class:`StreamProgress` when every line was acknowledged, or raises:
 
@@ -50,17 +34,8 @@ number ahead of the controller, so a file is never held in memory. ``stream`` re
   the safety supervisor sent 0x18);
 - :class:`~laserd.grbl.errors.StreamCancelled` after :meth:`GrblLink.cancel`.
 
-``pause()`` sends feed hold, ``resume()`` cycle start (only ever on a person's request);
-``cancel()`` sends feed hold, waits for the hold to complete (``Hold:0``), soft-resets, waits
-for the banner and leaves the queue empty and the state consistent. Only one stream runs at
-a time (a second one raises :class:`~laserd.errors.MachineBusy`).
-
-Commands: ``await link.command(line)`` returns the lines received between sending it and its
-``ok`` (``$$`` settings, ``[GC:...]``, ``[MSG:...]``); an unsolicited push message that arrives
-meanwhile (e.g. ``[MSG:'$H'|'$X' to unlock]`` right after a reset) lands there too, so look
-for what you expect rather than at a fixed position.
-
-Keeping the count in step with the controller (resets, alarms): see :mod:`laserd.grbl.sender`.
+One stream at a time (a second raises :class:`~laserd.errors.MachineBusy`). Keeping the count
+in step with the controller (resets, alarms): see :mod:`laserd.grbl.sender`.
 """
 
 from __future__ import annotations
@@ -76,10 +51,7 @@ from laserd.grbl.controller import (
     Alarm,
     ControllerChanged,
     ControllerState,
-    SerialLine,
     SettingsChanged,
-    StatusLine,
-    StreamLine,
 )  # fmt: skip
 from laserd.grbl.errors import GrblAlarm, GrblError, LinkDown, LinkTimeout, StreamCancelled
 from laserd.grbl.protocol import (
@@ -100,6 +72,7 @@ from laserd.grbl.protocol import (
 )
 from laserd.grbl.sender import Sender
 from laserd.grbl.stream import QueuedLine, StreamProgress, iter_file_lines
+from laserd.grbl.wiretap import WireTap
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +113,11 @@ class GrblLink:
         self._conn.session = self._open
         self._conn.on_down = self._drop
         self._sender = Sender(self._conn, rx_buffer_bytes)
-        self._sender.on_sent = self._on_sent
+        self._tap = WireTap(hub)
+        self._sender.on_sent = self._tap.sent
         self._ctl = ControllerState()
         self._banner_waiter: asyncio.Future[Banner] | None = None
         self._poller: asyncio.Task[None] | None = None
-        #: Which kinds of WireLine anyone hears (console, status, stream), as of the hub's
-        #: subscription generation ``_heard_gen``: checked per line, so cached.
-        self._heard = (False, False, False)
-        self._heard_gen = -1
 
     # ------------------------------------------------------------------ properties
 
@@ -174,8 +144,7 @@ class GrblLink:
 
     @property
     def settings(self) -> dict[str, str]:
-        """Controller settings from ``$$`` (``{"$30": "1000", ...}``), kept current when a
-        ``$N=value`` command succeeds through :meth:`command`."""
+        """``$$`` settings (``{"$30": "1000", ...}``), kept current by ``$N=v`` commands."""
         return dict(self._ctl.settings)
 
     @property
@@ -212,8 +181,7 @@ class GrblLink:
         await asyncio.sleep(0)  # let the transport close the port before the loop may end
 
     async def connect(self, timeout_s: float = 15.0) -> None:
-        """Open the port now (and keep it open across unplugs). Raises LinkDown if the next
-        attempt fails."""
+        """Open the port now (and keep it open across unplugs); LinkDown if that fails."""
         self._conn.want_connected = True
         await self.start()
         if self.connected:
@@ -228,12 +196,9 @@ class GrblLink:
     # ------------------------------------------------------------------ real-time bytes
 
     def realtime(self, byte: int | bytes) -> bool:
-        """Send one real-time byte at once, bypassing the queue and asyncio. Thread-safe.
-
-        Callable from any thread (a gpiozero callback) even while the event loop is stalled:
-        it is a single ``os.write`` on the port's file descriptor. Returns False (and does
-        nothing) when not connected or the write failed.
-        """
+        """One real-time byte now, bypassing the queue and asyncio: a single write on the
+        port's descriptor, from any thread (a gpiozero callback) even while the loop stalls.
+        False (and nothing done) when not connected or the write failed."""
         return self._conn.realtime(byte)
 
     def pause(self) -> bool:
@@ -252,13 +217,10 @@ class GrblLink:
     async def reset_overrides(self, timeout_s: float, poll_s: float = 0.05) -> Overrides | None:
         """Reset the overrides to 100 % and wait for a status report that says so.
 
-        Only a report that carries ``Ov:`` and arrived after the reset bytes counts (the
-        tracker's remembered values could be from before). GRBL includes ``Ov:`` at once when
-        a value changed, otherwise every 10-20 reports, so this polls ``?`` every ``poll_s``
-        until it sees 100/100/100 or ``timeout_s`` runs out. Returns the overrides of the
-        last such report (``Overrides()`` when confirmed), or None when no report within the
-        time carried ``Ov:`` at all. Raises LinkDown when the link is or goes down.
-        """
+        Only a report carrying ``Ov:`` after the reset bytes counts (GRBL sends it at once on a
+        change, else every 10-20 reports), so ``?`` is polled every ``poll_s``. Returns
+        ``Overrides()`` when confirmed, the last ``Ov:`` seen otherwise, None when no report
+        carried one in ``timeout_s``. Raises LinkDown when the link is or goes down."""
         loop = self._require_open()
         ctl = self._ctl
         seen = ctl.ov_reports
@@ -388,30 +350,18 @@ class GrblLink:
 
     # ------------------------------------------------------------------ receive
 
-    def _heard_kinds(self) -> tuple[bool, bool, bool]:
-        """Whether anyone hears console, status and stream lines (cached per subscription
-        generation of the hub: this runs for every line)."""
-        hub = self._hub
-        if hub is not None and hub.generation != self._heard_gen:
-            self._heard_gen = hub.generation
-            self._heard = (hub.wants(SerialLine), hub.wants(StatusLine), hub.wants(StreamLine))
-        return self._heard
-
     def _on_line(self, line: str) -> None:
-        console, status, stream = self._heard_kinds()
+        tap = self._tap
         if line == "ok":
-            if console or stream:
-                self._tell_rx(line, console, stream)
+            tap.received(line, self._sender)
             self._sender.ack(None)
             return
         msg = parse_line(line)
         if isinstance(msg, StatusReport):
             self._on_status(msg)
-            if status:
-                self._emit(StatusLine("rx", line))
+            tap.status(line)
             return
-        if console or stream:
-            self._tell_rx(line, console, stream)
+        tap.received(line, self._sender)
         if isinstance(msg, ErrorReply):
             self._sender.ack(msg)
         elif isinstance(msg, AlarmMsg):
@@ -480,26 +430,6 @@ class GrblLink:
 
     def _changed(self, cause: str) -> None:
         self._emit(ControllerChanged(cause))
-
-    def _tell_rx(self, line: str, console: bool, stream: bool) -> None:
-        """A received line, as the kind of the line it answers (a streamed one or not)."""
-        oldest = self._sender.oldest()
-        if oldest is not None and oldest.stream is not None:
-            if stream:
-                self._emit(StreamLine("rx", line))
-        elif console:
-            self._emit(SerialLine("rx", line))
-
-    def _on_sent(self, sent: list[QueuedLine]) -> None:
-        console, _, stream = self._heard_kinds()
-        if not (console or stream):
-            return
-        for item in sent:
-            if item.stream is None:
-                if console:
-                    self._emit(SerialLine("tx", item.text))
-            elif stream:
-                self._emit(StreamLine("tx", item.text))
 
     # ------------------------------------------------------------------ connection
 
