@@ -21,13 +21,12 @@ from laserd.grbl.protocol import (
     Banner,
     BuildOptions,
     MachineState,
-    MachineStatus,
     Overrides,
     SettingLine,
     StatusReport,
-    StatusTracker,
     VersionInfo,
 )
+from laserd.grbl.status import MachineStatus, StatusTracker
 
 _SET_RE = re.compile(r"^\$(\d+)=(.*)$")
 StatusPredicate = Callable[[MachineStatus], bool]

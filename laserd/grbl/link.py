@@ -62,7 +62,6 @@ from laserd.grbl.protocol import (
     BuildOptions,
     ErrorReply,
     MachineState,
-    MachineStatus,
     Overrides,
     SettingLine,
     StatusReport,
@@ -71,6 +70,7 @@ from laserd.grbl.protocol import (
     parse_line,
 )
 from laserd.grbl.sender import Sender
+from laserd.grbl.status import MachineStatus
 from laserd.grbl.stream import QueuedLine, StreamProgress, iter_file_lines
 from laserd.grbl.wiretap import WireTap
 

@@ -30,12 +30,12 @@ from laserd.grbl.protocol import (
     SettingLine,
     StartupLineResult,
     StatusReport,
-    StatusTracker,
     Unknown,
     VersionInfo,
     normalise_line,
     parse_line,
 )
+from laserd.grbl.status import StatusTracker
 
 
 def test_ok_error_alarm():
