@@ -1,6 +1,6 @@
 """The processing queue: uploads become streamable G-code and previews, off the event loop.
 
-A bounded pool of worker *processes* (:mod:`laserd.processing`) turns each upload into
+A bounded pool of worker *processes* (:mod:`laserd.library.worker`) turns each upload into
 streamable G-code and previews off the event loop and outside its GIL. Status goes
 ``pending → processing → ready | failed`` in the database; progress and status changes are
 published as ``file`` events (owner and admins see them on the WebSocket). Files a crash left
@@ -35,7 +35,7 @@ from laserd.settings import Settings
 from laserd.store import files as files_store
 
 if TYPE_CHECKING:  # the worker module loads numpy and Pillow: imported where it runs
-    from laserd.processing import ProcessResult
+    from laserd.library.worker import ProcessResult
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,10 @@ class Processing:
                     target=self._read_progress, name="processing-progress", daemon=True
                 )
                 self._reader.start()
-            from laserd.processing import init_worker
+            from laserd.library.worker import init_worker
 
             # Workers fork from a server that has the heavy modules imported once.
-            self._ctx.set_forkserver_preload(["laserd.processing"])
+            self._ctx.set_forkserver_preload(["laserd.library.worker"])
             self._pool = ProcessPoolExecutor(
                 max_workers=self._settings.processing.workers,
                 mp_context=self._ctx,
@@ -176,7 +176,7 @@ class Processing:
     def discard(self, file_id: int) -> None:
         """The file is being deleted: take it off the queue, or abandon its running work.
 
-        A worker converting it stops once it sees the upload gone (:mod:`laserd.processing`);
+        A worker converting it stops once it sees the upload gone (:mod:`laserd.library.worker`);
         whatever it wrote is removed when it reports back, and nothing is recorded.
         """
         self._waiting.discard(file_id)
@@ -211,7 +211,7 @@ class Processing:
                 self.enqueue(file_id)
 
     async def _process(self, file_id: int) -> None:
-        from laserd.processing import ProcessRequest, ProcessResult
+        from laserd.library.worker import ProcessRequest, ProcessResult
 
         row = await files_store.get(self._conn, file_id)
         if row is None or row["status"] not in ("pending", "processing"):
@@ -249,7 +249,7 @@ class Processing:
             layers=row.get("layers"),
             placement=row.get("placement"),
         )
-        from laserd.processing import run_processing
+        from laserd.library.worker import run_processing
 
         loop = asyncio.get_running_loop()
         try:
@@ -360,7 +360,7 @@ class Processing:
         )
 
     async def _reestimate_all(self) -> None:
-        from laserd.processing import EstimateRequest, run_estimate
+        from laserd.library.worker import EstimateRequest, run_estimate
 
         while True:
             self._reestimate_again = False

@@ -20,7 +20,7 @@ from laserd.gcode.output import OutputLimits, SpaceGuard
 from laserd.imaging.laser_settings import LaserSettings
 from laserd.imaging.raster import engraving_grid, image_to_gcode, predict_gcode_bytes
 from laserd.library.budget import check_image_output
-from laserd.processing import ProcessRequest, run_processing
+from laserd.library.worker import ProcessRequest, run_processing
 
 BED = (400.0, 400.0)
 MAX_S = 1000
