@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from laserd.keys import BRIDGE, DB, JOBS, LINK, SAFETY, SIMULATOR
+from tests.api.conftest import create_account
 from tests.api.grbl_client import GrblClient
 from tests.api.machine_helpers import (
     laser_enable_off,
@@ -226,3 +227,41 @@ async def test_accept_refused_while_a_web_job_runs(client, user) -> None:
 async def test_bridge_off_by_default(aiohttp_client, tmp_path) -> None:
     client = await sim_client(aiohttp_client, sim_settings(tmp_path / "state"))
     assert BRIDGE not in client.app
+
+
+async def test_an_idle_session_ends_and_drops_the_laser_enable(aiohttp_client, tmp_path) -> None:
+    client = await sim_client(aiohttp_client, bridge_settings(tmp_path, idle_timeout_s=0.5))
+    user = await create_account(client, "user")
+    grbl = await connect_and_accept(client, user)
+    assert await grbl.command("G21") == "ok"
+    assert not laser_enable_off(client.app)
+    await asyncio.wait_for(grbl.closed.wait(), 10)  # no line for 0.5 s, machine idle
+    assert grbl.saw("idle")
+    assert laser_enable_off(client.app) and not client.app[JOBS].use.busy
+    r = await client.get("/api/v1/jobs", headers=user.headers)
+    job = (await r.json())["items"][0]
+    assert job["state"] == "cancelled" and job["end_reason"] == "idle_timeout"
+    await grbl.close()
+
+
+async def test_the_start_button_accepts_a_waiting_connection(aiohttp_client, tmp_path) -> None:
+    settings = sim_settings(
+        tmp_path / "state",
+        server={"host": "127.0.0.1"},
+        bridge=BRIDGE_ON,
+        safety={"start_button": {"pin": 22, "timeout_s": 60, "bounce_ms": 0}},
+    )
+    client = await sim_client(aiohttp_client, settings)
+    grbl = await GrblClient.connect("127.0.0.1", client.app[BRIDGE].port)
+    await wait_for(lambda: client.app[BRIDGE].view()["pending"], 5)
+    await asyncio.sleep(0.2)  # the press must come while the bridge waits for it
+    assert laser_enable_off(client.app)
+    safety = client.app[SAFETY]
+    safety.drive("start", False)
+    await asyncio.sleep(0.05)
+    safety.drive("start", True)
+    await grbl.wait_for(lambda: grbl.saw("session accepted by start button"))
+    assert not laser_enable_off(client.app)
+    await grbl.close()
+    await wait_for(lambda: client.app[BRIDGE].view()["session"] is None, 10)
+    assert laser_enable_off(client.app)
