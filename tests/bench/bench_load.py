@@ -394,7 +394,15 @@ def main() -> int:
                 "simulator": {"time_scale": args.time_scale},
                 "machine": {"baudrate": 115200},
                 "auth": {"bcrypt_rounds": args.bcrypt_rounds, "login_ip_max_failures": 1000},
-                "server": {"log_level": "warning"},
+                # Every simulated client comes from 127.0.0.1: the per-address caps (which a
+                # LAN of real clients never meets) would refuse them, so they are lifted here.
+                "server": {
+                    "log_level": "warning",
+                    "max_connections": 2 * (args.ws + args.pollers) + 64,
+                    "max_connections_per_address": 2 * (args.ws + args.pollers) + 64,
+                    "max_websockets": args.ws + 16,
+                    "max_websockets_per_address": args.ws + 16,
+                },
             },
         )
         d.workdir.mkdir(parents=True)
