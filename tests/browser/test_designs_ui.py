@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,67 @@ def test_bed_view_flags_a_design_off_the_bed_and_shows_the_refusal(
     expect(failure).to_contain_text("Processing failed", timeout=LONG_S)
     expect(failure).to_contain_text(re.compile(r"spans X [\d.]+ to [\d.]+ mm"))
     assert daemon.api("GET", f"/files/{f['id']}", token=token)["status"] == "failed"
+    watch.check()
+
+
+def test_bed_view_pinches_and_turns_with_two_fingers_and_follows_typed_numbers(
+    daemon: Daemon, new_page: Any
+) -> None:
+    token = daemon.admin_token  # type: ignore[attr-defined]
+    page, watch, f, _bed, scale = _open_bed_view(daemon, new_page, "pinch.svg")
+    box = f["stats"]["design_box"]
+    w, h = box["xmax"] - box["xmin"], box["ymax"] - box["ymin"]
+    panel = page.locator("form.design-panel")
+    cdp = page.context.new_cdp_session(page)
+    cx, cy = _centre(page.locator("svg.bed-view .bed-file .bed-box"))
+    r0 = 0.2 * w * scale
+
+    def touch(kind: str, fingers: list[tuple[float, float]]) -> None:
+        points = [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(fingers)]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    # Two fingers on the design, left and right of its centre, spread to twice the distance
+    # and turned a quarter counter-clockwise (on the screen: the right finger goes up).
+    touch("touchStart", [(cx - r0, cy), (cx + r0, cy)])
+    for i in range(1, 9):
+        a = math.pi / 2 * i / 8
+        r = r0 * (1 + i / 8)
+        touch("touchMove", [(cx - r * math.cos(a), cy + r * math.sin(a)),
+                            (cx + r * math.cos(a), cy - r * math.sin(a))])  # fmt: skip
+    touch("touchEnd", [])
+    assert float(panel.get_by_label("Width (mm)").input_value()) == pytest.approx(2 * w, abs=1.5)
+    assert float(panel.get_by_label("Rotation (°)").input_value()) == pytest.approx(90, abs=2)
+    # The keyboard: ] turns 1° counter-clockwise (15° with Shift), + grows 1 %, − shrinks back.
+    item = page.locator("svg.bed-view .bed-file")
+    item.press("Shift+BracketRight")
+    item.press("BracketRight")
+    assert float(panel.get_by_label("Rotation (°)").input_value()) == pytest.approx(106, abs=2)
+    width = float(panel.get_by_label("Width (mm)").input_value())
+    item.press("+")
+    assert float(panel.get_by_label("Width (mm)").input_value()) == pytest.approx(
+        width * 1.01, abs=0.1
+    )
+    item.press("-")
+    assert float(panel.get_by_label("Width (mm)").input_value()) == pytest.approx(width, abs=0.1)
+    # Numbers typed in the form move the drawing: rotation 0 and X/Y at 10/20 put the box's
+    # lower-left corner there, 2× the design's size.
+    panel.get_by_label("Rotation (°)").fill("0")
+    panel.get_by_label("X (mm)").fill("10")
+    panel.get_by_label("Y (mm)").fill("20")
+    bed_px = page.locator("svg.bed-view rect.bed").bounding_box()
+    drawn = page.locator("svg.bed-view .bed-file .bed-box").bounding_box()
+    assert drawn["x"] - bed_px["x"] == pytest.approx(10 * scale, abs=2)
+    bottom = bed_px["y"] + bed_px["height"] - (drawn["y"] + drawn["height"])
+    assert bottom == pytest.approx(20 * scale, abs=2)
+    assert drawn["width"] == pytest.approx(2 * w * scale, abs=3)
+    assert drawn["height"] == pytest.approx(2 * h * scale, abs=3)
+    panel.get_by_role("button", name="Save and re-process").click()
+    expect(page.locator(".toast", has_text="processed again")).to_be_visible()
+    file = daemon.wait_file_ready(token, f["id"])
+    placed = file["stats"]["design_box"]
+    assert placed["xmin"] == pytest.approx(10, abs=0.2)
+    assert placed["ymin"] == pytest.approx(20, abs=0.2)
+    assert placed["xmax"] - placed["xmin"] == pytest.approx(2 * w, abs=1.5)
     watch.check()
 
 

@@ -64,8 +64,9 @@ export function ownSize(bw, bh, placement) {
 /**
  * ``onChange(values, gesture)`` gets the placement numbers after each step of a gesture:
  * ``{x_mm, y_mm, width_mm, height_mm, rotation_deg}`` of the model, and which gesture made
- * them ("move", "resize", "stretch" or "rotate"). Returns ``{el, follow(values)}``: ``follow``
- * takes numbers typed in the form and redraws the design where they put it.
+ * them ("move", "resize", "stretch", "rotate" or "pinch": resize and rotate). Returns
+ * ``{el, follow(values)}``: ``follow`` takes numbers typed in the form and redraws the design
+ * where they put it.
  */
 export function bedView(file, bed, others, onChange) {
   const box = boxOf(file.stats);
@@ -236,9 +237,9 @@ export function bedView(file, bed, others, onChange) {
       const k = Math.max(Math.hypot(b.x - a.x, b.y - a.y) / gesture.d, MIN_MM / Math.max(gesture.m.w, gesture.m.h, MIN_MM));
       const turnDeg = (Math.atan2(b.y - a.y, b.x - a.x) - gesture.ang) / RAD;
       const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
-      m = { cx: gesture.m.cx + mid.x - gesture.mid.x, cy: gesture.m.cy + mid.y - gesture.mid.y, w: gesture.m.w * k, h: gesture.m.h * k, th: gesture.m.th + turnDeg };
+      m = { cx: gesture.m.cx + mid.x - gesture.mid.x, cy: gesture.m.cy + mid.y - gesture.mid.y, w: gesture.m.w * k, h: gesture.m.h * k, th: normDeg(gesture.m.th + turnDeg) };
       show();
-      report("resize");
+      report("pinch");
     }
   });
   const release = (ev) => {

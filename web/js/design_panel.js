@@ -173,11 +173,11 @@ export function designPanel(file, { onSaved, canEdit, bed = null, others = [] })
     const set = (key) => { pc[key].value = String(v[key]); };
     set("x_mm");
     set("y_mm");
-    if (gesture === "rotate") set("rotation_deg");
+    if (gesture === "rotate" || gesture === "pinch") set("rotation_deg");
     if (gesture === "stretch") {
       set("width_mm");
       set("height_mm");
-    } else if (gesture === "resize") {
+    } else if (gesture === "resize" || gesture === "pinch") {
       const hasW = pc.width_mm.value !== "";
       const hasH = pc.height_mm.value !== "";
       if (hasW || !hasH) set("width_mm");

@@ -194,6 +194,9 @@ export async function render(view, { id }) {
       if (fresh) list.prepend(entry.li);
       else list.append(entry.li);
     } else {
+      // Answers and live events can cross (a placement off the bed fails before the PATCH's
+      // "pending" answer arrives): a copy older than the one shown is dropped.
+      if (file.updated_at && entry.file.updated_at && file.updated_at < entry.file.updated_at) return;
       entry.file = { ...entry.file, ...file };
     }
     if (file.status && file.status !== "ready") {
