@@ -29,7 +29,7 @@ import aiosqlite
 from laserd import errors
 from laserd.estimates import EstimateProfile
 from laserd.events import EventHub
-from laserd.library.uploads import check_free_space, remove_paths
+from laserd.library.uploads import check_free_space, outputs, remove_paths
 from laserd.schemas.projects import file_out
 from laserd.settings import Settings
 from laserd.store import files as files_store
@@ -281,13 +281,7 @@ class Processing:
             # Gone while processing (or its id now names another upload: SQLite reuses the
             # highest id after a delete): drop what the worker just wrote, record nothing.
             await asyncio.get_running_loop().run_in_executor(
-                None,
-                remove_paths,
-                [
-                    self._settings.gcode_path(file_id),
-                    self._settings.preview_path(file_id),
-                    self._settings.preview_path(file_id, thumb=True),
-                ],
+                None, remove_paths, outputs(self._settings, file_id)
             )
             return
         if result is not None:
@@ -305,13 +299,7 @@ class Processing:
                 file_id, lambda: files_store.mark_failed(self._conn, file_id, reason)
             )
             await asyncio.get_running_loop().run_in_executor(
-                None,
-                remove_paths,
-                [
-                    self._settings.gcode_path(file_id),
-                    self._settings.preview_path(file_id),
-                    self._settings.preview_path(file_id, thumb=True),
-                ],
+                None, remove_paths, outputs(self._settings, file_id)
             )
         row = await files_store.get(self._conn, file_id)
         if row is not None:

@@ -215,15 +215,18 @@ async def receive(
         raise
 
 
-def artefacts(settings: Settings, file: dict[str, Any]) -> list[Path]:
-    """Every path on disk that belongs to a file row."""
-    fid = int(file["id"])
+def outputs(settings: Settings, file_id: int) -> list[Path]:
+    """What processing writes for a file: its G-code and previews."""
     return [
-        settings.uploads_dir / file["stored_name"],
-        settings.gcode_path(fid),
-        settings.preview_path(fid),
-        settings.preview_path(fid, thumb=True),
+        settings.gcode_path(file_id),
+        settings.preview_path(file_id),
+        settings.preview_path(file_id, thumb=True),
     ]
+
+
+def artefacts(settings: Settings, file: dict[str, Any]) -> list[Path]:
+    """Every path on disk that belongs to a file row: the upload and its outputs."""
+    return [settings.uploads_dir / file["stored_name"], *outputs(settings, int(file["id"]))]
 
 
 def remove_paths(paths: list[Path]) -> None:
