@@ -350,7 +350,7 @@ class Bridge:
         """Console and status lines on the wire, heard only while a session runs (the link
         builds no line event nobody hears; the session's lines are console traffic)."""
         r = self._running
-        if r is not None and not r.client_gone:
+        if r is not None:  # a gone client's answers still count (keep_streaming drains them)
             r.session.on_serial_line(event.direction, event.line)
 
     def _hear_wire(self, on: bool) -> None:

@@ -265,3 +265,24 @@ async def test_the_start_button_accepts_a_waiting_connection(aiohttp_client, tmp
     await grbl.close()
     await wait_for(lambda: client.app[BRIDGE].view()["session"] is None, 10)
     assert laser_enable_off(client.app)
+
+
+async def test_keep_streaming_runs_what_was_received_then_ends(aiohttp_client, tmp_path) -> None:
+    client = await sim_client(aiohttp_client, bridge_settings(tmp_path, keep_streaming=True))
+    user = await create_account(client, "user")
+    app = client.app
+    grbl = await connect_and_accept(client, user)
+    link, sim = app[LINK], app[SIMULATOR]
+    feeding = asyncio.create_task(grbl.stream(raster_lines(300, 40)))
+    await wait_for(lambda: link.state == "run", 20)
+    await asyncio.sleep(0.2)
+    feeding.cancel()
+    resets = sim.record.resets
+    await grbl.close(abort=True)
+    await wait_for(lambda: not app[BRIDGE].view()["session"]["client_connected"], 5)
+    assert not laser_enable_off(app)  # still enabled: the received lines still run
+    await wait_for(lambda: app[BRIDGE].view()["session"] is None, 30)
+    assert laser_enable_off(app) and sim.record.resets == resets  # ran out, no reset
+    r = await client.get("/api/v1/jobs", headers=user.headers)
+    job = (await r.json())["items"][0]
+    assert job["state"] == "completed" and job["end_reason"] == "client_vanished_completed"
