@@ -7,6 +7,10 @@ drops the laser-enable output and switches air assist off before anything is rec
 
 laserd never sends ``$X`` or ``~`` on its own: a resume is always a person's request, and it
 goes through the safety supervisor's gate (interlocks closed for at least ``resume_delay_s``).
+
+Around it: :mod:`laserd.job_view` (the live figures, the API shape, the ETA),
+:mod:`laserd.start_checks` (what must hold before a first line) and :mod:`laserd.job_records`
+(the job's row in the database).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -27,7 +30,6 @@ from laserd import errors
 from laserd.auth.principal import Principal
 from laserd.db import utcnow
 from laserd.events import EventHub
-from laserd.grbl.controller import Alarm
 from laserd.grbl.errors import (
     ControllerReset,
     GrblAlarm,
@@ -37,12 +39,15 @@ from laserd.grbl.errors import (
     StreamCancelled,
 )
 from laserd.grbl.link import GrblLink, StreamProgress, iter_file_lines
-from laserd.grbl.protocol import MachineState, Overrides
+from laserd.grbl.protocol import MachineState
+from laserd.job_records import record_end, save_progress
+from laserd.job_view import TERMINAL, ActiveJob, job_view
 from laserd.logs import job_id_var
-from laserd.machine_use import Claim, MachineUse
-from laserd.planner_settings import CHECKPOINTS_KEY, elapsed_at
+from laserd.machine_use import MachineUse
+from laserd.planner_settings import CHECKPOINTS_KEY
 from laserd.safety.supervisor import Trip
 from laserd.settings import Settings
+from laserd.start_checks import check_machine_ready, check_power_scale, reset_overrides_to_100
 from laserd.store import jobs as store
 
 if TYPE_CHECKING:  # for the types only: no new import at run time
@@ -52,166 +57,11 @@ if TYPE_CHECKING:  # for the types only: no new import at run time
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "interrupted"})
 PERSIST_EVERY_S = 2.0
 _COOLANT = re.compile(r"M0*([789])(?![0-9.])")
 #: How long the tail of a job (motion still in the planner after the last ``ok``) may take
 #: between two status reports before the job is failed as unresponsive.
 TAIL_STALL_S = 30.0
-#: At shutdown, how long the final row of a job may be retried on an unwritable database.
-END_RECORD_SHUTDOWN_S = 5.0
-#: How long the controller has to confirm (``Ov:`` in a status report) that feed, power and
-#: rapid overrides are back at 100 % before a job's first line; GRBL 1.1 needs well under 1 s.
-OVERRIDES_CONFIRM_S = 3.0
-#: Job states in which overrides may be changed (by the job's owner or an admin).
-STEERABLE = frozenset({"running", "paused"})
-
-
-@dataclass
-class ActiveJob:
-    row: dict[str, Any]
-    path: str
-    estimated_s: float | None
-    air_assist: bool
-    #: ``[[lines_acked, model seconds], ...]`` from the file's analysis (planner model).
-    checkpoints: list[list[float]] | None = None
-    state: str = "queued"
-    lines_sent: int = 0
-    lines_acked: int = 0
-    started_mono: float | None = None
-    started_at: str | None = None
-    pause_reason: str | None = None
-    error: str | None = None
-    #: Set when the job must end as something other than completed (cancel, trip, shutdown).
-    outcome: tuple[str, str | None] | None = None
-    task: asyncio.Task[None] | None = None
-    last_persist: float = 0.0
-    persist_task: asyncio.Task[None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Time spent paused (the ETA's observed pace counts only the time the machine ran).
-    paused_s: float = 0.0
-    paused_since: float | None = None
-
-    def mark_paused(self) -> None:
-        if self.paused_since is None:
-            self.paused_since = time.monotonic()
-
-    def mark_resumed(self) -> None:
-        if self.paused_since is not None:
-            self.paused_s += time.monotonic() - self.paused_since
-            self.paused_since = None
-
-    def running_s(self, elapsed_s: float) -> float:
-        """``elapsed_s`` without the pauses."""
-        paused = self.paused_s
-        if self.paused_since is not None:
-            paused += time.monotonic() - self.paused_since
-        return max(0.0, elapsed_s - paused)
-    #: The job's hold on the machine (laserd.machine_use), from its acceptance to its end.
-    claim: Claim | None = None
-
-    @property
-    def id(self) -> int:
-        return int(self.row["id"])
-
-
-def job_view(row: dict[str, Any], active: ActiveJob | None = None) -> dict[str, Any]:
-    """The API shape of a job (a stored row, completed with the live figures when active)."""
-    view = {
-        "id": row["id"],
-        "file_id": row["file_id"],
-        "user_id": row["user_id"],
-        "file_name": row.get("file_name", ""),
-        "state": row["state"],
-        "lines_total": row["lines_total"],
-        "lines_sent": row["lines_sent"],
-        "lines_acked": row["lines_acked"],
-        "created_at": row["created_at"],
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
-        "elapsed_s": row["elapsed_s"],
-        "error": row["error"],
-        "pause_reason": row["pause_reason"],
-        "source": row.get("source") or "web",
-        "peer": row.get("peer"),
-        "end_reason": row.get("end_reason"),
-        "eta_s": None,
-        "estimated_s": None,
-    }
-    if active is not None:
-        elapsed = time.monotonic() - active.started_mono if active.started_mono is not None else 0.0
-        view.update(
-            state=active.state,
-            lines_sent=active.lines_sent,
-            lines_acked=active.lines_acked,
-            started_at=active.started_at,
-            elapsed_s=round(elapsed, 3),
-            error=active.error,
-            pause_reason=active.pause_reason,
-        )
-    total = max(1, int(view["lines_total"]))
-    progress = min(1.0, view["lines_acked"] / total)
-    if view["state"] == "completed":
-        progress = 1.0
-    view["progress"] = round(progress, 4)
-    if active is not None:
-        view["estimated_s"] = active.estimated_s
-    if active is not None and view["state"] in ("running", "paused"):
-        view["eta_s"] = _eta(
-            active.running_s(view["elapsed_s"]),
-            progress,
-            active.estimated_s,
-            lines=(int(view["lines_acked"]), int(view["lines_total"])),
-            checkpoints=active.checkpoints,
-        )
-    return view
-
-
-def controller_number(link: GrblLink, key: str) -> float | None:
-    """A ``$`` setting of the controller as a number; None when unknown or unreadable."""
-    raw = link.settings.get(key)
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def alarm_details(alarm: Alarm | None) -> dict[str, Any] | None:
-    """The controller's alarm as the API shows it (``{"code", "message"}``, API.md)."""
-    return None if alarm is None else {"code": alarm.code, "message": alarm.message}
-
-
-#: The observed pace corrects the model fully once the model says this much time has run.
-PACE_FULL_WEIGHT_S = 30.0
-
-
-def _eta(
-    elapsed_s: float,
-    progress: float,
-    estimated_s: float | None,
-    *,
-    lines: tuple[int, int] = (0, 0),
-    checkpoints: list[list[float]] | None = None,
-) -> float | None:
-    """Seconds left. With the file's checkpoint table: the model's time for the lines not yet
-    acknowledged (right from the first second), scaled by the observed pace (the elapsed time
-    over the model's time for the lines done so far), trusted more as the job runs."""
-    acked, total = lines
-    if estimated_s and checkpoints:
-        model_done = elapsed_at(checkpoints, acked, total, estimated_s)
-        remaining = max(0.0, estimated_s - model_done)
-        if model_done > 1.0 and elapsed_s > 1.0:
-            ratio = min(2.0, max(0.5, elapsed_s / model_done))
-            weight = min(1.0, model_done / PACE_FULL_WEIGHT_S)
-            remaining *= 1.0 + weight * (ratio - 1.0)
-        return round(remaining, 1)
-    if progress >= 1.0:
-        return 0.0
-    if progress > 0.05 and elapsed_s > 2:
-        return round(elapsed_s * (1 - progress) / progress, 1)
-    if estimated_s:
-        return round(estimated_s * (1 - progress), 1)
-    return None
 
 
 class JobRunner:
@@ -296,50 +146,10 @@ class JobRunner:
 
     def check_machine_ready(self) -> None:
         """Refuse (409/503) unless the controller can take a job right now."""
-        link = self._link
-        if not link.connected:
-            raise errors.Unavailable("The controller is not connected.")
-        state = link.state
-        if state == MachineState.ALARM:
-            alarm = link.alarm
-            raise errors.MachineAlarm(
-                "The controller is in alarm"
-                + (f" ({alarm.message})" if alarm is not None and alarm.message else "")
-                + "; home or unlock it first.",
-                details=alarm_details(alarm),
-            )
-        laser_mode = controller_number(link, "$32")
-        if laser_mode != 1:
-            raise errors.Conflict(
-                "Laser mode is off on the controller ($32=0); set $32=1 first."
-                if laser_mode is not None
-                else "The controller's laser mode ($32) is unknown; reconnect it.",
-                code="laser_mode_off",
-            )
-        if state == MachineState.DOOR:
-            raise errors.MachineBusy(
-                "The controller is in safety-door state; resume or reset it first."
-            )
-        if state not in (MachineState.IDLE, MachineState.CHECK) or link.streaming:
-            raise errors.MachineBusy(f"The machine is busy ({state}).")
+        check_machine_ready(self._link)
 
     def _check_power_scale(self) -> None:
-        """Raster G-code is written with S scaled to ``[processing] max_power_s``; it means
-        the intended power only if the controller's ``$30`` is that same value. A lower
-        ``$30`` would turn 30 % into full power, so a mismatch (or an unknown ``$30``) refuses.
-        """
-        expected = self._settings.processing.max_power_s
-        actual = controller_number(self._link, "$30")
-        if actual != expected:
-            raise errors.Conflict(
-                f"The controller's $30 is {actual if actual is not None else 'unknown'} but "
-                f"images are converted for $30={expected}; set [processing] max_power_s = "
-                f"{actual:g} and process the file again, or set $30={expected}."
-                if actual is not None
-                else "The controller's $30 (power scale) is unknown; reconnect it.",
-                code="power_scale_mismatch",
-                details={"controller_s_max": actual, "expected_s_max": expected},
-            )
+        check_power_scale(self._link, self._settings.processing.max_power_s)
 
     # ------------------------------------------------------------------ commands
 
@@ -537,25 +347,10 @@ class JobRunner:
             job_id_var.reset(token)
 
     async def _start_at_100_percent(self) -> None:
-        """Every job starts at 100 % feed, power and rapid, confirmed by the controller.
-
-        GRBL keeps overrides across jobs (only M2/M30 and a reset clear them), so a power
-        override left by someone else would scale every S word of this job: a file written
-        for S500 would burn at S1000. The laser is not armed yet; not confirmed, no job.
-        """
-        seen = await self._link.reset_overrides(OVERRIDES_CONFIRM_S)
-        if seen == Overrides():
-            return
-        reported = (
-            f"it reports feed {seen.feed} %, power {seen.power} %, rapid {seen.rapid} %"
-            if seen is not None
-            else "its status reports carry no Ov: field (GRBL 1.1 is needed)"
-        )
-        raise _End(
-            "failed",
-            f"the controller did not confirm feed, power and rapid overrides at 100 % within "
-            f"{OVERRIDES_CONFIRM_S:g} s ({reported}); nothing was sent and the laser stayed off",
-        )
+        """Every job starts at 100 % feed, power and rapid, confirmed by the controller."""
+        refused = await reset_overrides_to_100(self._link)
+        if refused is not None:
+            raise _End("failed", refused)
 
     async def _lines(self, a: ActiveJob) -> AsyncIterator[tuple[int, str]]:
         """The file's lines, switching air assist as the program asks (M7/M8 on, M9 off).
@@ -665,47 +460,12 @@ class JobRunner:
     # ------------------------------------------------------------------ records
 
     async def _record_end(self, a: ActiveJob, **fields: Any) -> None:
-        """Write the job's final row, retrying while the database is unwritable.
-
-        Another process can hold SQLite's write lock past the busy timeout (a backup, a
-        ``sqlite3`` shell). One failed write used to leave the row ``running`` although the job
-        had ended, and the next start then called it ``interrupted``. The laser is already off
-        here; the job stays the active one (in its final state, so the API shows the truth)
-        until the row is written, which also keeps a new job from starting on a database that
-        cannot record it. At shutdown it gives up after a few tries and says so.
-        """
-        delay_s = 0.5
-        started = time.monotonic()
-        while True:
-            try:
-                await store.update(self._conn, a.id, **fields)
-                waited_s = time.monotonic() - started
-                if waited_s > 1.0:
-                    log.info("end of job %d recorded after %.1f s", a.id, waited_s)
-                return
-            except Exception as exc:
-                if self._closing and time.monotonic() - started > END_RECORD_SHUTDOWN_S:
-                    log.error("could not record the end of job %d: %s", a.id, exc)
-                    return
-                log.warning("could not record the end of job %d yet (%s); retrying", a.id, exc)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 5.0)
+        await record_end(self._conn, a.id, fields, closing=lambda: self._closing)
 
     async def _persist(self, a: ActiveJob, force: bool = False) -> None:
         if a.state in TERMINAL and not force:
             return
-        try:
-            await store.update(
-                self._conn,
-                a.id,
-                state=a.state,
-                lines_sent=a.lines_sent,
-                lines_acked=a.lines_acked,
-                started_at=a.started_at,
-                pause_reason=a.pause_reason,
-            )
-        except Exception:
-            log.exception("could not save the progress of job %d", a.id)
+        await save_progress(self._conn, a)
 
     def _publish(self, a: ActiveJob) -> None:
         self._hub.publish("job", job_view(a.row, a))

@@ -25,8 +25,9 @@ from laserd.events import EventHub
 from laserd.grbl.controller import ControllerChanged
 from laserd.grbl.link import GrblLink
 from laserd.grbl.protocol import RT, MachineState, Position
-from laserd.jobs import STEERABLE, alarm_details, controller_number
+from laserd.job_view import STEERABLE, alarm_details
 from laserd.machine_use import Claim, MachineUse
+from laserd.start_checks import controller_number
 
 if TYPE_CHECKING:  # for the types only: no new import at run time
     from laserd.jobs import JobRunner

@@ -13,6 +13,11 @@ Two paths, kept apart on purpose (DESIGN.md, "Safety is a reflex, not a request"
 
 Returning to safe is never a reflex: it is confirmed on the loop after the input has read
 safe for its debounce time, and nothing resumes by itself.
+
+Why it is one long module: the interlock reflex is reviewed as one piece. The edge handler,
+the laser-enable output, the real-time byte, the gates and the start button share state that
+the reflex thread and the loop must agree on; a split would spread that agreement over
+several files (tests/unit/test_rooms.py lists it with this reason).
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ async def test_each_use_of_the_machine_excludes_the_others(client, user, admin) 
 async def test_a_job_stopped_before_its_task_ran_frees_the_machine(client, user) -> None:
     """A trip can cancel a job's task in the same loop step that created it: the task never
     runs, so its own ending never runs either. The machine must not stay claimed."""
-    from laserd.jobs import ActiveJob
+    from laserd.job_view import ActiveJob
     from laserd.keys import DB
     from laserd.store import jobs as jobs_store
 

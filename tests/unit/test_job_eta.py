@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from laserd.gcode.estimate import estimate_file
-from laserd.jobs import PACE_FULL_WEIGHT_S, _eta
+from laserd.job_view import PACE_FULL_WEIGHT_S, _eta
 from laserd.planner_settings import PlannerSettings
 
 TIMING = Path(__file__).resolve().parents[1] / "data" / "timing"
@@ -60,7 +60,7 @@ def test_without_a_table_the_old_rule_applies() -> None:
 
 
 def test_time_spent_paused_does_not_count_as_slow_pace(raster, monkeypatch) -> None:
-    from laserd import jobs
+    from laserd import job_view as jobs
 
     est, table = raster
     acked = est.lines // 2

@@ -58,7 +58,8 @@ def _outside_web_and_wiring(rel: str) -> bool:
 
 
 #: What the protocol layer (``laserd/grbl/``) must not import.
-ABOVE_GRBL = ("api", "schemas", "jobs", "machine_control", "machine_ctx", "store", "library",
+ABOVE_GRBL = ("api", "schemas", "jobs", "job_view", "job_records", "start_checks",
+              "machine_control", "machine_ctx", "store", "library",
               "safety", "keys", "app")  # fmt: skip
 
 RULES = (

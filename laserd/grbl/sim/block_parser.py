@@ -5,6 +5,12 @@ plus the current modal state into a :class:`BlockPlan` — the new modal state a
 things to do (syncs, dwell, offset changes, motions). It raises :class:`GrblError` with the
 board's own error number before anything changes, as GRBL validates a whole block before
 executing it. The controller core carries the plan out against its planner and clock.
+
+Why it is one long module, and :func:`_plan` one long function: they mirror
+``gc_execute_line`` — the modal groups, the word checks and their error numbers, in the
+board's order (line number, tool, feed, spindle, coolant, dwell, offsets, motion) — so they
+can be read against GRBL's ``gcode.c``; split, the order would no longer read as one sequence
+(tests/unit/test_rooms.py lists both with this reason).
 """
 
 from __future__ import annotations

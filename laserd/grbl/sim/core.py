@@ -18,6 +18,10 @@ How it mirrors GRBL's main loop:
   planner to empty (spindle/coolant/dwell/offset changes: GRBL's buffer sync), for a dwell or
   homing to pass, or for an injected slow acknowledgement. While a line waits no further
   line is taken, so the receive buffer fills and ``ok`` for later lines is delayed.
+
+Why it is one long module: it mirrors GRBL's protocol loop (real-time bytes, receive buffer,
+line buffer, execution that waits on the planner) as one piece, so it can be read against
+GRBL's ``protocol.c`` and ``serial.c`` side by side (tests/unit/test_rooms.py lists it).
 """
 
 from __future__ import annotations
