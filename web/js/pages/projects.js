@@ -42,7 +42,8 @@ export async function render(view) {
     h("section", { "aria-label": "Your projects" }, empty, list, more),
   );
   await load(true);
-  if (creator) creator.open = list.children.length === 0;
+  // Opened for a first project; never closed here: the user may have opened it meanwhile.
+  if (creator && list.children.length === 0) creator.open = true;
 }
 
 function card(p) {
