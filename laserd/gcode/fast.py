@@ -124,11 +124,16 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         raw = _COMMENTS.sub(b"", raw)
     elif b";" in raw:
         raw = _strip_semicolon_comments(raw)
-    if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
-        return None
-    norm = raw.translate(_UPPER, b" \t\r")
-    if norm.translate(None, _FAST_CHARS):
-        return None
+    # Raster G-code is usually plain already (upper case, no blanks): then the normalising
+    # copy is not needed. (A blank shows at once; the full check only runs without one.)
+    if b" " not in raw and not raw.translate(None, _FAST_CHARS):
+        norm = raw
+    else:
+        if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
+            return None
+        norm = raw.translate(_UPPER, b" \t\r")
+        if norm.translate(None, _FAST_CHARS):
+            return None
     arr = np.frombuffer(norm, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
     line_bytes = np.diff(nl, prepend=-1)
@@ -145,9 +150,6 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     # Shape checks: lines start with a letter and fit GRBL's buffer; every letter is followed
     # by a number with a digit, at most one dot, and a minus sign only right after the letter.
     if not (65 <= norm[0] <= 90):
-        return None
-    # Two dots in one number become adjacent once digits and signs are gone.
-    if b".." in norm.translate(None, b"0123456789-"):
         return None
     if int(line_bytes.max()) > MAX_LINE_CHARS + 1:
         return None
@@ -176,8 +178,14 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     stop[:-1] = lpos[1:]
     stop[-1] = arr.shape[0]
     stop -= arr[stop - 1] == 10
-    vals = parse_numbers(norm, lpos + 1, stop - lpos - 1)
+    try:
+        vals = parse_numbers(norm, lpos + 1, stop - lpos - 1)
+    except ValueError:  # a number with two dots: the reference path says where
+        return None
     if vals is None:  # many numbers longer than eight characters
+        # Two dots in one number become adjacent once digits and signs are gone.
+        if b".." in norm.translate(None, b"0123456789-"):
+            return None
         vals = np.fromstring(norm.translate(_LETTERS_TO_SPACE), dtype=np.float64, sep=" ")
         if vals.shape[0] != lpos.shape[0]:
             return None

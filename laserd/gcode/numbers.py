@@ -32,8 +32,9 @@ def parse_numbers(text: bytes, start: np.ndarray, length: np.ndarray) -> np.ndar
     """The numbers ``text[start:start+length]`` as float64; None when more than one in eight
     is longer than eight characters (the caller then parses them all another way).
 
-    Each number is an optional ``-``, digits with at most one ``.``, and at least one digit:
-    the caller has checked that shape (bytes, signs and dots), so this only reads values.
+    Each number is an optional ``-`` and digits with at least one of them: the caller has
+    checked that shape (bytes and signs). A number with two dots raises :class:`ValueError`
+    (found here for free: the dot test below marks each dot of a word).
     """
     n = start.shape[0]
     if n == 0:
@@ -60,6 +61,8 @@ def parse_numbers(text: bytes, start: np.ndarray, length: np.ndarray) -> np.ndar
     # most), then its index from a multiplication.
     x = words ^ _DOTS
     y = ~(((x & _LOW7) + _LOW7) | x | _LOW7) >> _U(7)
+    if (y & (y - _U(1))).any():  # two dots in one number
+        raise ValueError("a number with two dots")
     has_dot = y != 0
     dot = ((y * _BYTE_INDEX) >> _U(56)).astype(np.int64)
     np.copyto(dot, length, where=~has_dot)
@@ -79,5 +82,5 @@ def parse_numbers(text: bytes, start: np.ndarray, length: np.ndarray) -> np.ndar
     if n_long:
         for i in np.flatnonzero(long).tolist():
             s = int(start[i])
-            values[i] = float(text[s : s + int(given[i])])
+            values[i] = float(text[s : s + int(given[i])])  # ValueError for two dots
     return values

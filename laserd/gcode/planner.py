@@ -162,20 +162,22 @@ def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
     return t + np.where(trap, cruise / vn, 0.0), t_dec
 
 
-def _arrived_in_window(push: np.ndarray, when: np.ndarray, width: int) -> np.ndarray:
+def _arrived_in_window(
+    push: np.ndarray, when: np.ndarray, width: int, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Per block b, the last block c in b … b+width with ``push[c] <= when[b]`` (b if none).
 
     ``push`` is non-decreasing, so this is a binary search; done over the window only (four
     halvings for GRBL's 15 blocks, whole-array steps) it is cheaper than ``searchsorted`` over
     every block, and gives the same as ``clip(searchsorted(push, when, "right") - 1, b,
-    b + width)``.
+    b + width)``. With ``rows`` only those blocks are searched (``when`` given for them).
     """
     n = push.shape[0]
     step = 1 << max(width.bit_length() - 1, 0)
     padded = np.empty(n + 2 * step)  # the steps add up to 2 * step - 1
     padded[:n] = push
     padded[n:] = np.inf
-    pos = np.arange(n)
+    pos = np.arange(n) if rows is None else rows.copy()
     limit = pos + width
     while step:
         cand = pos + step
@@ -184,6 +186,23 @@ def _arrived_in_window(push: np.ndarray, when: np.ndarray, width: int) -> np.nda
         pos += step * ok
         step >>= 1
     return pos
+
+
+def _windows(push: np.ndarray, when: np.ndarray, e_static: np.ndarray, width: int) -> np.ndarray:
+    """Per block b, the last block of its window that had arrived by ``when[b]``, at most
+    ``e_static[b]`` (``min(_arrived_in_window(...), e_static)``).
+
+    While the link keeps ahead of the motors (most jobs, nearly every block), the last block
+    a window may hold had arrived already, and then so had every block before it (``push``
+    is non-decreasing): one comparison settles that block, and only the others are searched.
+    """
+    late = push[e_static] > when
+    if not late.any():
+        return e_static
+    rows = np.flatnonzero(late)
+    e = e_static.copy()
+    e[rows] = np.minimum(_arrived_in_window(push, when[rows], width, rows), e_static[rows])
+    return e
 
 
 class _RangeMin:
@@ -476,6 +495,7 @@ class Estimator:
         P = np.zeros(nl)
         F = np.zeros(nb)
         d = np.zeros(nb)
+        Q = Q_start = d  # running sums of block times (and dwells), from the block solve
         rmq = _RangeMin(G, W) if nb else None
         # Index tables of the passes, fixed for this batch. ``all_p``/``all_f`` hold a 0 (for
         # "nothing to wait for"), the kept history, then this batch's values.
@@ -499,7 +519,7 @@ class Estimator:
             else:
                 # (a block pushed the moment the previous one's slot frees is there: a
                 # tolerance keeps float rounding from deciding the tie)
-                e = np.minimum(_arrived_in_window(push, decide + 1e-7, W), e_static)
+                e = _windows(push, decide + 1e-7, e_static, W)
             same_windows = prev_e is not None and np.array_equal(e, prev_e)
             if same_windows and not p_changed:
                 break  # neither the windows nor the link times change: converged
@@ -513,14 +533,16 @@ class Estimator:
                 u = U[1:] + S
                 vi2 = np.concatenate(([self._v0_sq], u[:-1]))
                 d, t_dec = _block_time(vi2, u, vn, a, length)
+                Q = np.cumsum(d if gap is None else gap + d)
+                Q_start = Q - d
             # Block times: F_b = max(F_(b-1) + dwells before b, push_b) + d_b, a max-plus
             # recurrence (the dwells are exact here; pushes move with the link times, so this
             # is redone on every pass).
-            Q = np.cumsum(d if gap is None else gap + d)
-            F = np.maximum.accumulate(np.concatenate(([self._last_f], push - (Q - d))))[1:] + Q
+            F = np.maximum.accumulate(np.concatenate(([self._last_f], push - Q_start)))[1:] + Q
             T = F - d
             # When b's exit speed is settled: its deceleration is prepared for the steppers
             # a little before it starts; a block that arrives before then still counts.
+            prev_decide = decide
             decide = np.maximum(T, F - t_dec - PREP_LEAD_S)
             # Lines: arrival A (link), acknowledgement P.
             all_p[nhp + 1 :] = P
@@ -541,7 +563,18 @@ class Estimator:
             # Push time of each block: its line's arrival, the previous line's ack, a slot.
             if nb:
                 prev_p = np.concatenate(([self._last_p], P[:-1]))
+                prev_push = push
                 push = np.maximum(np.maximum(A[bline], prev_p[bline]), all_f[bslot_idx])
+                # The next pass would find the same windows (they follow from push and
+                # decide) and the same link times: it would stop here. (It always does when
+                # the link keeps ahead of the motors.)
+                if (
+                    same_windows
+                    and not p_changed
+                    and np.array_equal(push, prev_push)
+                    and np.array_equal(decide, prev_decide)
+                ):
+                    break
 
         # How much is final: everything when final, else lines whose blocks have full windows.
         if final or nb == 0:

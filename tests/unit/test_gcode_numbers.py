@@ -9,6 +9,7 @@ import pytest
 
 from laserd.gcode.fast import fast_chunk
 from laserd.gcode.interp import ModalState
+from laserd.gcode.errors import LineError
 from laserd.gcode.numbers import parse_numbers
 from tests.unit.test_gcode import _slow_chunk
 
@@ -83,3 +84,17 @@ def test_fast_path_reads_numbers_of_every_length_like_the_reference(seed: int) -
     for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
         a, b = getattr(fast.segments, name), getattr(seg, name)
         assert a.tobytes() == np.asarray(b, dtype=a.dtype).tobytes(), name
+
+
+@pytest.mark.parametrize("number", ["1.2.3", "-1..5", "..5", "5..", "1234.5.6", "-12345.6.789"])
+def test_a_number_with_two_dots_is_left_to_the_reference_path(number: str) -> None:
+    """The parser finds a second dot itself (short numbers by the dot test, long ones by
+    ``float``); the chunk falls back to the reference path, which names the line."""
+    with pytest.raises(ValueError):
+        _parse(["1.5"] * 10 + [number, "2"])
+    assert fast_chunk(f"G1F100\nX1\nX{number}\n".encode(), ModalState(), 5000.0) is None
+    # Mostly long numbers: the whole chunk is parsed another way, and still declined.
+    lines = "".join(f"X{number}\n" if i == 3 else "X-1234.56789\n" for i in range(8))
+    assert fast_chunk(f"G1F100\n{lines}".encode(), ModalState(), 5000.0) is None
+    with pytest.raises(LineError, match="malformed number"):
+        _slow_chunk(f"G1F100\nX{number}\n".encode(), ModalState())
