@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from laserd.gcode.errors import GcodeError
-from laserd.gcode.estimate import estimate_stats, feed_chunk
+from laserd.gcode.estimate import BackgroundEstimator, estimate_stats
 from laserd.gcode.output import OutputLimits, SpaceGuard, atomic_writer
 from laserd.gcode.planner import Estimator, PlannerSettings
 from laserd.gcode.program import ProgramReader, Progress
@@ -52,15 +52,14 @@ def analyse_gcode(
         arc_tolerance_mm=planner.arc_tolerance_mm,
     )
     stats = MotionStats(rapid_mm_min=rapid_mm_min)
-    estimator = Estimator(planner)
-    with atomic_writer(Path(out)) as fh:
+    with atomic_writer(Path(out)) as fh, BackgroundEstimator(Estimator(planner)) as estimator:
         guard = SpaceGuard(fh, limits) if limits is not None else None
         for chunk in reader.chunks():
             if not reader.issues:
                 fh.write(chunk.text)
                 if guard is not None:
                     guard.check()
-                feed_chunk(estimator, chunk)
+                estimator.feed(chunk)
             stats.lines += chunk.lines
             stats.add(chunk.segments)
             stats.add_time(chunk.extra_s)
@@ -68,6 +67,7 @@ def analyse_gcode(
             reader.issues.append({"line": 1, "message": "the file holds no G-code commands"})
         if reader.issues:
             raise GcodeError(reader.issues, truncated=reader.truncated)
+        estimate = estimator.finish()
     warnings = stats.bed_warnings(bed_mm) + stats.power_warnings(max_power_s)
     if reader.state.homes:
         warnings.append("the job homes the machine ($H)")
@@ -76,5 +76,5 @@ def analyse_gcode(
     if reader.state.spindle != 5:
         warnings.append("the program ends with the laser enabled (no M5 or M2 at the end)")
     out_stats = stats.as_dict()
-    out_stats.update(estimate_stats(estimator.finish()))
+    out_stats.update(estimate_stats(estimate))
     return GcodeReport(stats=out_stats, warnings=warnings)

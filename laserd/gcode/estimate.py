@@ -2,13 +2,17 @@
 
 :func:`feed_chunk` hands one :class:`~laserd.gcode.program.Chunk` of the reader to an
 :class:`~laserd.gcode.planner.Estimator`, so the analysis estimates in the same pass that
-validates and normalises; :func:`estimate_file` replays an already normalised file (when the
-controller's settings change, or for generated raster G-code).
+validates and normalises; :class:`BackgroundEstimator` does that on a second thread, beside
+the reader; :func:`estimate_file` replays an already normalised file (when the controller's
+settings change, or for generated raster G-code).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,68 @@ def feed_chunk(est: Estimator, chunk: Chunk) -> None:
     est.add(moves, chunk.line_bytes, chunk.sync_lines, chunk.sync_dwell, chunk.s_lines)
 
 
+class BackgroundEstimator:
+    """Feeds an :class:`Estimator` on its own thread while the caller reads the next chunk.
+
+    Why: reading (validation, numbers, bounds, the normalised copy) and planning take about
+    the same time per chunk, and both are whole-array numpy work, which runs without the GIL.
+    On two cores or more (a Pi has four) they overlap, and a big raster file is analysed in
+    little more than the time of the slower half. At most ``depth`` chunks wait between the
+    two, so memory stays constant. Use it as a context manager: leaving the block early (a
+    refusal, an abandoned upload) stops the thread at once; :meth:`finish` raises whatever
+    the planner raised.
+    """
+
+    def __init__(self, estimator: Estimator, depth: int = 2) -> None:
+        self._est = estimator
+        self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="gcode-estimate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Always drains the queue, so a producer never waits on a thread that gave up.
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None and not self._stopped:
+                try:
+                    feed_chunk(self._est, chunk)
+                except BaseException as exc:  # handed to the caller by feed/finish
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def feed(self, chunk: Chunk) -> None:
+        """Queue a chunk (waits while ``depth`` chunks are queued already)."""
+        self._raise_error()
+        self._queue.put(chunk)
+
+    def finish(self) -> Estimate:
+        """Wait for the queued chunks, then close the estimate."""
+        self._stop(cancel=False)
+        self._raise_error()
+        return self._est.finish()
+
+    def _stop(self, cancel: bool) -> None:
+        if self._thread.is_alive():
+            self._stopped = cancel
+            self._queue.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> BackgroundEstimator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop(cancel=True)
+
+
 def estimate_file(
     path: Path, settings: PlannerSettings, progress: Progress | None = None
 ) -> Estimate:
@@ -41,12 +107,10 @@ def estimate_file(
         progress=progress,
         arc_tolerance_mm=settings.arc_tolerance_mm,
     )
-    est = Estimator(settings)
-    for chunk in reader.chunks():
-        feed_chunk(est, chunk)
-    return est.finish()
-
-
+    with BackgroundEstimator(Estimator(settings)) as est:
+        for chunk in reader.chunks():
+            est.feed(chunk)
+        return est.finish()
 
 
 def estimate_stats(estimate: Estimate) -> dict[str, Any]:

@@ -205,6 +205,14 @@ def _windows(push: np.ndarray, when: np.ndarray, e_static: np.ndarray, width: in
     return e
 
 
+def _running(op: np.ufunc, v: np.ndarray, start: float) -> np.ndarray:
+    """``op.accumulate`` of ``[start, *v]`` without its first element, in place in ``v``
+    (a running maximum or minimum carried in from the previous batch)."""
+    op.accumulate(v, out=v)
+    op(v, start, out=v)
+    return v
+
+
 class _RangeMin:
     """Minimum of ``g`` over index ranges of at most ``width`` (a sparse table, built once)."""
 
@@ -333,8 +341,18 @@ class Estimator:
         # batch (Z, on most laser jobs) are left out of the arithmetic.
         dsteps: list[np.ndarray | None] = []
         for axis, coord in enumerate((moves.x, moves.y, moves.z)):
-            steps = _lround(coord * self._spm[axis])
             first = int(self._pos_steps[axis])
+            if (coord == coord[0]).all():  # one target (Z, on most laser jobs): round it once
+                target = int(_lround(coord[:1] * self._spm[axis])[0])
+                self._pos_steps[axis] = target
+                if target == first:
+                    dsteps.append(None)
+                else:
+                    once = np.zeros(m, dtype=np.int64)
+                    once[0] = target - first
+                    dsteps.append(once)
+                continue
+            steps = _lround(coord * self._spm[axis])
             self._pos_steps[axis] = int(steps[-1])
             if first == steps[0] and (steps.size == 1 or (steps[1:] == steps[0]).all()):
                 dsteps.append(None)
@@ -369,12 +387,18 @@ class Estimator:
         rest_flag = after_sync.copy()
         if self._planner_empty:
             rest_flag[0] = True
-        ri = np.flatnonzero(real)
-        # A dropped move's flag goes to the next real block.
-        nxt_real = np.cumsum(real) - real  # real blocks before each move
-        has_next = nxt_real < ri.size
-        acc = np.zeros(ri.size, dtype=bool)
-        acc[nxt_real[rest_flag & has_next]] = True
+        ri_idx = np.flatnonzero(real)
+        # (every move makes a block, as nearly always: no gathers)
+        ri: np.ndarray | slice = slice(None) if ri_idx.size == m else ri_idx
+        if isinstance(ri, slice):
+            acc = rest_flag
+        else:
+            # A dropped move's flag goes to the next real block.
+            nxt_real = np.cumsum(real) - real  # real blocks before each move
+            has_next = nxt_real < ri_idx.size
+            acc = np.zeros(ri_idx.size, dtype=bool)
+            acc[nxt_real[rest_flag & has_next]] = True
+        n_blocks = ri_idx.size
         d: list[np.ndarray | None] = [
             None if ds is None else ds[ri] / self._spm[axis] for axis, ds in enumerate(dsteps)
         ]
@@ -387,13 +411,13 @@ class Estimator:
         nominal = np.where(rapid, rapid_rate, np.minimum(feed, rapid_rate))
         nominal = np.maximum(nominal, MIN_SPEED_MM_S)
         # Junctions: the previous block's direction (carried across batches).
-        cos_t = np.zeros(ri.size)
+        cos_t = np.zeros(n_blocks)
         jvec: list[np.ndarray | None] = []
         last_unit: list[float] = []
         for axis, comp in enumerate(unit):
             carried = float(self._prev_unit[axis])
             if comp is None:
-                prev_c = np.zeros(ri.size)
+                prev_c = np.zeros(n_blocks)
                 prev_c[0] = carried
                 jvec.append(-prev_c if carried else None)
                 last_unit.append(0.0)
@@ -416,7 +440,7 @@ class Estimator:
         max_entry = np.minimum(np.minimum(nominal, prev_nom) ** 2, vj2)
         self._prev_unit = np.asarray(last_unit)
         self._prev_nominal = float(nominal[-1])
-        self._planner_empty = bool(last_sync_line > int(line[ri[-1]]))
+        self._planner_empty = bool(last_sync_line > int(line[ri_idx[-1]]))
         return {
             "len": length,
             "a": accel,
@@ -512,14 +536,12 @@ class Estimator:
         Dp = None if D is None else D - ldwell
         prev_e: np.ndarray | None = None
         p_changed = True
+        pp_idx = bline + nhp  # in all_p: the line before each block's line
         for it in range(_LINK_PASSES):
-            # Windows: blocks that had arrived when b started.
-            if it == 0:
-                e = e_static
-            else:
-                # (a block pushed the moment the previous one's slot frees is there: a
-                # tolerance keeps float rounding from deciding the tie)
-                e = _windows(push, decide + 1e-7, e_static, W)
+            # Windows: blocks that had arrived when b started. (A block pushed the moment the
+            # previous one's slot frees is there: a tolerance keeps float rounding from
+            # deciding the tie.)
+            e = e_static if it == 0 else _windows(push, decide + 1e-7, e_static, W)
             same_windows = prev_e is not None and np.array_equal(e, prev_e)
             if same_windows and not p_changed:
                 break  # neither the windows nor the link times change: converged
@@ -529,42 +551,52 @@ class Estimator:
                 stop = S[e]
                 bw = np.minimum(rm, stop) - S
                 bw = np.where(e == blocks_idx, 0.0, bw)
-                U = np.minimum.accumulate(np.concatenate(([self._v0_sq], bw - S)))
-                u = U[1:] + S
-                vi2 = np.concatenate(([self._v0_sq], u[:-1]))
+                u = _running(np.minimum, bw - S, self._v0_sq)
+                u += S
+                vi2 = np.empty(nb)
+                vi2[0] = self._v0_sq
+                vi2[1:] = u[:-1]
                 d, t_dec = _block_time(vi2, u, vn, a, length)
                 Q = np.cumsum(d if gap is None else gap + d)
                 Q_start = Q - d
             # Block times: F_b = max(F_(b-1) + dwells before b, push_b) + d_b, a max-plus
             # recurrence (the dwells are exact here; pushes move with the link times, so this
-            # is redone on every pass).
-            F = np.maximum.accumulate(np.concatenate(([self._last_f], push - Q_start)))[1:] + Q
+            # is redone on every pass). On the first pass nothing has been pushed yet.
+            if it == 0:
+                F = Q + self._last_f
+            else:
+                F = _running(np.maximum, push - Q_start, self._last_f)
+                F += Q
             T = F - d
             # When b's exit speed is settled: its deceleration is prepared for the steppers
             # a little before it starts; a block that arrives before then still counts.
             prev_decide = decide
-            decide = np.maximum(T, F - t_dec - PREP_LEAD_S)
+            decide = F - t_dec
+            decide -= PREP_LEAD_S
+            np.maximum(T, decide, out=decide)
             # Lines: arrival A (link), acknowledgement P.
-            all_p[nhp + 1 :] = P
             Sq = all_p[q_idx]
-            A = np.maximum.accumulate(np.concatenate(([self._last_a], Sq - Cp)))[1:] + C
+            Sq -= Cp
+            A = _running(np.maximum, Sq, self._last_a)
+            A += C
             # Planner slot for the line's last block, sync waits (sync lines only).
             all_f[nhf + 1 :] = F
-            Xl = np.maximum(A, all_f[slot_idx], out=Sq)
+            Xl = np.maximum(A, all_f[slot_idx])
             if sync_idx.size:
                 Xl[sync_idx] = np.maximum(Xl[sync_idx], all_f[sync_wait_idx])
-            if D is None or Dp is None:
-                P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:]
-            else:
+            if D is not None and Dp is not None:
                 Xl -= Dp
-                P_new = np.maximum.accumulate(np.concatenate(([self._last_p], Xl)))[1:] + D
+            P_new = _running(np.maximum, Xl, self._last_p)
+            if D is not None:
+                P_new += D
             p_changed = P.shape != P_new.shape or float(np.abs(P_new - P).max(initial=0.0)) > 1e-9
             P = P_new
+            all_p[nhp + 1 :] = P
             # Push time of each block: its line's arrival, the previous line's ack, a slot.
             if nb:
-                prev_p = np.concatenate(([self._last_p], P[:-1]))
                 prev_push = push
-                push = np.maximum(np.maximum(A[bline], prev_p[bline]), all_f[bslot_idx])
+                push = np.maximum(A[bline], all_p[pp_idx])
+                np.maximum(push, all_f[bslot_idx], out=push)
                 # The next pass would find the same windows (they follow from push and
                 # decide) and the same link times: it would stop here. (It always does when
                 # the link keeps ahead of the motors.)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laserd.allocator import keep_freed_memory, release_freed_memory
 from laserd.designs import DesignError, convert_file, design_to_gcode
 from laserd.designs.images import image_file_design
 from laserd.errors import InsufficientStorage, OutputTooLarge
@@ -45,10 +46,12 @@ _progress_queue: Any = None
 
 
 def init_worker(progress_queue: Any, daemon_pid: int | None = None) -> None:
-    """Process-pool initializer: remember the progress queue, step back on CPU priority, and
-    exit when the daemon dies."""
+    """Process-pool initializer: remember the progress queue, set the allocator for the
+    analysis (:mod:`laserd.allocator`), step back on CPU priority, and exit when the daemon
+    dies."""
     global _progress_queue
     _progress_queue = progress_queue
+    keep_freed_memory()
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
     if daemon_pid is not None:
@@ -214,6 +217,8 @@ def run_processing(req: ProcessRequest) -> ProcessResult:
         return ProcessResult(True, stats=report.stats, warnings=report.warnings)
     except Exception as exc:
         return _failure(req, exc)
+    finally:
+        release_freed_memory()
 
 
 def _failure(req: ProcessRequest, exc: Exception) -> ProcessResult:
@@ -285,4 +290,6 @@ def run_estimate(req: EstimateRequest) -> dict[str, Any] | None:
     except OSError as exc:
         log.warning("re-estimating file %s: %s", req.file_id, exc)
         return None
+    finally:
+        release_freed_memory()
     return estimate_stats(est)

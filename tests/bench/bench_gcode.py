@@ -36,6 +36,12 @@ def vm_hwm_kb() -> int:
 
 def child(src: Path, preview: bool, code: Path) -> None:
     sys.path.insert(0, str(code))
+    try:  # set up like a processing worker (a checkout before laserd.allocator: as it was)
+        from laserd.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
     from laserd.gcode import analyse_gcode
     from laserd.imaging.preview import render_preview
 

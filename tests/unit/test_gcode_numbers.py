@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
+from laserd.gcode.errors import LineError
 from laserd.gcode.fast import fast_chunk
 from laserd.gcode.interp import ModalState
-from laserd.gcode.errors import LineError
 from laserd.gcode.numbers import parse_numbers
 from tests.unit.test_gcode import _slow_chunk
 
