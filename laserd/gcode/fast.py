@@ -80,6 +80,9 @@ def _carry(
     """For each line in ``at``, the value of the last token at or before it (else ``before``)."""
     if tok_lines.size == 0:
         return np.full(at.shape, before, dtype=np.float64)
+    if tok_lines.size == at.size and np.array_equal(tok_lines, at):
+        # A word on every line asked about (X on a raster): its own values.
+        return tok_vals.astype(np.float64, copy=False)
     if tok_lines.size * 16 < nlines:
         # Few tokens (M3/M5, G0/G1, F on a raster): a binary search in them is cheaper than a
         # pass over every line. (Token lines are in order; a kind repeats at most once a line.)
@@ -230,10 +233,11 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     mot_codes = np.where(vals[is_motion] == 1, 10, 0)
     is_x = letters == _X
     is_y = letters == _Y
+    x_lines, y_lines, s_lines = tline[is_x], tline[is_y], tline[is_s]
     nlines = int(tline[-1]) + 1  # every line holds at least one word
     has_xy = np.zeros(nlines, dtype=bool)
-    has_xy[tline[is_x]] = True
-    has_xy[tline[is_y]] = True
+    has_xy[x_lines] = True
+    has_xy[y_lines] = True
     move_lines = np.flatnonzero(has_xy)
     f_lines = tline[is_f]
 
@@ -249,8 +253,9 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
     cool_tok = is_m & (group == 11)
     spv = vals[sp_tok]
     coolv = vals[cool_tok]
+    sp_lines = tline[sp_tok]
     # Spindle or coolant changes empty GRBL's planner (even in laser mode).
-    sp_changed = tline[sp_tok][spv != np.concatenate(([state.spindle], spv[:-1]))]
+    sp_changed = sp_lines[spv != np.concatenate(([state.spindle], spv[:-1]))]
     cool_changed = tline[cool_tok][coolv != np.concatenate(([state.coolant], coolv[:-1]))]
     # (Each is sorted and unique: one word of a group a line. numpy's union1d costs ~0.1 ms
     # even for empty arrays, so it is kept for the rare chunk that changes both.)
@@ -260,15 +265,15 @@ def fast_chunk(raw: bytes, state: ModalState, rapid_mm_min: float) -> FastResult
         sync_lines = sp_changed if sp_changed.size else cool_changed
     sync_lines = sync_lines.astype(np.int64, copy=False)
     # S changes while the laser is on (they empty the planner only without laser mode).
-    s_changed = tline[is_s][sv != np.concatenate(([state.s], sv[:-1]))]
+    s_changed = s_lines[sv != np.concatenate(([state.s], sv[:-1]))]
     if s_changed.size:
-        sp_at = _carry(tline[sp_tok], spv, s_changed, float(state.spindle), nlines)
+        sp_at = _carry(sp_lines, spv, s_changed, float(state.spindle), nlines)
         s_changed = s_changed[sp_at != 5]
     if move_lines.size:
-        x1 = _carry(tline[is_x], vals[is_x], move_lines, state.x, nlines)
-        y1 = _carry(tline[is_y], vals[is_y], move_lines, state.y, nlines)
-        s_at = _carry(tline[is_s], sv, move_lines, state.s, nlines)
-        spindle = _carry(tline[sp_tok], spv, move_lines, float(state.spindle), nlines)
+        x1 = _carry(x_lines, vals[is_x], move_lines, state.x, nlines)
+        y1 = _carry(y_lines, vals[is_y], move_lines, state.y, nlines)
+        s_at = _carry(s_lines, sv, move_lines, state.s, nlines)
+        spindle = _carry(sp_lines, spv, move_lines, float(state.spindle), nlines)
         feed = _carry(f_lines, fv, move_lines, state.feed_mm_min, nlines)
         rapid = mode == 0
         x0 = np.empty_like(x1)
