@@ -52,17 +52,17 @@ def analyse_gcode(
         arc_tolerance_mm=planner.arc_tolerance_mm,
     )
     stats = MotionStats(rapid_mm_min=rapid_mm_min)
-    with atomic_writer(Path(out)) as fh, BackgroundEstimator(Estimator(planner)) as estimator:
+    # The estimate and the motion statistics are worked out beside the reader (a thread).
+    background = BackgroundEstimator(Estimator(planner), stats)
+    with atomic_writer(Path(out)) as fh, background as estimator:
         guard = SpaceGuard(fh, limits) if limits is not None else None
         for chunk in reader.chunks():
+            stats.lines += chunk.lines
             if not reader.issues:
                 fh.write(chunk.text)
                 if guard is not None:
                     guard.check()
                 estimator.feed(chunk)
-            stats.lines += chunk.lines
-            stats.add(chunk.segments)
-            stats.add_time(chunk.extra_s)
         if not reader.issues and stats.lines == 0:
             reader.issues.append({"line": 1, "message": "the file holds no G-code commands"})
         if reader.issues:

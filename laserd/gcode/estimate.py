@@ -9,6 +9,7 @@ settings change, or for generated raster G-code).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from laserd.gcode.planner import Estimate, Estimator, Moves, PlannerSettings
 from laserd.gcode.program import Chunk, ProgramReader, Progress
+from laserd.gcode.segments import MotionStats
 from laserd.planner_settings import CHECKPOINTS_KEY
 
 
@@ -35,32 +37,58 @@ def feed_chunk(est: Estimator, chunk: Chunk) -> None:
     est.add(moves, chunk.line_bytes, chunk.sync_lines, chunk.sync_dwell, chunk.s_lines)
 
 
+def _cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class BackgroundEstimator:
     """Feeds an :class:`Estimator` on its own thread while the caller reads the next chunk.
 
-    Why: reading (validation, numbers, bounds, the normalised copy) and planning take about
-    the same time per chunk, and both are whole-array numpy work, which runs without the GIL.
-    On two cores or more (a Pi has four) they overlap, and a big raster file is analysed in
-    little more than the time of the slower half. At most ``depth`` chunks wait between the
-    two, so memory stays constant. Use it as a context manager: leaving the block early (a
-    refusal, an abandoned upload) stops the thread at once; :meth:`finish` raises whatever
-    the planner raised.
+    Why: reading (validation, numbers, the normalised copy) and planning take about the same
+    time per chunk, and both are whole-array numpy work, which runs without the GIL. On two
+    cores or more (a Pi has four) they overlap, and a big raster file is analysed in little
+    more than the time of the slower half (on one core the work is done in line: a thread
+    would only add its switching). The motion statistics (bounds, distances), when given, are
+    summed on the same thread: the reader does not need them either. At most ``depth``
+    chunks wait between the two, so memory stays constant.
+
+    Use it as a context manager: leaving the block early (a refusal, an abandoned upload)
+    stops the thread at once; :meth:`feed` or :meth:`finish` raise what the planner raised.
     """
 
-    def __init__(self, estimator: Estimator, depth: int = 2) -> None:
+    def __init__(
+        self,
+        estimator: Estimator,
+        stats: MotionStats | None = None,
+        depth: int = 2,
+        threaded: bool | None = None,
+    ) -> None:
         self._est = estimator
+        self._stats = stats
         self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="gcode-estimate", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if threaded if threaded is not None else _cores() > 1:
+            self._thread = threading.Thread(target=self._run, name="gcode-estimate", daemon=True)
+            self._thread.start()
+
+    def _work(self, chunk: Chunk) -> None:
+        feed_chunk(self._est, chunk)
+        if self._stats is not None:
+            self._stats.add(chunk.segments)
+            self._stats.add_time(chunk.extra_s)
 
     def _run(self) -> None:
         # Always drains the queue, so a producer never waits on a thread that gave up.
         while (chunk := self._queue.get()) is not None:
             if self._error is None and not self._stopped:
                 try:
-                    feed_chunk(self._est, chunk)
+                    self._work(chunk)
                 except BaseException as exc:  # handed to the caller by feed/finish
                     self._error = exc
 
@@ -69,18 +97,21 @@ class BackgroundEstimator:
             raise self._error
 
     def feed(self, chunk: Chunk) -> None:
-        """Queue a chunk (waits while ``depth`` chunks are queued already)."""
+        """Hand over a chunk (waits while ``depth`` chunks are queued already)."""
         self._raise_error()
-        self._queue.put(chunk)
+        if self._thread is None:
+            self._work(chunk)
+        else:
+            self._queue.put(chunk)
 
     def finish(self) -> Estimate:
-        """Wait for the queued chunks, then close the estimate."""
+        """Wait for the chunks handed over, then close the estimate."""
         self._stop(cancel=False)
         self._raise_error()
         return self._est.finish()
 
     def _stop(self, cancel: bool) -> None:
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._stopped = cancel
             self._queue.put(None)
             self._thread.join()

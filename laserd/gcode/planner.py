@@ -145,21 +145,27 @@ def _limit_by_axes(limits: np.ndarray, unit: list[np.ndarray | None]) -> np.ndar
 def _block_time(vi2: np.ndarray, vo2: np.ndarray, vn: np.ndarray, a: np.ndarray,
                 length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Seconds of each block's trapezoid (or triangle) from entry²/exit² speeds, and the
-    seconds of its final deceleration."""
+    seconds of its final deceleration. (Triangles, the blocks too short to reach their
+    speed, are few: their peak speed is worked out for them alone.)"""
     vn2 = vn * vn
-    vi2 = np.minimum(np.maximum(vi2, 0.0), vn2)
-    vo2 = np.minimum(np.maximum(vo2, 0.0), vn2)
+    vi2 = np.clip(vi2, 0.0, vn2)
+    vo2 = np.clip(vo2, 0.0, vn2)
     vi = np.sqrt(vi2)
     vo = np.sqrt(vo2)
-    d_acc = (vn2 - vi2) / (2 * a)
-    d_dec = (vn2 - vo2) / (2 * a)
+    two_a = 2 * a
+    d_acc = (vn2 - vi2) / two_a
+    d_dec = (vn2 - vo2) / two_a
     cruise = length - d_acc - d_dec
-    trap = cruise >= 0
-    peak = np.sqrt(np.maximum((2 * a * length + vi2 + vo2) * 0.5, 0.0))
-    peak = np.where(trap, vn, np.maximum(peak, np.maximum(vi, vo)))
+    tri = np.flatnonzero(~(cruise >= 0))
+    peak = vn.copy()
+    if tri.size:
+        top = np.sqrt(np.maximum((two_a[tri] * length[tri] + vi2[tri] + vo2[tri]) * 0.5, 0.0))
+        peak[tri] = np.maximum(top, np.maximum(vi[tri], vo[tri]))
     t_dec = (peak - vo) / a
     t = (peak - vi) / a + t_dec
-    return t + np.where(trap, cruise / vn, 0.0), t_dec
+    cruise_s = cruise / vn
+    cruise_s[tri] = 0.0
+    return t + cruise_s, t_dec
 
 
 def _arrived_in_window(
@@ -228,6 +234,9 @@ class _RangeMin:
             span *= 2
         self._table = np.stack(levels).ravel()
         self._n = n
+        self._width = width
+        self._top = levels[-1]  # the widest level: min of g[i .. i + span - 1]
+        self._top_span = span
         # floor(log2(length)) for lengths 0 .. 2**levels - 1 (0 and 1 give level 0), as the
         # offset of that level in the flat table, and the level's span.
         k = np.floor(np.log2(np.maximum(np.arange(2 * span), 1))).astype(np.int64)
@@ -247,6 +256,26 @@ class _RangeMin:
         res: np.ndarray = np.minimum(self._table[off + lo_c], self._table[off + hi2])
         res[~ok] = np.inf
         return res
+
+    def after(self, e: np.ndarray, full_end: np.ndarray) -> np.ndarray:
+        """min(g[b+1 .. e[b]]) for every b (+inf where empty); ``full_end`` is ``b + width``.
+
+        Nearly every window is full (``e[b] == b + width``): for those the answer is two
+        slices of the widest level, the same two values :meth:`query` would pick; the others
+        (before a sync, at the batch's end, while the link lags) go through :meth:`query`.
+        """
+        n, w, span = self._n, self._width, self._top_span
+        full = n - w  # rows that can have a full window
+        if full <= 0:
+            rows = np.arange(n)
+            return self.query(rows + 1, e)
+        out = np.empty(n)
+        top = self._top
+        np.minimum(top[1 : full + 1], top[w - span + 1 : full + w - span + 1], out=out[:full])
+        odd = np.flatnonzero(e[:full] != full_end[:full])
+        rows = np.concatenate((odd, np.arange(full, n)))
+        out[rows] = self.query(rows + 1, e[rows])
+        return out
 
 
 @dataclass
@@ -501,7 +530,8 @@ class Estimator:
             sync_end = np.searchsorted(bline, next_sync, side="left") - 1
         else:
             sync_end = np.full(nb, nb - 1, dtype=np.int64)
-        e_static = np.minimum(np.minimum(blocks_idx + W, sync_end), nb - 1)
+        full_end = blocks_idx + W
+        e_static = np.minimum(np.minimum(full_end, sync_end), nb - 1)
         # last block of each line (or -1)
         last_blk = np.full(nl, -1, dtype=np.int64)
         if nb:
@@ -512,13 +542,10 @@ class Estimator:
         nhp = hist_p.shape[0]
 
         push = np.zeros(nb)
-        decide = np.full(nb, np.inf)
-        t_dec = np.zeros(nb)
-        u = np.zeros(nb)
-        A = np.zeros(nl)
         P = np.zeros(nl)
-        F = np.zeros(nb)
-        d = np.zeros(nb)
+        # (the first pass sets these before reading them)
+        decide, t_dec, u, F, d = (np.empty(nb) for _ in range(5))
+        A = np.empty(nl)
         Q = Q_start = d  # running sums of block times (and dwells), from the block solve
         rmq = _RangeMin(G, W) if nb else None
         # Index tables of the passes, fixed for this batch. ``all_p``/``all_f`` hold a 0 (for
@@ -547,7 +574,7 @@ class Estimator:
                 break  # neither the windows nor the link times change: converged
             prev_e = e
             if rmq is not None and not same_windows:
-                rm = rmq.query(blocks_idx + 1, e)
+                rm = rmq.after(e, full_end)
                 stop = S[e]
                 bw = np.minimum(rm, stop) - S
                 bw = np.where(e == blocks_idx, 0.0, bw)

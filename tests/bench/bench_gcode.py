@@ -8,8 +8,11 @@ byte: one short line per run), repeated up to the size, behind a commented heade
 in a fresh child process (best of --repeat); peak RSS is the child's VmHWM (constant-memory
 check). --preview also times drawing the preview of each file. ``--code DIR`` analyses with
 the laserd of another checkout (e.g. a worktree of the commit before a change), for a side by
-side figure on the same files; ``cpu_mb_per_s`` (size over the child's CPU time) is the
-figure to compare on a busy machine, where wall time mostly measures the other work.
+side figure on the same files. ``mb_per_s`` is what a maker waits for (wall time; the planner
+runs on a second thread beside the reader since issue 16); ``cpu_mb_per_s`` is the size over
+the child's CPU time, both threads together: the figure to compare on a busy machine, where
+wall time mostly measures the other work. The child sets up its allocator as a processing
+worker does (``laserd.allocator``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ the analysis (a refusal, an abandoned upload, a failure inside the planner)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def _estimate_threads() -> list[threading.Thread]:
 
 def _raster(path: Path, blocks: int) -> Path:
     """A raster-like file of several read blocks (so several chunks cross the queue)."""
+    path.write_text(_raster_text(blocks))
+    return path
+
+
+@functools.cache
+def _raster_text(blocks: int) -> str:
     rng = np.random.default_rng(3)
     rows = ["G21G90", "M4", "G0X10Y10", "G1X10S0F3000"]
     y = 10.0
@@ -33,8 +40,7 @@ def _raster(path: Path, blocks: int) -> Path:
         y += 0.1
         rows.append(f"G0Y{y:.1f}")
     rows.append("M5")
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return "\n".join(rows) + "\n"
 
 
 def _sequential(path: Path, settings: PlannerSettings) -> tuple[float, list]:
@@ -45,10 +51,21 @@ def _sequential(path: Path, settings: PlannerSettings) -> tuple[float, list]:
     return done.total_s, done.checkpoints
 
 
+@pytest.mark.parametrize("cores", [1, 2])
 @pytest.mark.parametrize("settings", [PlannerSettings(), PlannerSettings(baudrate=9600)])
 def test_the_threaded_estimate_equals_the_sequential_one(
-    tmp_path: Path, settings: PlannerSettings
+    tmp_path: Path, settings: PlannerSettings, cores: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two cores or more: the planner on its thread; one: in line. The same numbers."""
+    monkeypatch.setattr(estimate_module, "_cores", lambda: cores)
+    started = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
     src = _raster(tmp_path / "r.gcode", blocks=4)
     report = analyse_gcode(
         src, tmp_path / "out.gcode", bed_mm=(400, 400), max_power_s=1000, planner=settings
@@ -58,6 +75,7 @@ def test_the_threaded_estimate_equals_the_sequential_one(
     assert report.stats["estimate_checkpoints"] == [[n, t] for n, t in checkpoints]
     again = estimate_file(src, settings)
     assert (again.total_s, again.checkpoints) == (total, checkpoints)
+    assert started.count("gcode-estimate") == (2 if cores > 1 else 0)
     assert not _estimate_threads()
 
 
@@ -120,7 +138,7 @@ def test_the_queue_between_reader_and_planner_is_bounded() -> None:
             started.set()
             release.wait(5)
 
-    bg = BackgroundEstimator(Slow(), depth=2)
+    bg = BackgroundEstimator(Slow(), depth=2, threaded=True)
     empty = _EmptyChunk()
     bg.feed(empty)  # taken by the thread, which then blocks in add()
     assert started.wait(5)
@@ -148,3 +166,17 @@ class _EmptyChunk:
         self.sync_lines = np.zeros(0, dtype=np.int64)
         self.sync_dwell = np.zeros(0)
         self.s_lines = np.zeros(0, dtype=np.int64)
+
+
+def test_statistics_and_estimate_are_the_same_on_one_core_or_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _raster(tmp_path / "r.gcode", blocks=3)
+    reports = []
+    for cores in (1, 2):
+        monkeypatch.setattr(estimate_module, "_cores", lambda cores=cores: cores)
+        out = tmp_path / f"out{cores}.gcode"
+        reports.append(analyse_gcode(src, out, bed_mm=(400, 400), max_power_s=1000))
+    assert reports[0].stats == reports[1].stats
+    assert reports[0].warnings == reports[1].warnings
+    assert (tmp_path / "out1.gcode").read_bytes() == (tmp_path / "out2.gcode").read_bytes()

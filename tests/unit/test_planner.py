@@ -246,3 +246,50 @@ def test_arrival_search_in_the_window_equals_a_clipped_searchsorted(width: int) 
         want = np.minimum(np.clip(last, b, b + width), n - 1)
         got = planner._arrived_in_window(push, when, width)
         assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 5, 15, 16, 17, 40, 300])
+def test_window_minimum_after_each_block_equals_the_general_query(n: int) -> None:
+    rng = np.random.default_rng(n)
+    width = 15
+    g = rng.normal(size=n)
+    g[rng.random(n) < 0.1] = np.inf
+    rmq = planner._RangeMin(g, width)
+    b = np.arange(n)
+    full_end = b + width
+    for _ in range(10):
+        # mostly full windows, some cut short (syncs, late arrivals, the batch's end)
+        e = np.minimum(full_end, n - 1)
+        short = rng.random(n) < 0.2
+        e[short] = np.minimum(b[short] + rng.integers(0, width, size=int(short.sum())), n - 1)
+        want = [min(g[i + 1 : e[i] + 1], default=np.inf) for i in range(n)]
+        assert rmq.after(e, full_end).tolist() == want
+        assert rmq.query(b + 1, e).tolist() == want
+
+
+def test_block_times_match_the_trapezoid_formulas() -> None:
+    """Trapezoids and triangles, worked out one block at a time the textbook way."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    vn = rng.uniform(1, 100, n)
+    a = rng.uniform(10, 2000, n)
+    length = rng.uniform(0.01, 20, n)
+    vi2 = (rng.uniform(0, 1.2, n) * vn) ** 2
+    vo2 = (rng.uniform(0, 1.2, n) * vn) ** 2
+    vo2[::7] = -1e-12  # rounding below zero is clipped
+    t, t_dec = planner._block_time(vi2, vo2, vn, a, length)
+    for i in range(n):
+        vi = min(max(vi2[i], 0.0), vn[i] ** 2) ** 0.5
+        vo = min(max(vo2[i], 0.0), vn[i] ** 2) ** 0.5
+        d_acc = (vn[i] ** 2 - vi**2) / (2 * a[i])
+        d_dec = (vn[i] ** 2 - vo**2) / (2 * a[i])
+        if d_acc + d_dec <= length[i]:
+            want = (vn[i] - vi) / a[i] + (length[i] - d_acc - d_dec) / vn[i] + (vn[i] - vo) / a[i]
+            want_dec = (vn[i] - vo) / a[i]
+        else:
+            peak = max(((2 * a[i] * length[i] + vi**2 + vo**2) / 2) ** 0.5, vi, vo)
+            want = (peak - vi) / a[i] + (peak - vo) / a[i]
+            want_dec = (peak - vo) / a[i]
+        assert t[i] == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert t_dec[i] == pytest.approx(want_dec, rel=1e-9, abs=1e-12)
+    assert (t > 0).all()
