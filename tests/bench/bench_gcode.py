@@ -12,7 +12,8 @@ side figure on the same files. ``mb_per_s`` is what a maker waits for (wall time
 runs on a second thread beside the reader since issue 16); ``cpu_mb_per_s`` is the size over
 the child's CPU time, both threads together: the figure to compare on a busy machine, where
 wall time mostly measures the other work. The child sets up its allocator as a processing
-worker does (``laserd.allocator``).
+worker does (``laserd.allocator``). ``--one-core`` pins each analysis to one CPU: the
+figure of a single-core board, or of a Pi whose other cores are busy.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def vm_hwm_kb() -> int:
     return 0
 
 
-def child(src: Path, preview: bool, code: Path) -> None:
+def child(src: Path, preview: bool, code: Path, one_core: bool) -> None:
+    if one_core:  # the analysis then plans in line, as on a single-core board
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sys.path.insert(0, str(code))
     try:  # set up like a processing worker (a checkout before laserd.allocator: as it was)
         from laserd.allocator import keep_freed_memory
@@ -115,9 +118,10 @@ def main() -> None:
     parser.add_argument("--preview", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="analysis runs per file (best)")
     parser.add_argument("--code", type=Path, default=REPO, help="laserd checkout to analyse with")
+    parser.add_argument("--one-core", action="store_true", help="run each analysis on one CPU")
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child), args.preview, args.code)
+        child(Path(args.child), args.preview, args.code, args.one_core)
         return
     load_before = round(os.getloadavg()[0], 2)
     figures: dict[str, object] = {}
@@ -133,6 +137,8 @@ def main() -> None:
             runs = []
             for i in range(args.repeat):
                 cmd = [sys.executable, __file__, "--child", str(path), "--code", str(args.code)]
+                if args.one_core:
+                    cmd.append("--one-core")
                 if args.preview and i == 0:
                     cmd.append("--preview")
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -156,6 +162,7 @@ def main() -> None:
     # Other work on this shared 2-core machine skews timings: say how busy it was.
     figures["load_avg_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
     figures["code"] = str(args.code)
+    figures["cpus"] = 1 if args.one_core else len(os.sched_getaffinity(0))
     figures["target_mb_per_s"] = ">= 40 (issue 16: with the planner model)"
     print(json.dumps(figures, indent=2))
 
