@@ -114,6 +114,9 @@ async def test_console_and_settings_are_for_admins(client, admin, user) -> None:
     assert r.status == 200  # the comment is stripped: its "!" never reaches the controller
     r = await client.post("/api/v1/machine/console", json={"line": "G0X1!"}, headers=admin.headers)
     assert r.status == 422
+    # Settings are written only while the machine stands still: the G0 above moved it.
+    link = client.app[LINK]
+    await wait_for(lambda: link.state == "idle", 10)
     r = await client.get("/api/v1/machine/settings", headers=admin.headers)
     settings = await r.json()
     assert settings["$32"] == 1 and settings["$30"] == 1000

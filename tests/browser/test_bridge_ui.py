@@ -33,6 +33,9 @@ def test_bridge_card_accepts_shows_and_ends_a_session(
         card = page.locator(".bridge-panel")
         expect(card).to_contain_text(f"port {port}")
         expect(card).to_contain_text("No connection waiting.")
+        # A session needs the controller: right after start the link may still be shaking
+        # hands (an Accept then answers 503, as it should).
+        expect(page.locator("#machine-state")).to_have_text("Ready", timeout=30_000)
 
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         expect(card.locator(".bridge-pending")).to_contain_text("127.0.0.1:")
