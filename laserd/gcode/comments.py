@@ -53,10 +53,10 @@ class CommentStripper:
         self.state = CODE
         if start:
             block = block[start:]
+        if b"(" not in block and b";" not in block:
+            return block  # (a search stops at the first hit; counting reads everything)
         parens = block.count(b"(")
         semis = block.count(b";")
-        if not parens and not semis:
-            return block
         if (parens + semis) * _LOOP_BELOW_ONE_COMMENT_IN > len(block):
             # Dense comments: one regex pass over the complete lines (no comment crosses a
             # line end), the loop only over the last, unfinished line.
