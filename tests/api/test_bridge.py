@@ -6,6 +6,7 @@ gpiozero mock pins. Every end of a session is checked to leave the laser-enable 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -199,6 +200,28 @@ async def test_refused_address(aiohttp_client, tmp_path) -> None:
     await asyncio.wait_for(grbl.closed.wait(), 5)  # closed at once, never pending
     assert client.app[BRIDGE].refused == 1
     assert client.app[BRIDGE].view()["pending"] == []
+    await grbl.close()
+
+
+async def test_a_silent_client_is_probed_so_that_a_vanished_one_is_found(
+    aiohttp_client, tmp_path, user
+) -> None:
+    """A laptop that sleeps or leaves the Wi-Fi sends no FIN: only TCP can tell. The bridge's
+    sockets probe a silent peer (keepalive) and give up on data left unacknowledged, both
+    within ``client_timeout_s``. (Dropping the peer's packets would need a firewall rule or
+    a network namespace on the test machine; the kernel's side of it is not re-tested.)"""
+    client = await sim_client(aiohttp_client, bridge_settings(tmp_path, client_timeout_s=20))
+    grbl = await GrblClient.connect("127.0.0.1", client.app[BRIDGE].port)
+    await wait_for(lambda: _first_pending(client, user), 5)
+    (conn,) = client.app[BRIDGE]._pending.values()
+    sock = conn.writer.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+    interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+    probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+    assert idle + interval * probes <= 20  # a silent, vanished peer is given up in time
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20_000
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     await grbl.close()
 
 
