@@ -14,7 +14,7 @@ no more than before. Elsewhere than glibc these calls do nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 from typing import Any
 
 # glibc's mallopt parameters (malloc.h).
@@ -25,10 +25,12 @@ KEEP_FREED_BYTES = 64 << 20
 MMAP_ABOVE_BYTES = 16 << 20
 
 
+@functools.cache
 def _libc() -> Any:
-    name = ctypes.util.find_library("c")
+    """The C library already loaded in this process (no search: ``find_library`` would run
+    ``ldconfig`` on every call), or None when it has no mallopt (not glibc)."""
     try:
-        lib = ctypes.CDLL(name)
+        lib = ctypes.CDLL(None)
         lib.mallopt  # noqa: B018 -- glibc only; musl and others have no mallopt
         lib.malloc_trim  # noqa: B018
     except (OSError, AttributeError):

@@ -73,7 +73,9 @@ class BackgroundEstimator:
         self._error: BaseException | None = None
         self._stopped = False
         self._thread: threading.Thread | None = None
-        if threaded if threaded is not None else _cores() > 1:
+        if threaded is None:
+            threaded = _cores() > 1
+        if threaded:
             self._thread = threading.Thread(target=self._run, name="gcode-estimate", daemon=True)
             self._thread.start()
 

@@ -13,7 +13,9 @@ runs on a second thread beside the reader since issue 16); ``cpu_mb_per_s`` is t
 the child's CPU time, both threads together: the figure to compare on a busy machine, where
 wall time mostly measures the other work. The child sets up its allocator as a processing
 worker does (``laserd.allocator``). ``--one-core`` pins each analysis to one CPU: the
-figure of a single-core board, or of a Pi whose other cores are busy.
+figure of a single-core board, or of a Pi whose other cores are busy; ``--default-malloc``
+leaves out the worker's allocator settings (``kernel_s_median`` and ``page_faults_median``
+show what they save).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,14 +42,15 @@ def vm_hwm_kb() -> int:
     return 0
 
 
-def child(src: Path, preview: bool, code: Path, one_core: bool) -> None:
+def child(src: Path, preview: bool, code: Path, one_core: bool, default_malloc: bool) -> None:
     if one_core:  # the analysis then plans in line, as on a single-core board
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sys.path.insert(0, str(code))
     try:  # set up like a processing worker (a checkout before laserd.allocator: as it was)
         from laserd.allocator import keep_freed_memory
 
-        keep_freed_memory()
+        if not default_malloc:
+            keep_freed_memory()
     except ImportError:
         pass
     from laserd.gcode import analyse_gcode
@@ -53,11 +58,15 @@ def child(src: Path, preview: bool, code: Path, one_core: bool) -> None:
 
     out = src.with_suffix(".norm")
     t0, c0 = time.perf_counter(), time.process_time()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     report = analyse_gcode(src, out, bed_mm=(400, 400), max_power_s=1000)
     seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     result = {
         "seconds": seconds,
         "cpu_s": cpu_s,
+        "kernel_s": r1.ru_stime - r0.ru_stime,
+        "page_faults": r1.ru_minflt - r0.ru_minflt,
         "lines": report.stats["lines"],
         "estimated_s": report.stats["estimated_s"],
         "rss_mb": vm_hwm_kb() / 1024,
@@ -119,9 +128,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="analysis runs per file (best)")
     parser.add_argument("--code", type=Path, default=REPO, help="laserd checkout to analyse with")
     parser.add_argument("--one-core", action="store_true", help="run each analysis on one CPU")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc's malloc settings as they are"
+    )
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child), args.preview, args.code, args.one_core)
+        child(Path(args.child), args.preview, args.code, args.one_core, args.default_malloc)
         return
     load_before = round(os.getloadavg()[0], 2)
     figures: dict[str, object] = {}
@@ -139,6 +151,8 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--child", str(path), "--code", str(args.code)]
                 if args.one_core:
                     cmd.append("--one-core")
+                if args.default_malloc:
+                    cmd.append("--default-malloc")
                 if args.preview and i == 0:
                     cmd.append("--preview")
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -149,8 +163,12 @@ def main() -> None:
                 "lines": run["lines"],
                 "seconds": round(run["seconds"], 2),
                 "seconds_all": [round(r["seconds"], 2) for r in runs],
+                "seconds_median": round(statistics.median(r["seconds"] for r in runs), 2),
                 "mb_per_s": round(size / 1e6 / run["seconds"], 1),
                 "cpu_mb_per_s": round(size / 1e6 / min(r["cpu_s"] for r in runs), 1),
+                "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
+                "kernel_s_median": round(statistics.median(r["kernel_s"] for r in runs), 2),
+                "page_faults_median": int(statistics.median(r["page_faults"] for r in runs)),
                 "estimated_s": run["estimated_s"],
                 "peak_rss_mb": round(max(r["rss_mb"] for r in runs), 1),
             }

@@ -11,7 +11,7 @@ from laserd.gcode.errors import LineError
 from laserd.gcode.fast import fast_chunk
 from laserd.gcode.interp import ModalState
 from laserd.gcode.numbers import parse_numbers
-from tests.unit.test_gcode import _slow_chunk
+from tests.unit.test_gcode import _slow_chunk, assert_fast_matches_reference
 
 EDGES = ["0", "-0", ".5", "5.", "-.5", "-5.", "0.0", "-0.000", "00012.3400", "1234567.8",
          "12345678", "99999999", "-9999999", ".0000001", "-.1234567", "0.1", "0.3", "2.675",
@@ -78,12 +78,7 @@ def test_fast_path_reads_numbers_of_every_length_like_the_reference(seed: int) -
     start = ModalState(feed_mm_min=100.0)
     fast = fast_chunk(raw, start.copy(), 5000.0)
     assert fast is not None
-    text, seg, end = _slow_chunk(raw, start.copy())
-    assert fast.text == text
-    assert fast.state == end
-    for name in ("x0", "y0", "x1", "y1", "power_s", "rapid", "feed_mm_min"):
-        a, b = getattr(fast.segments, name), getattr(seg, name)
-        assert a.tobytes() == np.asarray(b, dtype=a.dtype).tobytes(), name
+    assert_fast_matches_reference(fast, raw, start)
 
 
 @pytest.mark.parametrize("number", ["1.2.3", "-1..5", "..5", "5..", "1234.5.6", "-12345.6.789"])
